@@ -1,0 +1,83 @@
+"""Safe file I/O: atomic writes (temp file, then rename) and image reading with clear errors.
+
+A crash or Ctrl-C in the middle of a write leaves the previous file intact, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``, on error removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_image(path: str | Path, rgb: np.ndarray) -> None:
+    """Write an RGB uint8 image atomically; the format follows the extension."""
+    path = Path(path)
+    arr = np.ascontiguousarray(rgb)
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(path.suffix or ".png", arr)
+    if not ok:
+        raise ValueError(f"{path}: OpenCV could not encode an image with extension {path.suffix!r}")
+    atomic_write_bytes(path, buf.tobytes())
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image as RGB uint8 (grayscale and RGBA become RGB); errors name the file and the fix."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such image file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: the file is empty (0 bytes); delete it or re-run the step that wrote it")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"{path}: not a readable image (corrupt or unsupported format); delete or replace it")
+    if img.dtype != np.uint8:
+        img = (img / max(1, np.iinfo(img.dtype).max) * 255).astype(np.uint8) if img.dtype.kind == "u" else \
+            np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Sorted image files in ``folder`` (other files are ignored)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)

@@ -1,0 +1,57 @@
+"""OpenPose keypoint layouts and colours (BODY_25, COCO-18, hands, face), as plain constants.
+
+Source: ../shared/reference/openpose_format.md (CMU OpenPose's documentation and renderer).
+"""
+
+from __future__ import annotations
+
+BODY_25_NAMES = (
+    "Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist", "MidHip", "RHip",
+    "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye", "REar", "LEar", "LBigToe", "LSmallToe",
+    "LHeel", "RBigToe", "RSmallToe", "RHeel",
+)
+BODY_25_PAIRS = (
+    (1, 8), (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (8, 9), (9, 10), (10, 11), (8, 12), (12, 13),
+    (13, 14), (1, 0), (0, 15), (15, 17), (0, 16), (16, 18), (14, 19), (19, 20), (14, 21), (11, 22), (22, 23),
+    (11, 24),
+)
+BODY_25_COLORS = (
+    (255, 0, 85), (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
+    (0, 255, 0), (255, 0, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
+    (0, 0, 255), (255, 0, 170), (170, 0, 255), (255, 0, 255), (85, 0, 255), (0, 0, 255), (0, 0, 255),
+    (0, 0, 255), (0, 255, 255), (0, 255, 255), (0, 255, 255),
+)
+
+COCO_18_NAMES = (
+    "Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist", "RHip", "RKnee",
+    "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye", "REar", "LEar",
+)
+COCO_18_PAIRS = (
+    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13),
+    (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
+)
+COCO_18_COLORS = (
+    (255, 0, 85), (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
+    (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255), (0, 0, 255),
+    (255, 0, 170), (170, 0, 255), (255, 0, 255), (85, 0, 255),
+)
+# COCO-18 index -> BODY_25 index (the same joint under another number)
+COCO_18_TO_BODY_25 = tuple(BODY_25_NAMES.index(name) for name in COCO_18_NAMES)
+
+HAND_PAIRS = tuple(
+    (0 if j == 0 else base + j - 1, base + j) for base in (1, 5, 9, 13, 17) for j in range(4)
+)
+# one colour per finger (thumb .. pinky), as in OpenPose's hand renderer
+HAND_FINGER_COLORS = ((255, 0, 0), (255, 255, 0), (0, 255, 0), (0, 255, 255), (0, 0, 255))
+
+N_BODY = 25
+N_COCO = 18
+N_FACE = 70
+N_HAND = 21
+
+POSE_FORMATS = ("BODY_25", "COCO_18")
+
+
+def joint(name: str) -> int:
+    """BODY_25 index of a joint name, e.g. ``joint("RAnkle") == 11``."""
+    return BODY_25_NAMES.index(name)

@@ -1,0 +1,168 @@
+"""Per-frame keypoint container and OpenPose ``--write_json`` files.
+
+A :class:`Person` always stores its body in BODY_25 order; COCO-18 is converted on the way in and out so that
+every other module deals with one layout. Arrays are ``(N, 3)`` float32 of pixel x, pixel y, confidence; a missing
+keypoint is ``0, 0, 0`` as in OpenPose.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dancenow_utils.io_utils import atomic_write_text
+from dancenow_utils.pose.formats import COCO_18_TO_BODY_25, N_BODY, N_COCO, N_FACE, N_HAND, joint
+
+
+def _empty(n: int) -> np.ndarray:
+    return np.zeros((n, 3), np.float32)
+
+
+@dataclass
+class Person:
+    """One person's keypoints in a frame (body BODY_25, optional face 70 and hands 21)."""
+
+    body: np.ndarray = field(default_factory=lambda: _empty(N_BODY))
+    face: np.ndarray | None = None
+    left_hand: np.ndarray | None = None
+    right_hand: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.body = _as_points(self.body, N_BODY, "body")
+        for name, n in (("face", N_FACE), ("left_hand", N_HAND), ("right_hand", N_HAND)):
+            if getattr(self, name) is not None:
+                setattr(self, name, _as_points(getattr(self, name), n, name))
+
+    def copy(self) -> Person:
+        return Person(*(None if a is None else a.copy() for a in self.arrays()))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        return self.body, self.face, self.left_hand, self.right_hand
+
+    def all_points(self, min_conf: float = 0.05) -> np.ndarray:
+        """Every confident keypoint (body, face, hands) as an ``(M, 2)`` array of pixel coordinates."""
+        pts = [a[a[:, 2] > min_conf, :2] for a in self.arrays() if a is not None]
+        return np.concatenate(pts) if pts else np.zeros((0, 2), np.float32)
+
+    def height(self, min_conf: float = 0.05) -> float:
+        """Vertical extent of the confident body keypoints in pixels (0 when fewer than two)."""
+        ys = self.body[self.body[:, 2] > min_conf, 1]
+        return float(ys.max() - ys.min()) if len(ys) >= 2 else 0.0
+
+    def transformed(self, scale: float | np.ndarray, offset: np.ndarray | tuple[float, float]) -> Person:
+        """Return a copy with ``xy * scale + offset`` applied to every present keypoint."""
+        out = self.copy()
+        for a in out.arrays():
+            if a is not None:
+                present = a[:, 2] > 0
+                a[present, :2] = a[present, :2] * np.asarray(scale, np.float32) + np.asarray(offset, np.float32)
+        return out
+
+    def ankle_y(self, min_conf: float = 0.05) -> float | None:
+        """Mean y of the confident ankles (the floor contact used by pose normalisation)."""
+        ankles = self.body[[joint("RAnkle"), joint("LAnkle")]]
+        ok = ankles[:, 2] > min_conf
+        return float(ankles[ok, 1].mean()) if ok.any() else None
+
+
+def _as_points(a: np.ndarray | list, n: int, what: str) -> np.ndarray:
+    arr = np.asarray(a, np.float32)
+    if arr.ndim == 1:
+        if arr.size != n * 3:
+            raise ValueError(f"{what}: expected {n * 3} numbers ({n} keypoints x 3), got {arr.size}")
+        arr = arr.reshape(n, 3)
+    if arr.shape != (n, 3):
+        raise ValueError(f"{what}: expected shape ({n}, 3), got {arr.shape}")
+    return arr.copy()
+
+
+def coco18_to_body25(coco: np.ndarray) -> np.ndarray:
+    """Convert ``(18, 3)`` COCO-18 keypoints to BODY_25; MidHip is the hips' midpoint, feet stay missing."""
+    coco = np.asarray(coco, np.float32).reshape(N_COCO, 3)
+    body = _empty(N_BODY)
+    body[list(COCO_18_TO_BODY_25)] = coco
+    rhip, lhip = body[joint("RHip")], body[joint("LHip")]
+    if rhip[2] > 0 and lhip[2] > 0:
+        body[joint("MidHip")] = [(rhip[0] + lhip[0]) / 2, (rhip[1] + lhip[1]) / 2, min(rhip[2], lhip[2])]
+    return body
+
+
+def body25_to_coco18(body: np.ndarray) -> np.ndarray:
+    """Convert ``(25, 3)`` BODY_25 keypoints to COCO-18 (MidHip and the feet are dropped)."""
+    return np.asarray(body, np.float32).reshape(N_BODY, 3)[list(COCO_18_TO_BODY_25)].copy()
+
+
+def people_to_json(people: list[Person], pose_format: str = "BODY_25") -> dict:
+    """The OpenPose ``--write_json`` dictionary for one frame."""
+    def flat(a: np.ndarray | None) -> list[float]:
+        return [] if a is None else [round(float(v), 3) for v in a.reshape(-1)]
+
+    out = []
+    for p in people:
+        body = p.body if pose_format == "BODY_25" else body25_to_coco18(p.body)
+        out.append({
+            "person_id": [-1],
+            "pose_keypoints_2d": flat(body),
+            "face_keypoints_2d": flat(p.face),
+            "hand_left_keypoints_2d": flat(p.left_hand),
+            "hand_right_keypoints_2d": flat(p.right_hand),
+            "pose_keypoints_3d": [], "face_keypoints_3d": [],
+            "hand_left_keypoints_3d": [], "hand_right_keypoints_3d": [],
+        })
+    return {"version": 1.3, "people": out}
+
+
+def write_openpose_json(path: str | Path, people: list[Person], pose_format: str = "BODY_25") -> None:
+    """Write one frame's people as an OpenPose JSON file (atomically)."""
+    atomic_write_text(path, json.dumps(people_to_json(people, pose_format)))
+
+
+def people_from_json(data: dict, source: str = "<json>") -> list[Person]:
+    """Parse an OpenPose JSON dictionary; BODY_25 and COCO-18 bodies are recognised by their length."""
+    if not isinstance(data, dict) or not isinstance(data.get("people"), list):
+        raise ValueError(f"{source}: not an OpenPose JSON file (no 'people' list)")
+    people = []
+    for i, d in enumerate(data["people"]):
+        pose = d.get("pose_keypoints_2d") or []
+        if len(pose) == N_BODY * 3:
+            body = np.asarray(pose, np.float32).reshape(N_BODY, 3)
+        elif len(pose) == N_COCO * 3:
+            body = coco18_to_body25(pose)
+        else:
+            raise ValueError(
+                f"{source}: person {i} has {len(pose)} pose numbers; expected {N_BODY * 3} (BODY_25) or "
+                f"{N_COCO * 3} (COCO-18). Re-export with OpenPose's --write_json and a BODY_25 or COCO model."
+            )
+
+        def part(key: str, n: int) -> np.ndarray | None:
+            vals = d.get(key) or []
+            if not vals:
+                return None
+            if len(vals) != n * 3:
+                raise ValueError(f"{source}: person {i} {key} has {len(vals)} numbers; expected {n * 3}")
+            return np.asarray(vals, np.float32).reshape(n, 3)
+
+        people.append(Person(body, part("face_keypoints_2d", N_FACE), part("hand_left_keypoints_2d", N_HAND),
+                             part("hand_right_keypoints_2d", N_HAND)))
+    return people
+
+
+def read_openpose_json(path: str | Path) -> list[Person]:
+    """Read one OpenPose JSON file; errors name the file and what is wrong with it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such keypoint file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    return people_from_json(data, str(path))
+
+
+def frame_id_from_json(path: Path) -> str:
+    """``frame_000012_keypoints.json`` -> ``frame_000012`` (OpenPose's naming)."""
+    name = path.stem
+    return name[: -len("_keypoints")] if name.endswith("_keypoints") else name
