@@ -1,0 +1,148 @@
+"""MediaPipe backend: offline body, face and hand keypoints on the CPU, mapped into OpenPose's layouts.
+
+Uses MediaPipe's legacy ``mp.solutions`` models that ship inside the mediapipe 0.10.14 wheel; only
+``model_complexity=1`` is available offline (0 and 2 would download). BlazePose's 33 landmarks become BODY_25
+(Neck and MidHip are midpoints; heels and toes come from MediaPipe's foot points), the 468-point face mesh becomes
+OpenPose's 70 face points through :data:`FACE_MESH_TO_IBUG70`, and hands are already in OpenPose's 21-point order.
+Confidence is MediaPipe's visibility for body points and 1 for detected face and hand points.
+
+BlazePose tracks a single person. To skip frames with several people (the extractor must not pair a frame with
+the wrong person's skeleton) a face detector that finds every face in the frame runs beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+
+import numpy as np
+
+from dancenow_utils.pose.formats import N_BODY, joint
+from dancenow_utils.pose.keypoints import Person
+
+# BODY_25 index -> BlazePose landmark index (Neck and MidHip are computed; small toes reuse the foot index)
+BODY25_FROM_BLAZEPOSE = {
+    "Nose": 0, "RShoulder": 12, "RElbow": 14, "RWrist": 16, "LShoulder": 11, "LElbow": 13, "LWrist": 15,
+    "RHip": 24, "RKnee": 26, "RAnkle": 28, "LHip": 23, "LKnee": 25, "LAnkle": 27, "REye": 5, "LEye": 2,
+    "REar": 8, "LEar": 7, "LBigToe": 31, "LSmallToe": 31, "LHeel": 29, "RBigToe": 32, "RSmallToe": 32,
+    "RHeel": 30,
+}
+
+# OpenPose face point (iBUG 68 order + 2 pupils) -> MediaPipe face-mesh vertex. Chosen by hand on the canonical
+# mesh: jaw along the lower face oval from the subject's right ear to the left; upper brow edges; nose bridge to
+# tip; nostril wings; six points per eye contour starting at the outer corner of the right eye and the inner corner
+# of the left; outer and inner lip contours from the right mouth corner. The pupils (68, 69) are the mean of their
+# eye's six contour points (the mesh has no pupil vertex without the refined iris model).
+FACE_MESH_TO_IBUG70 = (
+    # jaw 0-16
+    234, 93, 132, 58, 172, 136, 150, 176, 152, 400, 379, 365, 397, 288, 361, 323, 454,
+    # right brow 17-21 (outer to inner), left brow 22-26 (inner to outer)
+    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
+    # nose bridge 27-30, nostrils 31-35
+    168, 197, 5, 1, 98, 97, 2, 326, 327,
+    # right eye 36-41, left eye 42-47
+    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
+    # outer lips 48-59
+    61, 40, 37, 0, 267, 270, 291, 321, 314, 17, 84, 91,
+    # inner lips 60-67
+    78, 81, 13, 311, 308, 402, 14, 178,
+)
+RIGHT_EYE = slice(36, 42)
+LEFT_EYE = slice(42, 48)
+
+
+def _landmarks(lms, width: int, height: int, visibility: bool) -> np.ndarray:
+    arr = np.array([(lm.x * width, lm.y * height, lm.visibility if visibility else 1.0) for lm in lms.landmark],
+                   np.float32)
+    return arr
+
+
+def blazepose_to_body25(lm: np.ndarray) -> np.ndarray:
+    """``(33, 3)`` BlazePose landmarks (pixels, visibility) -> ``(25, 3)`` BODY_25."""
+    body = np.zeros((N_BODY, 3), np.float32)
+    for name, idx in BODY25_FROM_BLAZEPOSE.items():
+        body[joint(name)] = lm[idx]
+    for name, (a, b) in (("Neck", (11, 12)), ("MidHip", (23, 24))):
+        body[joint(name)] = [(lm[a, 0] + lm[b, 0]) / 2, (lm[a, 1] + lm[b, 1]) / 2, min(lm[a, 2], lm[b, 2])]
+    return body
+
+
+def face_mesh_to_face70(mesh: np.ndarray) -> np.ndarray:
+    """``(468+, 3)`` face-mesh points -> OpenPose's ``(70, 3)`` face points."""
+    face = np.zeros((70, 3), np.float32)
+    face[:68] = mesh[list(FACE_MESH_TO_IBUG70)]
+    face[68] = face[RIGHT_EYE].mean(axis=0)
+    face[69] = face[LEFT_EYE].mean(axis=0)
+    return face
+
+
+@contextlib.contextmanager
+def _quiet():
+    """MediaPipe's C++ side logs to stderr on every graph start; keep notebooks readable."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+class MediaPipeEstimator:
+    """Callable: RGB frame -> list of :class:`Person` (empty, one, or several when extra faces are seen).
+
+    ``video=True`` uses MediaPipe's tracking mode (faster and steadier on consecutive frames);
+    ``face``/``hands`` switch to the Holistic model, which adds face-mesh and hand landmarks.
+    ``count_people`` runs a face detector to notice frames with more than one person.
+    """
+
+    def __init__(self, face: bool = True, hands: bool = True, video: bool = False, count_people: bool = True,
+                 min_detection_confidence: float = 0.5) -> None:
+        import mediapipe as mp
+
+        self.face, self.hands = face, hands
+        with _quiet():
+            if face or hands:
+                self._model = mp.solutions.holistic.Holistic(
+                    static_image_mode=not video, model_complexity=1, refine_face_landmarks=False,
+                    min_detection_confidence=min_detection_confidence)
+            else:
+                self._model = mp.solutions.pose.Pose(static_image_mode=not video, model_complexity=1,
+                                                     min_detection_confidence=min_detection_confidence)
+            self._faces = (mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.6)
+                           if count_people else None)
+
+    def close(self) -> None:
+        self._model.close()
+        if self._faces is not None:
+            self._faces.close()
+
+    def __enter__(self) -> MediaPipeEstimator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def count_faces(self, rgb: np.ndarray) -> int:
+        if self._faces is None:
+            return 0
+        res = self._faces.process(rgb)
+        return len(res.detections or [])
+
+    def __call__(self, rgb: np.ndarray) -> list[Person]:
+        h, w = rgb.shape[:2]
+        rgb = np.ascontiguousarray(rgb)
+        res = self._model.process(rgb)
+        if res.pose_landmarks is None:
+            return []
+        person = Person(blazepose_to_body25(_landmarks(res.pose_landmarks, w, h, True)))
+        if self.face and getattr(res, "face_landmarks", None) is not None:
+            person.face = face_mesh_to_face70(_landmarks(res.face_landmarks, w, h, False))
+        if self.hands:
+            # Holistic names hands from the subject's point of view (its left hand is the person's left)
+            if getattr(res, "left_hand_landmarks", None) is not None:
+                person.left_hand = _landmarks(res.left_hand_landmarks, w, h, False)
+            if getattr(res, "right_hand_landmarks", None) is not None:
+                person.right_hand = _landmarks(res.right_hand_landmarks, w, h, False)
+        people = [person]
+        if self.count_faces(rgb) > 1:
+            # a second face means a second person; BlazePose cannot say which one it tracked
+            people.append(Person())
+        return people
