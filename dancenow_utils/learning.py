@@ -1,0 +1,70 @@
+"""Epoch visualisation (step 5): watch a fresh model learn, as in the original project's "initial learning" figure.
+
+A new model is trained for ``iterations`` steps; every ``snapshot_every`` steps its outputs for a fixed set of
+inputs are saved. The result is a grid (rows = iterations, columns = samples) and an animated GIF.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dancenow_utils.config import TrainConfig
+from dancenow_utils.data import to_image
+from dancenow_utils.io_utils import write_image
+from dancenow_utils.visualize import grid, label
+from dancenow_utils.video import write_gif
+
+
+@dataclass
+class LearningSnapshots:
+    out_dir: Path
+    iterations: list[int] = field(default_factory=list)
+    rows: list[list[np.ndarray]] = field(default_factory=list)  # per snapshot: generated image per sample
+    inputs: list[np.ndarray] = field(default_factory=list)
+    reals: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def grid_path(self) -> Path:
+        return self.out_dir / "learning_grid.png"
+
+    @property
+    def gif_path(self) -> Path:
+        return self.out_dir / "learning.gif"
+
+    def grid_image(self) -> np.ndarray:
+        rows = [[label(x, "pose") for x in self.inputs]]
+        rows += [[label(img, f"it {it}") if j == 0 else img for j, img in enumerate(row)]
+                 for it, row in zip(self.iterations, self.rows)]
+        rows.append([label(x, "real") for x in self.reals])
+        return grid(rows)
+
+
+def learn_with_snapshots(cfg: TrainConfig, dataroot: str | Path = "dataset", name: str = "Initial_epoch",
+                         iterations: int = 100, snapshot_every: int = 5, n_samples: int = 4,
+                         checkpoints_dir: str | Path = "checkpoints", progress: bool = True) -> LearningSnapshots:
+    """Train a fresh model for ``iterations`` steps, saving outputs every ``snapshot_every`` steps."""
+    from dancenow_utils.train import Trainer
+
+    if snapshot_every < 1 or iterations < 1:
+        raise ValueError("iterations and snapshot_every must be at least 1")
+    trainer = Trainer(cfg, dataroot, name, checkpoints_dir, resume=False, progress=progress)
+    fixed = trainer.fixed["A"][:n_samples]
+    out = LearningSnapshots(trainer.dir / "learning")
+    out.inputs = [to_image(t) for t in fixed]
+    out.reals = [to_image(t) for t in trainer.fixed["B"][:n_samples]]
+
+    def snapshot(tr: Trainer) -> None:
+        if tr.iteration % snapshot_every == 0 or tr.iteration == 1:
+            imgs = [to_image(t) for t in tr.model.generate(fixed)]
+            out.iterations.append(tr.iteration)
+            out.rows.append(imgs)
+            write_image(out.out_dir / f"iter_{tr.iteration:06d}.png", np.concatenate(imgs, axis=1))
+
+    trainer.train(max_iterations=iterations, callback=snapshot)
+    write_image(out.grid_path, out.grid_image())
+    frames = [label(np.concatenate(row, axis=1), f"iteration {it}") for it, row in zip(out.iterations, out.rows)]
+    write_gif(out.gif_path, frames, fps=4)
+    return out

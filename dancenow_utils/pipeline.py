@@ -1,0 +1,92 @@
+"""The steps the notebooks run, as plain functions (notebooks hold no logic a test cannot reach)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from dancenow_utils.io_utils import list_images, read_image
+from dancenow_utils.pose.extract import ExtractionSummary, extract
+from dancenow_utils.synthetic.demo import DemoPaths, make_demo
+from dancenow_utils.visualize import grid, label, overlay
+
+
+def ensure_demo(demo_dir: str | Path = "demo_data", n_train: int = 1000, n_heldout: int = 150,
+                n_source: int = 300, size: int = 256, seed: int = 0, progress: bool = True) -> DemoPaths:
+    """Write the demo clips unless ``demo_dir`` already holds the same ones (same sizes and seed)."""
+    paths = DemoPaths(Path(demo_dir))
+    want = {"target_train": n_train, "target_heldout": n_heldout, "source_dancer": n_source}
+    if paths.manifest.exists():
+        have = json.loads(paths.manifest.read_text())
+        if have.get("frames") == want and have.get("size") == size and have.get("seed") == seed:
+            return paths
+    return make_demo(demo_dir, size, n_train, n_heldout, n_source, seed, progress)
+
+
+def pose_step(source: str = "", dataroot: str = "dataset", phase: str = "train", heldout_dataroot: str = "dataset_test",
+              demo_dir: str = "demo_data", demo_frames: tuple[int, int, int] = (1000, 150, 300),
+              **extract_kwargs) -> dict[str, ExtractionSummary]:
+    """Notebook 01: extract ``source``; with no source, the demo's training clip and its held-out clip."""
+    if source:
+        return {dataroot: extract(source, dataroot, phase, **extract_kwargs)}
+    demo = ensure_demo(demo_dir, *demo_frames)
+    return {
+        dataroot: extract(demo.video("target_train"), dataroot, phase, **extract_kwargs),
+        heldout_dataroot: extract(demo.video("target_heldout"), heldout_dataroot, phase, **extract_kwargs),
+    }
+
+
+def sample_pairs_figure(dataroot: str | Path, phase: str = "train", n: int = 6) -> np.ndarray:
+    """A grid: frames with their stick figure on top, and the stick figures alone (what the GAN learns from)."""
+    files_a = list_images(Path(dataroot) / f"{phase}_A")
+    if not files_a:
+        raise ValueError(f"{dataroot}/{phase}_A is empty")
+    pick = [files_a[int(i)] for i in np.linspace(0, len(files_a) - 1, min(n, len(files_a))).round()]
+    top, bottom = [], []
+    for a in pick:
+        stick = read_image(a)
+        b = Path(dataroot) / f"{phase}_B" / a.name
+        frame = read_image(b) if b.exists() else np.zeros_like(stick)
+        top.append(label(overlay(frame, stick), a.stem))
+        bottom.append(stick)
+    return grid([top, bottom])
+
+
+def frame_browser(dataroot: str | Path, phase: str = "train"):
+    """A slider over the extracted pairs (interactive in Jupyter; papermill just stores the widget)."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    files_a = list_images(Path(dataroot) / f"{phase}_A")
+
+    def show(i: int = 0):
+        a = files_a[i]
+        b = Path(dataroot) / f"{phase}_B" / a.name
+        stick = read_image(a)
+        frame = read_image(b) if b.exists() else np.zeros_like(stick)
+        fig, ax = plt.subplots(figsize=(8, 4))
+        ax.imshow(np.concatenate([overlay(frame, stick), stick], axis=1))
+        ax.set_title(a.stem)
+        ax.set_axis_off()
+        plt.show()
+
+    return widgets.interactive(show, i=widgets.IntSlider(0, 0, max(0, len(files_a) - 1), 1, description="frame"))
+
+
+def resolve_transfer_source(source: str, dataroot: str | Path, demo_dir: str | Path = "demo_data") -> tuple[str, bool]:
+    """``(source, ready)``: the demo's source dancer when ``source`` is empty; ``ready`` when ``source`` (or
+    ``dataroot``) already holds drawn pose images in ``test_A`` (the original project's flow)."""
+    if not source:
+        video = DemoPaths(Path(demo_dir)).video("source_dancer")
+        if not video.exists():
+            raise FileNotFoundError(f"{video}: the demo's source dancer is missing; run notebook 01 with an empty "
+                                    "source first, or give `source` (a video or image folder)")
+        return str(video), False
+    p = Path(source)
+    if p.is_dir() and p.name == "test_A":
+        return str(p), True
+    if p.is_dir() and (p / "test_A").is_dir():
+        return str(p / "test_A"), True
+    return source, False

@@ -1,0 +1,315 @@
+"""Write notebooks/*.ipynb from the cell lists below (the readable source of the notebooks).
+
+Run ``python tools/build_notebooks.py`` after editing; ``tests/test_notebooks.py`` checks the committed notebooks
+match this file.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+SETUP = """%matplotlib inline
+import matplotlib.pyplot as plt
+from IPython.display import display, HTML, Image
+"""
+
+NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
+    "01_pose_extraction.ipynb": [
+        ("md", """# Step 1: pose extraction
+
+Everybody Dance Now learns to draw one person, the **target**, in any pose. To teach it we need pairs: a frame of
+the target and a picture of the pose in that frame. This notebook makes those pairs from a video.
+
+1. **Detect keypoints** in every frame: body (OpenPose's BODY_25 layout), face (70 points) and hands (21 each).
+   The default backend is MediaPipe, which runs offline on a CPU. Users of the real OpenPose can import its
+   `--write_json` output with `backend="openpose_json"`.
+2. **Smooth** them over time with a median over 7 frames (confident detections only), as the paper does, so the
+   stick figures do not jitter.
+3. **Crop** every frame with one square around all keypoints of the video (no per-frame jitter) and resize it.
+4. **Draw** each pose as an OpenPose-style stick figure on black and write aligned pairs:
+   `dataset/train_A/<id>.png` (pose) and `dataset/train_B/<id>.png` (frame), plus the keypoints as OpenPose JSON.
+
+With an empty `source` the notebook uses the built-in **demo character**, a procedurally drawn game character, and
+also prepares a held-out clip of new moves in `dataset_test/` for cross-validation (notebook 03).
+"""),
+        ("params", """source = ""            # a video file or a folder of images; empty = the demo character
+dataroot = "dataset"
+phase = "train"
+backend = "mediapipe"  # "mediapipe" | "openpose" | "openpose_json"
+weights = ""           # OpenPose body weights (body_pose_model.pth) for backend="openpose"
+keypoints_dir = ""     # folder of OpenPose JSON files for backend="openpose_json"
+image_size = 256
+pose_format = "BODY_25"  # or "COCO_18"
+draw_face = True
+draw_hands = True
+smooth_window = 7
+frame_step = 1
+max_frames = 0         # 0 = all frames
+normalize_to = ""      # a target's keypoint folder, to prepare a transfer source (see notebook 04)
+heldout_dataroot = "dataset_test"
+demo_dir = "demo_data"
+demo_frames = [1000, 150, 300]  # demo clip lengths: training, held-out, source dancer
+"""),
+        ("code", SETUP + """from dancenow_utils import pipeline
+from dancenow_utils.synthetic.demo import DemoPaths
+"""),
+        ("md", """## Run the extraction
+
+Each run writes into a staging folder and swaps it into place only when it has finished, so an interrupted run
+never leaves half a dataset. Frames where nobody (or more than one person) is found are skipped and counted.
+"""),
+        ("code", """summaries = pipeline.pose_step(
+    source, dataroot, phase, heldout_dataroot=heldout_dataroot, demo_dir=demo_dir, demo_frames=tuple(demo_frames),
+    backend=backend, weights=weights, keypoints_dir=keypoints_dir, image_size=image_size, pose_format=pose_format,
+    draw_face=draw_face, draw_hands=draw_hands, smooth_window=smooth_window, frame_step=frame_step,
+    max_frames=max_frames, normalize_to=normalize_to)
+for root, summary in summaries.items():
+    print(summary)
+"""),
+        ("md", """## The demo character
+
+When no source is given, the clips come from `dancenow_utils.synthetic`: a character with a star on its shirt
+(the original project's failure case) dancing procedurally generated moves. Its contact sheet shows sample frames
+with the ground-truth skeletons the extractor is scored against.
+"""),
+        ("code", """if not source:
+    display(Image(filename=str(DemoPaths(demo_dir).contact_sheet), width=900))
+"""),
+        ("md", """## What the GAN will learn from
+
+Top row: frames with the detected stick figure drawn on top (check that it sits on the body). Bottom row: the
+stick figures alone, which are the generator's input. The colours follow OpenPose: red trunk, orange/yellow right
+arm, green left arm, green-to-cyan right leg, blue left leg.
+"""),
+        ("code", """for root in summaries:
+    pipeline_fig = pipeline.sample_pairs_figure(root, phase)
+    plt.figure(figsize=(14, 5)); plt.imshow(pipeline_fig); plt.axis("off"); plt.title(root); plt.show()
+"""),
+        ("md", "## Browse the frames\n\nIn Jupyter, move the slider to check every pair (papermill stores a static "
+               "figure above instead)."),
+        ("code", "pipeline.frame_browser(dataroot, phase)"),
+    ],
+    "02_training.ipynb": [
+        ("md", """# Step 2: training the pose-to-appearance GAN
+
+The generator (pix2pixHD's global generator) learns to turn a stick figure into a frame of the target. A
+multiscale discriminator judges (pose, frame) pairs at two resolutions; the generator is trained to fool it, to
+match its internal features on real frames (feature matching), and, when VGG19 weights are available, to match
+VGG features (perceptual loss).
+
+Everything the run produces lives in `checkpoints/<name>/`: the config, checkpoints (`latest.pth`, `epoch_N.pth`),
+a loss log with named columns, loss curves and a page of visuals. Re-running this notebook **resumes exactly**
+where the last run stopped: same weights, optimiser state, learning rate and data order.
+"""),
+        ("params", """dataroot = "dataset"
+name = "demo"
+preset = "demo"        # "demo" | "tiny" | "seed" | "edn_global" | "edn_local"
+overrides = {}         # any TrainConfig field, e.g. {"niter": 5, "lr": 1e-4}
+checkpoints_dir = "checkpoints"
+resume = True
+device = "auto"        # picks CUDA when present
+"""),
+        ("code", SETUP + """import json
+from dancenow_utils.config import make_config
+from dancenow_utils.train import Trainer
+from dancenow_utils.models.networks import count_parameters
+from dancenow_utils import pipeline
+"""),
+        ("md", "## The configuration\n\nA preset plus your overrides; it is saved beside every checkpoint."),
+        ("code", """cfg = make_config(preset, {**overrides, "device": device})
+print(json.dumps(cfg.to_dict(), indent=1))
+"""),
+        ("md", "## The data\n\nPairs from step 1, resized to the config's size."),
+        ("code", """plt.figure(figsize=(14, 5)); plt.imshow(pipeline.sample_pairs_figure(dataroot, "train")); plt.axis("off"); plt.show()
+"""),
+        ("md", """## Train
+
+The learning rate is constant for `niter` epochs and then decays linearly to zero over `niter_decay` epochs.
+Each iteration does one generator step, then one discriminator step.
+"""),
+        ("code", """trainer = Trainer(cfg, dataroot, name, checkpoints_dir, resume=resume)
+print(f"generator: {count_parameters(trainer.model.G):,} parameters, "
+      f"discriminator: {count_parameters(trainer.model.D):,}; device {trainer.device}")
+losses = trainer.train()
+print("last losses:", losses)
+"""),
+        ("md", """## Loss curves
+
+`G_GAN` and `D_real`/`D_fake` should hover around 0.25-0.5 (neither network wins outright); `G_GAN_Feat` and
+`G_VGG` should fall as the generated frames approach the real ones.
+"""),
+        ("code", """display(Image(filename=str(trainer.dir / "loss_curves.png")))"""),
+        ("md", "## Latest visuals\n\nPose input, generated frame and real frame for fixed training samples; the full "
+               "history is on `checkpoints/<name>/web/index.html`."),
+        ("code", """from dancenow_utils.io_utils import read_image
+images = sorted((trainer.dir / "web" / "images").glob("*_generated.png"))
+latest = images[-1].name.rsplit("_", 1)[0]
+for kind in ("input", "generated", "real"):
+    plt.figure(figsize=(12, 3)); plt.imshow(read_image(trainer.dir / "web" / "images" / f"{latest}_{kind}.png"))
+    plt.title(f"{latest}: {kind}"); plt.axis("off"); plt.show()
+"""),
+    ],
+    "03_cross_validation.ipynb": [
+        ("md", """# Step 3: cross-validation on poses the model never saw
+
+A GAN's losses say little about whether the frames look right. Here we generate frames for a **held-out** clip of
+the target and compare them with the real frames:
+
+- **SSIM / PSNR** on the whole frame, and **body SSIM** on a box around the body;
+- **pose error**: keypoints re-detected on the generated frame against the input pose (does the character really
+  take the pose?), with the **detection rate**;
+- **flicker**: how much consecutive generated frames change, relative to the real video (1 = as steady);
+- the same for a **nearest-neighbour baseline** that returns the training frame with the closest pose. If the GAN
+  does not beat it, it has memorised frames rather than learnt to draw.
+"""),
+        ("params", """dataroot = "dataset_test"
+name = "demo"
+which_epoch = "latest"
+checkpoints_dir = "checkpoints"
+max_samples = 0        # 0 = all held-out frames
+train_dataroot = "dataset"
+"""),
+        ("code", SETUP + """import json
+from dancenow_utils.evaluation import evaluate
+"""),
+        ("code", """metrics = evaluate(name, dataroot, which_epoch, checkpoints_dir, max_samples, train_dataroot)
+print(json.dumps(metrics, indent=1))
+"""),
+        ("md", "## GAN against retrieval\n\nHigher SSIM is better; lower pose error is better."),
+        ("code", """for key in ("ssim", "body_ssim", "psnr", "pose_error_px"):
+    print(f"{key:>15}: GAN {metrics[key]}   nearest neighbour {metrics['nn_' + key]}")
+display(Image(filename=f"{checkpoints_dir}/{name}_test/metrics.png"))
+"""),
+        ("md", "## Samples\n\nInput pose, generated frame, ground truth and the nearest training frame. All samples are on "
+               "`checkpoints/<name>_test/index.html`."),
+        ("code", """from dancenow_utils.io_utils import read_image
+from dancenow_utils.visualize import grid
+import csv
+rows = list(csv.DictReader(open(f"{checkpoints_dir}/{name}_test/per_sample.csv")))
+pick = rows[:: max(1, len(rows) // 4)][:4]
+img_dir = f"{checkpoints_dir}/{name}_test/images"
+tiles = [[read_image(f"{img_dir}/{r['name']}_{k}.png") for k in ("input", "generated", "real", "nn")] for r in pick]
+plt.figure(figsize=(9, 2.4 * len(tiles))); plt.imshow(grid(tiles)); plt.axis("off"); plt.show()
+"""),
+    ],
+    "04_pose_transfer.ipynb": [
+        ("md", """# Step 4: pose transfer
+
+Now the target dances like someone else. The **source** video's poses are extracted with step 1's code, then:
+
+1. **Normalised** onto the target (global pose normalisation): the source may be taller, shorter or stand
+   elsewhere in the frame, so its poses are scaled and moved using the ankle positions and heights of both videos.
+2. **Smoothed** over time, and drawn in the target's crop.
+3. Turned into frames by the generator trained in step 2, in batches.
+
+The results go to `results/<name>/`: frames, `transfer.mp4`, `side_by_side.mp4` (source | pose | generated), a
+GIF and an HTML page. A folder holding ready pose images (`test_A`) can be given as `source` instead.
+"""),
+        ("params", """source = ""             # a source video or image folder; empty = the demo's source dancer
+dataroot = "dataset_transfer"
+name = "demo"
+results_dir = "results"
+normalize = True
+smooth_window = 7
+fps = 30
+target_keypoints = "dataset/train_keypoints"
+which_epoch = "latest"
+checkpoints_dir = "checkpoints"
+demo_dir = "demo_data"
+max_frames = 0
+"""),
+        ("code", SETUP + """from dancenow_utils import pipeline
+from dancenow_utils.transfer import prepare_poses, run_transfer
+from dancenow_utils.inference import load_generator
+"""),
+        ("md", "## Prepare the source poses\n\nThe stick figures are drawn at the size the generator was trained at."),
+        ("code", """src, ready = pipeline.resolve_transfer_source(source, dataroot, demo_dir)
+_, cfg, _ = load_generator(name, which_epoch, checkpoints_dir)
+poses_dir = src if ready else prepare_poses(src, dataroot, normalize, target_keypoints, smooth_window,
+                                            image_size=cfg.width, max_frames=max_frames)
+print("poses from", poses_dir)
+"""),
+        ("md", "## Generate the frames and videos"),
+        ("code", """result = run_transfer(name, poses_dir, results_dir, source="" if ready else src, which_epoch=which_epoch,
+                      checkpoints_dir=checkpoints_dir, fps=fps)
+print(f"{result.n_frames} frames -> {result.video}, {result.side_by_side}, {result.gif}")
+"""),
+        ("md", "## Watch it\n\nSource | normalised pose | generated target."),
+        ("code", """display(Image(filename=str(result.gif)))"""),
+    ],
+    "05_epoch_visualization.ipynb": [
+        ("md", """# Step 5: watching the network learn
+
+The original project showed how the generator's output evolves in its first iterations. This notebook
+reproduces that figure: it trains a **fresh** model for `iterations` steps and keeps its outputs for a fixed set
+of poses every `snapshot_every` steps. First the output is noise, then a silhouette, then colours (the shirt,
+trousers), and only later the details (face, star).
+"""),
+        ("params", """dataroot = "dataset"
+name = "Initial_epoch"
+preset = "demo"
+iterations = 100
+snapshot_every = 5
+overrides = {}
+checkpoints_dir = "checkpoints"
+"""),
+        ("code", SETUP + """from dancenow_utils.config import make_config
+from dancenow_utils.learning import learn_with_snapshots
+"""),
+        ("code", """cfg = make_config(preset, overrides)
+snaps = learn_with_snapshots(cfg, dataroot, name, iterations, snapshot_every, checkpoints_dir=checkpoints_dir)
+print(f"{len(snaps.iterations)} snapshots in {snaps.out_dir}")
+"""),
+        ("md", "## The learning grid\n\nRows are iterations (top: the poses; bottom: the real frames), columns are "
+               "samples."),
+        ("code", """plt.figure(figsize=(8, 1.6 * (len(snaps.iterations) + 2))); plt.imshow(snaps.grid_image()); plt.axis("off"); plt.show()
+"""),
+        ("md", "## Browse the iterations\n\nA slider in Jupyter; the animated GIF below plays everywhere."),
+        ("code", """import ipywidgets as widgets
+import numpy as np
+def show(k=0):
+    plt.figure(figsize=(10, 3)); plt.imshow(np.concatenate(snaps.rows[k], axis=1))
+    plt.title(f"iteration {snaps.iterations[k]}"); plt.axis("off"); plt.show()
+widgets.interactive(show, k=widgets.IntSlider(0, 0, len(snaps.rows) - 1, 1, description="snapshot"))
+"""),
+        ("code", """display(Image(filename=str(snaps.gif_path)))"""),
+    ],
+}
+
+
+def build(name: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                   "language_info": {"name": "python"}}
+    for kind, src in NOTEBOOKS[name]:
+        if kind == "md":
+            cell = nbformat.v4.new_markdown_cell(src.strip())
+        else:
+            cell = nbformat.v4.new_code_cell(src.strip())
+            if kind == "params":
+                cell.metadata["tags"] = ["parameters"]
+        cell.pop("id", None)
+        nb.cells.append(cell)
+    nb.nbformat_minor = 4
+    return nb
+
+
+def render(name: str) -> str:
+    return nbformat.writes(build(name)) + "\n"
+
+
+def main() -> int:
+    out = ROOT / "notebooks"
+    out.mkdir(exist_ok=True)
+    for name in NOTEBOOKS:
+        (out / name).write_text(render(name))
+    print(f"wrote {len(NOTEBOOKS)} notebooks to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
