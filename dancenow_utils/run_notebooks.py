@@ -36,8 +36,10 @@ def run_notebook(path: str | Path, out_path: str | Path, parameters: dict | None
         import nbformat
 
         nb = nbformat.read(str(out_path), as_version=4)
-        cell = nb.cells[exc.cell_index]
-        raise NotebookError(f"{path}: cell {exc.exec_count} failed\n--- source ---\n{cell.source}\n--- error ---\n"
+        failed = [c for c in nb.cells if c.cell_type == "code"
+                  and any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+        source = failed[0].source if failed else "(unknown cell)"
+        raise NotebookError(f"{path}: cell {exc.exec_count} failed\n--- source ---\n{source}\n--- error ---\n"
                             f"{exc.ename}: {exc.evalue}\n{''.join(exc.traceback[-3:])}") from None
 
 

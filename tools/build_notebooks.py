@@ -36,19 +36,19 @@ the target and a picture of the pose in that frame. This notebook makes those pa
 With an empty `source` the notebook uses the built-in **demo character**, a procedurally drawn game character, and
 also prepares a held-out clip of new moves in `dataset_test/` for cross-validation (notebook 03).
 """),
-        ("params", """source = ""            # a video file or a folder of images; empty = the demo character
+        ("params", """source = ""            # a video file or a folder of images; empty: the demo character
 dataroot = "dataset"
 phase = "train"
 backend = "mediapipe"  # "mediapipe" | "openpose" | "openpose_json"
-weights = ""           # OpenPose body weights (body_pose_model.pth) for backend="openpose"
-keypoints_dir = ""     # folder of OpenPose JSON files for backend="openpose_json"
+weights = ""           # OpenPose body weights (body_pose_model.pth) for the openpose backend
+keypoints_dir = ""     # folder of OpenPose JSON files for the openpose_json backend
 image_size = 256
 pose_format = "BODY_25"  # or "COCO_18"
 draw_face = True
 draw_hands = True
 smooth_window = 7
 frame_step = 1
-max_frames = 0         # 0 = all frames
+max_frames = 0         # 0: all frames
 normalize_to = ""      # a target's keypoint folder, to prepare a transfer source (see notebook 04)
 heldout_dataroot = "dataset_test"
 demo_dir = "demo_data"
@@ -170,7 +170,7 @@ the target and compare them with the real frames:
 name = "demo"
 which_epoch = "latest"
 checkpoints_dir = "checkpoints"
-max_samples = 0        # 0 = all held-out frames
+max_samples = 0        # 0: all held-out frames
 train_dataroot = "dataset"
 """),
         ("code", SETUP + """import json
@@ -209,7 +209,7 @@ Now the target dances like someone else. The **source** video's poses are extrac
 The results go to `results/<name>/`: frames, `transfer.mp4`, `side_by_side.mp4` (source | pose | generated), a
 GIF and an HTML page. A folder holding ready pose images (`test_A`) can be given as `source` instead.
 """),
-        ("params", """source = ""             # a source video or image folder; empty = the demo's source dancer
+        ("params", """source = ""             # a source video or image folder; empty: the demo's source dancer
 dataroot = "dataset_transfer"
 name = "demo"
 results_dir = "results"

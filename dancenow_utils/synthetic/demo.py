@@ -27,6 +27,9 @@ class DemoPaths:
 
     root: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
     def video(self, clip: str) -> Path:
         return self.root / f"{clip}.mp4"
 
