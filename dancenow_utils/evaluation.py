@@ -265,7 +265,8 @@ def plot_metric_distributions(rows: list[dict], path: Path) -> None:
     from dancenow_utils.visualize import save_figure
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    for ax, (key, label) in zip(axes, (("ssim", "SSIM"), ("body_ssim", "body SSIM"), ("pose_error_px", "pose error (px)"))):
+    panels = (("ssim", "SSIM"), ("body_ssim", "body SSIM"), ("pose_error_px", "pose error (px)"))
+    for ax, (key, label) in zip(axes, panels):
         for prefix, color, who in (("", "tab:blue", "GAN"), ("nn_", "tab:orange", "nearest neighbour")):
             vals = [r[prefix + key] for r in rows if r[prefix + key] is not None]
             if vals:

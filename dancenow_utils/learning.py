@@ -14,8 +14,8 @@ import numpy as np
 from dancenow_utils.config import TrainConfig
 from dancenow_utils.data import to_image
 from dancenow_utils.io_utils import write_image
-from dancenow_utils.visualize import grid, label
 from dancenow_utils.video import write_gif
+from dancenow_utils.visualize import grid, label
 
 
 @dataclass

@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 
 from dancenow_utils.data import load_resized
 from dancenow_utils.io_utils import atomic_write_text, list_images, write_image
-from dancenow_utils.visualize import image_table_page, label
 from dancenow_utils.video import write_gif, write_video
+from dancenow_utils.visualize import image_table_page, label
 
 
 @dataclass

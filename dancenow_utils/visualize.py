@@ -100,12 +100,11 @@ def image_table_page(path: str | Path, title: str, rows: Sequence[tuple[str, Seq
             p(note)
         for heading, cells in rows:
             h3(heading)
-            with table(style="table-layout: fixed;"):
-                with tr():
-                    for caption, src in cells:
-                        with td(style="word-wrap: break-word; text-align: center;", valign="top"):
-                            img(src=src, style=f"width:{width}px")
-                            p(caption)
+            with table(style="table-layout: fixed;"), tr():
+                for caption, src in cells:
+                    with td(style="word-wrap: break-word; text-align: center;", valign="top"):
+                        img(src=src, style=f"width:{width}px")
+                        p(caption)
     atomic_write_text(path, doc.render())
 
 

@@ -15,7 +15,8 @@ def test_same_seed_gives_byte_identical_outputs(tmp_path):
     fa, fb = _files(a.root), _files(b.root)
     assert fa.keys() == fb.keys() and all(fa[k] == fb[k] for k in fa)
     c = make_demo(tmp_path / "c", size=96, n_train=12, n_heldout=6, n_source=6, seed=6, progress=False)
-    assert _files(c.root)[a.video("target_train").relative_to(a.root)] != fa[a.video("target_train").relative_to(a.root)]
+    video = a.video("target_train").relative_to(a.root)
+    assert _files(c.root)[video] != fa[video]
 
 
 def test_demo_layout_and_ground_truth(tiny_demo):

@@ -86,8 +86,9 @@ stick figures alone, which are the generator's input. The colours follow OpenPos
 arm, green left arm, green-to-cyan right leg, blue left leg.
 """),
         ("code", """for root in summaries:
-    pipeline_fig = pipeline.sample_pairs_figure(root, phase)
-    plt.figure(figsize=(14, 5)); plt.imshow(pipeline_fig); plt.axis("off"); plt.title(root); plt.show()
+    plt.figure(figsize=(14, 5))
+    plt.imshow(pipeline.sample_pairs_figure(root, phase))
+    plt.axis("off"); plt.title(root); plt.show()
 """),
         ("md", "## Browse the frames\n\nIn Jupyter, move the slider to check every pair (papermill stores a static "
                "figure above instead)."),
@@ -124,7 +125,8 @@ from dancenow_utils import pipeline
 print(json.dumps(cfg.to_dict(), indent=1))
 """),
         ("md", "## The data\n\nPairs from step 1, resized to the config's size."),
-        ("code", """plt.figure(figsize=(14, 5)); plt.imshow(pipeline.sample_pairs_figure(dataroot, "train")); plt.axis("off"); plt.show()
+        ("code", """plt.figure(figsize=(14, 5))
+plt.imshow(pipeline.sample_pairs_figure(dataroot, "train")); plt.axis("off"); plt.show()
 """),
         ("md", """## Train
 
@@ -184,8 +186,8 @@ print(json.dumps(metrics, indent=1))
     print(f"{key:>15}: GAN {metrics[key]}   nearest neighbour {metrics['nn_' + key]}")
 display(Image(filename=f"{checkpoints_dir}/{name}_test/metrics.png"))
 """),
-        ("md", "## Samples\n\nInput pose, generated frame, ground truth and the nearest training frame. All samples are on "
-               "`checkpoints/<name>_test/index.html`."),
+        ("md", "## Samples\n\nInput pose, generated frame, ground truth and the nearest training frame. All "
+               "samples are on `checkpoints/<name>_test/index.html`."),
         ("code", """from dancenow_utils.io_utils import read_image
 from dancenow_utils.visualize import grid
 import csv
@@ -234,8 +236,8 @@ poses_dir = src if ready else prepare_poses(src, dataroot, normalize, target_key
 print("poses from", poses_dir)
 """),
         ("md", "## Generate the frames and videos"),
-        ("code", """result = run_transfer(name, poses_dir, results_dir, source="" if ready else src, which_epoch=which_epoch,
-                      checkpoints_dir=checkpoints_dir, fps=fps)
+        ("code", """result = run_transfer(name, poses_dir, results_dir, source="" if ready else src,
+                      which_epoch=which_epoch, checkpoints_dir=checkpoints_dir, fps=fps)
 print(f"{result.n_frames} frames -> {result.video}, {result.side_by_side}, {result.gif}")
 """),
         ("md", "## Watch it\n\nSource | normalised pose | generated target."),
@@ -266,7 +268,8 @@ print(f"{len(snaps.iterations)} snapshots in {snaps.out_dir}")
 """),
         ("md", "## The learning grid\n\nRows are iterations (top: the poses; bottom: the real frames), columns are "
                "samples."),
-        ("code", """plt.figure(figsize=(8, 1.6 * (len(snaps.iterations) + 2))); plt.imshow(snaps.grid_image()); plt.axis("off"); plt.show()
+        ("code", """plt.figure(figsize=(8, 1.6 * (len(snaps.iterations) + 2)))
+plt.imshow(snaps.grid_image()); plt.axis("off"); plt.show()
 """),
         ("md", "## Browse the iterations\n\nA slider in Jupyter; the animated GIF below plays everywhere."),
         ("code", """import ipywidgets as widgets

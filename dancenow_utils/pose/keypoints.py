@@ -137,7 +137,7 @@ def people_from_json(data: dict, source: str = "<json>") -> list[Person]:
                 f"{N_COCO * 3} (COCO-18). Re-export with OpenPose's --write_json and a BODY_25 or COCO model."
             )
 
-        def part(key: str, n: int) -> np.ndarray | None:
+        def part(key: str, n: int, d: dict = d, i: int = i) -> np.ndarray | None:
             vals = d.get(key) or []
             if not vals:
                 return None

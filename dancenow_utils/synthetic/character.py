@@ -336,7 +336,7 @@ def render_character(
     # legs (trousers), then shoes
     for hip, knee, ank in ((9, 10, 11), (12, 13, 14)):
         pt.capsule([b[hip], b[knee], b[ank]], leg_w, style.trousers)
-    for ank, big, small, heel in ((11, 22, 23, 24), (14, 19, 20, 21)):
+    for big, small, heel in ((22, 23, 24), (19, 20, 21)):
         c = (b[big] + b[small] + b[heel]) / 3 + np.array([0, 0.15 * style.ankle_h * u])
         pt.ellipse(c, (0.62 * leg_w + 1, 0.55 * style.ankle_h * u + 1.5), 0, style.shoes, outline=True)
     # pelvis block covering the top of the legs

@@ -76,7 +76,8 @@ def _upper_punch(ph: float, a: float) -> dict[str, float]:
 def _lower_step(ph: float, a: float) -> dict[str, float]:
     s = _wave(ph)
     return {"r_foot_x": -0.18 * a * max(s, 0), "l_foot_x": 0.18 * a * max(-s, 0),
-            "r_foot_up": 0.12 * a * max(_wave(ph * 2), 0) * (s > 0), "l_foot_up": 0.12 * a * max(_wave(ph * 2), 0) * (s < 0),
+            "r_foot_up": 0.12 * a * max(_wave(ph * 2), 0) * (s > 0),
+            "l_foot_up": 0.12 * a * max(_wave(ph * 2), 0) * (s < 0),
             "sway": 0.08 * a * s}
 
 
