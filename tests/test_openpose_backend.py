@@ -97,3 +97,34 @@ def test_estimator_runs_with_a_weights_file(tmp_path):
     heat, paf = est.maps(np.zeros((100, 80, 3), np.uint8))
     assert heat.shape == (100, 80, 19) and paf.shape == (100, 80, 38)
     assert isinstance(est(np.zeros((100, 80, 3), np.uint8)), list)
+
+
+def test_hand_network_matches_the_cmu_model():
+    from dancenow_utils.pose.openpose_backend import HandPoseNet
+
+    net = HandPoseNet()
+    n = sum(p.numel() for p in net.parameters())
+    assert 36_700_000 < n < 36_900_000  # about 36.8 M
+    keys = set(net.state_dict())
+    assert {"conv5_3_CPM.weight", "conv6_2_CPM.weight", "Mconv1_stage2.weight", "Mconv7_stage6.bias"} <= keys
+    with torch.no_grad():
+        assert net(torch.zeros(1, 3, 64, 64)).shape == (1, 22, 8, 8)
+
+
+def test_hand_crop_and_decoding_return_frame_coordinates(tmp_path):
+    from dancenow_utils.pose.openpose_backend import HandPoseNet, decode_hand, hand_box
+
+    box = hand_box(np.array([100, 100, 1.0]), np.array([100, 130, 1.0]))
+    assert box is not None and box[2] == pytest.approx(66) and box[1] + box[2] / 2 == pytest.approx(130 + 0.33 * 30)
+    assert hand_box(np.array([0, 0, 0.0]), np.array([1, 1, 1.0])) is None
+    heat = np.zeros((50, 50, 22), np.float32)
+    heat[20, 30, 5] = 1.0
+    pts = decode_hand(heat, sigma=0)
+    assert tuple(pts[5, :2]) == (30, 20) and pts[4, 2] == 0
+    torch.manual_seed(0)
+    torch.save(BodyPoseNet().state_dict(), tmp_path / "body_pose_model.pth")
+    torch.save(HandPoseNet().state_dict(), tmp_path / "hand_pose_model.pth")
+    est = OpenPoseEstimator(tmp_path, hands=True)
+    assert est.hand_net is not None
+    out = est.hand(np.zeros((200, 200, 3), np.uint8), np.array([100, 100, 1.0]), np.array([100, 130, 1.0]))
+    assert out.shape == (21, 3)
