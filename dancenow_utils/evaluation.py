@@ -26,8 +26,7 @@ from tqdm.auto import tqdm
 
 from dancenow_utils.data import AlignedDataset
 from dancenow_utils.io_utils import atomic_write_text, write_image
-from dancenow_utils.pose.extract import Crop
-from dancenow_utils.pose.keypoints import Person, read_openpose_json
+from dancenow_utils.pose.extract import people_in_image
 
 METRIC_KEYS = ("ssim", "psnr", "body_ssim", "pose_error_px", "detection_rate", "flicker", "nn_ssim", "nn_psnr",
                "nn_body_ssim", "nn_pose_error_px", "n_samples")
@@ -65,6 +64,14 @@ def body_box(body: np.ndarray, shape: tuple[int, int], margin: float = 0.1) -> t
 def body_ssim(a: np.ndarray, b: np.ndarray, body: np.ndarray) -> float:
     x0, y0, x1, y1 = body_box(body, a.shape[:2])
     return ssim(a[y0:y1, x0:x1], b[y0:y1, x0:x1])
+
+
+def face_ssim(a: np.ndarray, b: np.ndarray, box: tuple[int, int] | None, side: int) -> float | None:
+    """SSIM on the face box (the face stage's crop), None without a face box."""
+    if box is None:
+        return None
+    x, y = box
+    return ssim(a[y: y + side, x: x + side], b[y: y + side, x: x + side])
 
 
 def pose_error(expected: np.ndarray, found: np.ndarray | None, joints: list[int] = BODY_JOINTS) -> float | None:
@@ -114,18 +121,8 @@ class PoseRedetector:
 
 
 def keypoints_in_image(dataroot: Path, phase: str, names: list[str], width: int, height: int) -> list[np.ndarray]:
-    """Body keypoints of each frame, mapped from original-frame pixels into the training images' pixels."""
-    kdir = Path(dataroot) / f"{phase}_keypoints"
-    crop = Crop.load(kdir / "crop.json")
-    out = []
-    for name in names:
-        people = read_openpose_json(kdir / f"{name}_keypoints.json")
-        p = crop.apply_person(people[0]) if people else Person()
-        body = p.body.copy()
-        body[:, 0] *= width / crop.image_size
-        body[:, 1] *= height / crop.image_size
-        out.append(body)
-    return out
+    """Body keypoints of each frame in the training images' pixels."""
+    return [p.body for p in people_in_image(dataroot, phase, names, width, height)]
 
 
 @dataclass
@@ -156,19 +153,28 @@ def evaluate(name: str, dataroot: str | Path = "dataset_test", which_epoch: str 
              train_dataroot: str | Path = "dataset", device: str = "auto", batch_size: int = 8,
              progress: bool = True) -> dict:
     """Compute the metrics (module docstring) and write ``checkpoints/<name>_test/``; returns the metrics."""
+    from dancenow_utils.face import apply_face_stage, face_box, face_box_side, load_face_stage
     from dancenow_utils.inference import generate_frames, load_generator
+    from dancenow_utils.stages import describe_stages
 
     G, cfg, dev = load_generator(name, which_epoch, checkpoints_dir, device)
+    stages = describe_stages(name, checkpoints_dir)
+    print(stages)
     test = AlignedDataset(dataroot, "train", cfg.width, cfg.height, max_samples, cache=True)
     names = test.names()
-    test_bodies = keypoints_in_image(Path(dataroot), "train", names, cfg.width, cfg.height)
+    test_people = people_in_image(Path(dataroot), "train", names, cfg.width, cfg.height)
+    test_bodies = [p.body for p in test_people]
     train = AlignedDataset(train_dataroot, "train", cfg.width, cfg.height, cfg.max_dataset_size, cache=False)
     nn = NearestNeighbour(np.stack(keypoints_in_image(Path(train_dataroot), "train", train.names(), cfg.width,
                                                       cfg.height)), train)
     poses = [test.images(i)[0] for i in range(len(test))]
     reals = [test.images(i)[1] for i in range(len(test))]
-    fakes = list(tqdm(generate_frames(G, poses, dev, batch_size), total=len(poses), desc="generating",
+    fakes = list(tqdm(generate_frames(G, poses, dev, batch_size, cfg.temporal), total=len(poses), desc="generating",
                       disable=not progress))
+    face = load_face_stage(name, checkpoints_dir, dev)
+    if face is not None:
+        fakes = apply_face_stage(face, fakes, poses, test_people)
+    side = face_box_side(cfg.width)
     redetect = PoseRedetector()
     out_dir = Path(checkpoints_dir) / f"{name}_test"
     rows = []
@@ -183,6 +189,7 @@ def evaluate(name: str, dataroot: str | Path = "dataset_test", which_epoch: str 
             "detected": found is not None, "nn_name": train.names()[nn_idx], "nn_ssim": ssim(nn_img, reals[i]),
             "nn_psnr": psnr(nn_img, reals[i]), "nn_body_ssim": body_ssim(nn_img, reals[i], body),
             "nn_pose_error_px": pose_error(body, nn_found),
+            "face_ssim": face_ssim(fakes[i], reals[i], face_box(test_people[i], cfg.width, cfg.height, side), side),
         })
         for kind, img in (("input", poses[i]), ("generated", fakes[i]), ("real", reals[i]), ("nn", nn_img)):
             write_image(out_dir / "images" / f"{names[i]}_{kind}.png", img)
@@ -198,6 +205,8 @@ def evaluate(name: str, dataroot: str | Path = "dataset_test", which_epoch: str 
     metrics["flicker"] = round(flicker(fakes, reals), 4)
     metrics["n_samples"] = len(rows)
     metrics = {k: metrics[k] for k in METRIC_KEYS}
+    metrics["face_ssim"] = mean("face_ssim")
+    metrics["stages"] = stages
     metrics["gan_losses"] = gan_losses_on(name, which_epoch, checkpoints_dir, poses, reals, cfg, dev)
     metrics["checkpoint"] = f"{name}/{which_epoch}"
     _write_reports(out_dir, name, metrics, rows)
@@ -206,37 +215,36 @@ def evaluate(name: str, dataroot: str | Path = "dataset_test", which_epoch: str 
 
 def gan_losses_on(name: str, which_epoch: str, checkpoints_dir: str | Path, poses: list[np.ndarray],
                   reals: list[np.ndarray], cfg, dev) -> dict[str, float]:
-    """The training losses (by name) on the held-out pairs, for comparison with the training log."""
+    """The training losses (by name, VGG excluded) on the held-out pairs, for comparison with the training log."""
+    import dataclasses
+
     import torch
 
     from dancenow_utils.checkpoint import load_checkpoint
     from dancenow_utils.data import to_tensor
     from dancenow_utils.inference import checkpoint_path
-    from dancenow_utils.models.losses import feature_matching_loss, gan_loss
-    from dancenow_utils.models.networks import build_discriminator, build_generator
+    from dancenow_utils.models.pix2pixhd import Pix2PixHD
 
     ckpt = load_checkpoint(checkpoint_path(name, which_epoch, checkpoints_dir))
     if "D" not in ckpt:
         return {}
-    G, D = build_generator(cfg), build_discriminator(cfg)
-    G.load_state_dict(ckpt["G"])
-    D.load_state_dict(ckpt["D"])
-    G, D = G.to(dev).eval(), D.to(dev).eval()
-    totals = dict.fromkeys(("G_GAN", "G_GAN_Feat", "D_real", "D_fake"), 0.0)
-    n = 0
-    with torch.no_grad():
-        for i in range(0, len(poses), 8):
-            A = torch.stack([to_tensor(p) for p in poses[i: i + 8]]).to(dev)
-            B = torch.stack([to_tensor(r) for r in reals[i: i + 8]]).to(dev)
-            fake = G(A)
-            pf, pr = D(torch.cat([A, fake], 1)), D(torch.cat([A, B], 1))
-            k = len(A)
-            totals["G_GAN"] += float(gan_loss(pf, True)) * k
-            totals["G_GAN_Feat"] += float(feature_matching_loss(pf, pr, cfg.n_layers_D, cfg.lambda_feat)) * k
-            totals["D_real"] += float(gan_loss(pr, True)) * k
-            totals["D_fake"] += float(gan_loss(pf, False)) * k
-            n += k
-    return {k: round(v / max(n, 1), 5) for k, v in totals.items()}
+    model = Pix2PixHD(dataclasses.replace(cfg, vgg_loss="off"), dev)
+    model.G.load_state_dict(ckpt["G"])
+    model.D.load_state_dict(ckpt["D"])
+    model.G.eval()
+    model.D.eval()
+    n_items = len(poses) - 1 if cfg.temporal else len(poses)
+    totals: dict[str, float] = {}
+    for i in range(0, n_items, 8):
+        idx = list(range(i, min(i + 8, n_items)))
+
+        def stack(images: list[np.ndarray], offset: int = 0, idx: list[int] = idx) -> torch.Tensor:
+            return torch.stack([to_tensor(images[j + offset]) for j in idx]).to(dev)
+
+        nxt = (stack(poses, 1), stack(reals, 1)) if cfg.temporal else (None, None)
+        for k, v in model.evaluation_losses(stack(poses), stack(reals), *nxt).items():
+            totals[k] = totals.get(k, 0.0) + v * len(idx)
+    return {k: round(v / max(n_items, 1), 5) for k, v in totals.items() if k != "G_VGG"}
 
 
 def _write_reports(out_dir: Path, name: str, metrics: dict, rows: list[dict]) -> None:

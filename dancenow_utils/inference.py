@@ -43,9 +43,22 @@ def load_generator(name: str, which_epoch: str = "latest", checkpoints_dir: str 
 
 @torch.no_grad()
 def generate_frames(G: nn.Module, poses: list[np.ndarray], device: torch.device, batch_size: int = 8,
-                    ) -> Iterator[np.ndarray]:
-    """Yield one generated RGB frame per pose image (already at the generator's size)."""
+                    temporal: bool = False) -> Iterator[np.ndarray]:
+    """Yield one generated RGB frame per pose image (already at the generator's size).
+
+    The temporal model runs frame by frame, feeding each output back as the next frame's previous frame (zeros
+    before the first).
+    """
     use_amp = device.type == "cuda"
+    if temporal:
+        prev = None
+        for p in poses:
+            A = to_tensor(p)[None].to(device)
+            prev = torch.zeros_like(A) if prev is None else prev
+            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                prev = G(torch.cat([A, prev], 1)).float()
+            yield to_image(prev[0])
+        return
     for i in range(0, len(poses), batch_size):
         A = torch.stack([to_tensor(p) for p in poses[i: i + batch_size]]).to(device)
         with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):

@@ -90,3 +90,28 @@ def resolve_transfer_source(source: str, dataroot: str | Path, demo_dir: str | P
     if p.is_dir() and (p / "test_A").is_dir():
         return str(p / "test_A"), True
     return source, False
+
+
+def describe_trainer(trainer) -> str:
+    """Network sizes and device of a stage's trainer, for the notebook."""
+    from dancenow_utils.models.networks import count_parameters
+
+    if hasattr(trainer, "face"):
+        return (f"face stage: generator {count_parameters(trainer.face.G):,} parameters, discriminator "
+                f"{count_parameters(trainer.face.D):,}; {len(trainer.items)} face crops of "
+                f"{trainer.face.cfg.side} px; device {trainer.device}")
+    return (f"generator: {count_parameters(trainer.model.G):,} parameters, discriminator: "
+            f"{count_parameters(trainer.model.D):,}; device {trainer.device}; in {trainer.dir}")
+
+
+def training_figures(trainer) -> list[Path]:
+    """The images a stage produced, in the order to show them: loss curves and the latest visuals (main
+    stages), or face samples (face stage: rows are pose, generated, corrected and real face crops)."""
+    if hasattr(trainer, "face"):
+        return [trainer.dir / "face_samples.png"]
+    images = sorted((trainer.dir / "web" / "images").glob("iter*_generated.png"))
+    out = [trainer.dir / "loss_curves.png"]
+    if images:
+        tag = images[-1].name.rsplit("_", 1)[0]
+        out += [trainer.dir / "web" / "images" / f"{tag}_{kind}.png" for kind in ("input", "generated", "real")]
+    return out

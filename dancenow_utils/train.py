@@ -77,6 +77,10 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.dataset = AlignedDataset(dataroot, phase, cfg.width, cfg.height, cfg.max_dataset_size,
                                       cfg.cache_images, cfg.flip)
+        if cfg.temporal and len(self.dataset) < 2:
+            raise ValueError(f"{dataroot}: the temporal model needs at least two consecutive frames")
+        if cfg.temporal and cfg.flip:
+            raise ValueError("flip is not supported with the temporal model (a pair must be flipped together)")
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         self.model = Pix2PixHD(cfg, self.device)
@@ -129,6 +133,22 @@ class Trainer:
             atomic_write_text(self.dir / "loss_log.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
         log.info("resumed %s at epoch %d, iteration %d", path, self.epoch + 1, self.iteration)
 
+    @property
+    def n_items(self) -> int:
+        """Training items: frames, or consecutive pairs (frame t, frame t+1) for the temporal model."""
+        return len(self.dataset) - 1 if self.cfg.temporal else len(self.dataset)
+
+    def _batch(self, idx: list[int]) -> dict[str, torch.Tensor]:
+        """Stack items ``idx`` into ``A``/``B`` (and ``A_next``/``B_next`` for the temporal model) on the device."""
+        def stack(indices: list[int], key: str) -> torch.Tensor:
+            return torch.stack([self.dataset[i][key] for i in indices]).to(self.device, non_blocking=True)
+
+        batch = {"A": stack(idx, "A"), "B": stack(idx, "B")}
+        if self.cfg.temporal:
+            nxt = [i + 1 for i in idx]
+            batch.update(A_next=stack(nxt, "A"), B_next=stack(nxt, "B"))
+        return batch
+
     def _fixed_batch(self, n: int = 4) -> dict:
         """Evenly spaced training pairs shown on the web page (no random flip: no RNG is consumed)."""
         idx = np.linspace(0, len(self.dataset) - 1, min(n, len(self.dataset))).round().astype(int)
@@ -170,14 +190,16 @@ class Trainer:
                          note="Fixed training samples, newest first: pose input | generated | real frame.")
 
     # ------------------------------------------------------------------------------------------------ loop
-    def train(self, max_iterations: int | None = None,
-              callback: Callable[[Trainer], None] | None = None) -> dict[str, float]:
-        """Train until the last epoch (or ``max_iterations`` in total); returns the last losses."""
+    def train(self, max_iterations: int | None = None, callback: Callable[[Trainer], None] | None = None,
+              max_seconds: float | None = None) -> dict[str, float]:
+        """Train until the last epoch, or ``max_iterations`` in total, or ``max_seconds`` of this call (a compute
+        budget, as used by the benchmarks); returns the last losses."""
         cfg = self.cfg
-        n = len(self.dataset)
+        started = time.perf_counter()
+        n = self.n_items
         per_epoch = math.ceil(n / (cfg.batch_size * self.world))
         total = cfg.total_epochs * per_epoch
-        goal = min(total, max_iterations) if max_iterations else total
+        goal = min(total, max_iterations) if max_iterations is not None else total
         losses: dict[str, float] = {}
         bar = tqdm(total=goal, initial=min(self.iteration, goal), desc=f"training {self.name}",
                    disable=not (self.progress and self.is_main))
@@ -188,11 +210,8 @@ class Trainer:
                 batches = epoch_batches(n, cfg.batch_size, cfg.seed, self.epoch, self.rank, self.world)
                 for idx in batches[self.epoch_iter:]:
                     t0 = time.perf_counter()
-                    items = [self.dataset[i] for i in idx]
-                    A = torch.stack([it["A"] for it in items]).to(self.device, non_blocking=True)
-                    B = torch.stack([it["B"] for it in items]).to(self.device, non_blocking=True)
                     try:
-                        losses, _ = self.model.train_step(A, B)
+                        losses, _ = self.model.train_step(**self._batch(idx))
                     except FloatingPointError as exc:
                         raise FloatingPointError(
                             f"{exc} at epoch {self.epoch + 1}, iteration {self.iteration + 1}: training stopped. "
@@ -211,6 +230,8 @@ class Trainer:
                         callback(self)
                     bar.update(1)
                     bar.set_postfix(epoch=self.epoch + 1, G=f"{losses['G_GAN']:.3f}", D=f"{losses['D_fake']:.3f}")
+                    if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                        goal = self.iteration
                     if self.iteration >= goal:
                         break
                 if self.epoch_iter >= len(batches):

@@ -74,9 +74,12 @@ def run_transfer(name: str, poses_dir: str | Path, results_dir: str | Path = "re
                  which_epoch: str = "latest", checkpoints_dir: str | Path = "checkpoints", fps: float = 30.0,
                  batch_size: int = 8, device: str = "auto", progress: bool = True) -> TransferResult:
     """Generate a frame for every pose image in ``poses_dir`` and write the videos and page."""
+    from dancenow_utils.face import apply_face_stage, load_face_stage
     from dancenow_utils.inference import generate_frames, load_generator
+    from dancenow_utils.stages import describe_stages
 
     G, cfg, dev = load_generator(name, which_epoch, checkpoints_dir, device)
+    print(describe_stages(name, checkpoints_dir))
     files = list_images(poses_dir)
     if not files:
         raise ValueError(f"{poses_dir}: no pose images to transfer; check the source or run prepare_poses")
@@ -87,11 +90,19 @@ def run_transfer(name: str, poses_dir: str | Path, results_dir: str | Path = "re
     staging = out.with_name(f".{out.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "frames").mkdir(parents=True)
-    fakes = []
-    for n, fake in zip(names, tqdm(generate_frames(G, poses, dev, batch_size), total=len(poses),
-                                   desc="generating frames", disable=not progress)):
+    fakes = list(tqdm(generate_frames(G, poses, dev, batch_size, cfg.temporal), total=len(poses),
+                      desc="generating frames", disable=not progress))
+    face = load_face_stage(name, checkpoints_dir, dev)
+    keypoints = Path(poses_dir).parent / f"{Path(poses_dir).name[:-2]}_keypoints"
+    if face is not None and (keypoints / "crop.json").exists():
+        from dancenow_utils.pose.extract import people_in_image
+
+        people = people_in_image(keypoints.parent, Path(poses_dir).name[:-2], names, cfg.width, cfg.height)
+        fakes = apply_face_stage(face, fakes, poses, people)
+    elif face is not None:
+        print(f"face stage not applied: {poses_dir} has no keypoints beside it (ready pose images)")
+    for n, fake in zip(names, fakes):
         write_image(staging / "frames" / f"{n}.png", fake)
-        fakes.append(fake)
     blank = np.zeros_like(fakes[0])
     side = [np.concatenate([label(s if s is not None else blank, "source"), label(p, "pose"),
                             label(f, "generated")], axis=1) for s, p, f in zip(sources, poses, fakes)]

@@ -113,11 +113,11 @@ overrides = {}         # any TrainConfig field, e.g. {"niter": 5, "lr": 1e-4}
 checkpoints_dir = "checkpoints"
 resume = True
 device = "auto"        # picks CUDA when present
+stage = "global"       # "global" | "local" | "face"
 """),
         ("code", SETUP + """import json
 from dancenow_utils.config import make_config
-from dancenow_utils.train import Trainer
-from dancenow_utils.models.networks import count_parameters
+from dancenow_utils.stages import describe_stages, train_stage
 from dancenow_utils import pipeline
 """),
         ("md", "## The configuration\n\nA preset plus your overrides; it is saved beside every checkpoint."),
@@ -132,27 +132,29 @@ plt.imshow(pipeline.sample_pairs_figure(dataroot, "train")); plt.axis("off"); pl
 
 The learning rate is constant for `niter` epochs and then decays linearly to zero over `niter_decay` epochs.
 Each iteration does one generator step, then one discriminator step.
+
+The full Everybody Dance Now method trains in **stages**, chosen with `stage`:
+
+- `"global"`: the global generator (for a local-enhancer preset such as `edn_local`, at half resolution);
+- `"local"`: the local enhancer at full resolution, starting from the global stage's weights;
+- `"face"`: a small residual GAN that sharpens the face, with the main generator frozen.
+
+With `overrides={"temporal": True}` the generator also sees its previous frame and the discriminator judges pairs
+of consecutive frames, which reduces flicker in videos.
 """),
-        ("code", """trainer = Trainer(cfg, dataroot, name, checkpoints_dir, resume=resume)
-print(f"generator: {count_parameters(trainer.model.G):,} parameters, "
-      f"discriminator: {count_parameters(trainer.model.D):,}; device {trainer.device}")
-losses = trainer.train()
-print("last losses:", losses)
+        ("code", """trainer = train_stage(stage, cfg, dataroot, name, checkpoints_dir, resume)
+print(pipeline.describe_trainer(trainer))
+print(describe_stages(name, checkpoints_dir))
 """),
-        ("md", """## Loss curves
+        ("md", """## Loss curves and latest visuals
 
 `G_GAN` and `D_real`/`D_fake` should hover around 0.25-0.5 (neither network wins outright); `G_GAN_Feat` and
-`G_VGG` should fall as the generated frames approach the real ones.
+`G_VGG` should fall as the generated frames approach the real ones. Then: pose input, generated frame and real
+frame for fixed training samples (the full history is on `checkpoints/<name>/web/index.html`). For the face stage:
+pose, generated, corrected and real face crops.
 """),
-        ("code", """display(Image(filename=str(trainer.dir / "loss_curves.png")))"""),
-        ("md", "## Latest visuals\n\nPose input, generated frame and real frame for fixed training samples; the full "
-               "history is on `checkpoints/<name>/web/index.html`."),
-        ("code", """from dancenow_utils.io_utils import read_image
-images = sorted((trainer.dir / "web" / "images").glob("*_generated.png"))
-latest = images[-1].name.rsplit("_", 1)[0]
-for kind in ("input", "generated", "real"):
-    plt.figure(figsize=(12, 3)); plt.imshow(read_image(trainer.dir / "web" / "images" / f"{latest}_{kind}.png"))
-    plt.title(f"{latest}: {kind}"); plt.axis("off"); plt.show()
+        ("code", """for path in pipeline.training_figures(trainer):
+    display(Image(filename=str(path)))
 """),
     ],
     "03_cross_validation.ipynb": [

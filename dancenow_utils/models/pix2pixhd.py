@@ -51,39 +51,76 @@ class Pix2PixHD:
             for group in opt.param_groups:
                 group["lr"] = lr
 
-    def train_step(self, A: torch.Tensor, B: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
-        """One iteration on a batch of poses ``A`` and frames ``B``; returns named losses and the fakes."""
-        cfg = self.cfg
-        with self.autocast():
+    def _forward_train(self, A: torch.Tensor, B: torch.Tensor, A_next: torch.Tensor | None,
+                       B_next: torch.Tensor | None) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor,
+                                                             torch.Tensor]:
+        """Generated and real frames, and what D sees for real and fake.
+
+        Per-frame model: D judges (pose, frame). Temporal model: frame t is generated from (pose_t, zeros), frame
+        t+1 from (pose_t+1, generated frame t), and D judges (pose_t, pose_t+1, frame_t, frame_t+1).
+        """
+        if not self.cfg.temporal:
             fake = self.G_ddp(A)
-            real_pair = torch.cat([A, B], 1)
-            fake_pair = torch.cat([A, fake], 1)
-            # generator: fool D, match D's features on real frames, match VGG features
-            pred_fake = self.D_ddp(fake_pair)
-            with torch.no_grad():
-                pred_real_ref = self.D_ddp(real_pair)
-            loss_g_gan = gan_loss(pred_fake, True)
-            loss_g_feat = (feature_matching_loss(pred_fake, pred_real_ref, cfg.n_layers_D, cfg.lambda_feat)
-                           if cfg.use_feat_loss else torch.zeros((), device=A.device))
-            loss_g_vgg = (self.vgg(fake.float(), B.float()) * cfg.lambda_feat if self.vgg is not None
-                          else torch.zeros((), device=A.device))
-            loss_g = loss_g_gan + loss_g_feat + loss_g_vgg
+            return [fake], [B], torch.cat([A, B], 1), torch.cat([A, fake], 1)
+        if A_next is None or B_next is None:
+            raise ValueError("the temporal model trains on consecutive pairs: pass A_next and B_next")
+        first = self.G_ddp(torch.cat([A, torch.zeros_like(B)], 1))
+        second = self.G_ddp(torch.cat([A_next, first], 1))
+        return ([first, second], [B, B_next], torch.cat([A, A_next, B, B_next], 1),
+                torch.cat([A, A_next, first, second], 1))
+
+    def generator_losses(self, A: torch.Tensor, B: torch.Tensor, A_next: torch.Tensor | None = None,
+                         B_next: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+        """The generator's named losses (GAN, feature matching, VGG) and what the discriminator step needs."""
+        cfg = self.cfg
+        zero = torch.zeros((), device=A.device)
+        fakes, reals, real_pair, fake_pair = self._forward_train(A, B, A_next, B_next)
+        pred_fake = self.D_ddp(fake_pair)
+        with torch.no_grad():
+            pred_real_ref = self.D_ddp(real_pair)
+        losses = {
+            "G_GAN": gan_loss(pred_fake, True),
+            "G_GAN_Feat": (feature_matching_loss(pred_fake, pred_real_ref, cfg.n_layers_D, cfg.lambda_feat)
+                           if cfg.use_feat_loss else zero),
+            "G_VGG": (sum(self.vgg(f.float(), r.float()) for f, r in zip(fakes, reals)) / len(fakes)
+                      * cfg.lambda_feat if self.vgg is not None else zero),
+        }
+        return losses, {"fake": fakes[-1], "real_pair": real_pair, "fake_pair": fake_pair}
+
+    def discriminator_losses(self, real_pair: torch.Tensor, fake_pair: torch.Tensor) -> dict[str, torch.Tensor]:
+        """LSGAN: real pairs towards 1, (detached) fake pairs towards 0."""
+        return {"D_real": gan_loss(self.D_ddp(real_pair), True),
+                "D_fake": gan_loss(self.D_ddp(fake_pair.detach()), False)}
+
+    def train_step(self, A: torch.Tensor, B: torch.Tensor, A_next: torch.Tensor | None = None,
+                   B_next: torch.Tensor | None = None) -> tuple[dict[str, float], torch.Tensor]:
+        """One iteration: a G step, then a D step. Takes poses ``A`` and frames ``B`` (plus the next ones for the
+        temporal model); returns the named losses and the last generated frames."""
+        with self.autocast():
+            g_losses, out = self.generator_losses(A, B, A_next, B_next)
+            loss_g = sum(g_losses.values())
         self._check_finite(loss_g, "generator")
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_G)
-        # discriminator: real pairs -> 1, fake pairs -> 0
         with self.autocast():
-            loss_d_real = gan_loss(self.D_ddp(real_pair), True)
-            loss_d_fake = gan_loss(self.D_ddp(fake_pair.detach()), False)
-            loss_d = (loss_d_real + loss_d_fake) * 0.5
+            d_losses = self.discriminator_losses(out["real_pair"], out["fake_pair"])
+            loss_d = (d_losses["D_real"] + d_losses["D_fake"]) * 0.5
         self._check_finite(loss_d, "discriminator")
         self.opt_D.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
         self.scaler.step(self.opt_D)
         self.scaler.update()
-        values = (loss_g_gan, loss_g_feat, loss_g_vgg, loss_d_real, loss_d_fake)
-        return {k: float(v.detach()) for k, v in zip(LOSS_NAMES, values)}, fake.detach()
+        values = {**g_losses, **d_losses}
+        return {k: float(values[k].detach()) for k in LOSS_NAMES}, out["fake"].detach()
+
+    @torch.no_grad()
+    def evaluation_losses(self, A: torch.Tensor, B: torch.Tensor, A_next: torch.Tensor | None = None,
+                          B_next: torch.Tensor | None = None) -> dict[str, float]:
+        """The same named losses without any update (for held-out data)."""
+        g_losses, out = self.generator_losses(A, B, A_next, B_next)
+        d_losses = self.discriminator_losses(out["real_pair"], out["fake_pair"])
+        return {k: float(v) for k, v in {**g_losses, **d_losses}.items()}
 
     @staticmethod
     def _check_finite(loss: torch.Tensor, which: str) -> None:
@@ -92,9 +129,13 @@ class Pix2PixHD:
 
     @torch.no_grad()
     def generate(self, A: torch.Tensor) -> torch.Tensor:
+        """Frames for a batch of poses (the temporal model sees zeros as its previous frame: a first frame)."""
         was_training = self.G.training
         self.G.eval()
+        A = A.to(self.device)
+        if self.cfg.temporal:
+            A = torch.cat([A, torch.zeros_like(A[:, : self.cfg.output_nc])], 1)
         with self.autocast():
-            out = self.G(A.to(self.device)).float()
+            out = self.G(A).float()
         self.G.train(was_training)
         return out

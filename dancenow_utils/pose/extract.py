@@ -252,6 +252,20 @@ class Crop:
         return cls(x0, y0, side, image_size)
 
 
+def people_in_image(dataroot: str | Path, phase: str, names: list[str], width: int, height: int) -> list[Person]:
+    """Each frame's person, mapped from original-frame pixels into the training images' pixels (``width`` x
+    ``height``) with the crop saved by extraction; an empty :class:`Person` where the JSON has nobody."""
+    kdir = Path(dataroot) / f"{phase}_keypoints"
+    crop = Crop.load(kdir / "crop.json")
+    sx, sy = width / crop.image_size, height / crop.image_size
+    out = []
+    for name in names:
+        people = read_openpose_json(kdir / f"{name}_keypoints.json")
+        p = crop.apply_person(people[0]) if people else Person()
+        out.append(p.transformed(np.array([sx, sy], np.float32), (0.0, 0.0)))
+    return out
+
+
 # ------------------------------------------------------------------------------------------------------ summary
 @dataclass
 class ExtractionSummary:
