@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -27,6 +29,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

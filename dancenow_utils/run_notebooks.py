@@ -8,6 +8,7 @@ stops the run with its failing cell's source and error: nothing "passes" by bein
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -81,6 +82,21 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     root = Path(a.root).resolve()
     names = NOTEBOOKS if a.all or not a.names else a.names
+    # MediaPipe's C++ code logs to the kernel's stderr, which it inherits from us: send that to a file
+    log_path = root / "results" / "notebooks" / "kernel_stderr.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    with open(log_path, "w") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            return _run_all(root, names, log_path)
+        finally:
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
+
+
+def _run_all(root: Path, names, log_path: Path) -> int:
     for name in names:
         t0 = time.time()
         print(f"== {name}", flush=True)
@@ -88,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             run_notebook(root / "notebooks" / f"{name}.ipynb", root / "results" / "notebooks" / f"{name}.ipynb",
                          cwd=root)
         except NotebookError as exc:
-            print(exc, file=sys.stderr)
+            print(exc, flush=True)
+            print(f"(kernel log: {log_path})", flush=True)
             return 1
         print(f"   done in {time.time() - t0:.0f} s", flush=True)
     index = write_index(root)

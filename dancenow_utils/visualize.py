@@ -62,9 +62,9 @@ def label(img: np.ndarray, text: str) -> np.ndarray:
     """A copy of ``img`` with ``text`` in the top-left corner (outlined, readable on any background)."""
     out = np.ascontiguousarray(img).copy()
     scale = max(0.35, img.shape[0] / 400)
+    (_, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     for color, thick in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-        cv2.putText(out, text, (4, int(14 * scale / 0.35 * 0.35) + 10), cv2.FONT_HERSHEY_SIMPLEX, scale, color, thick,
-                    cv2.LINE_AA)
+        cv2.putText(out, text, (5, 4 + text_h), cv2.FONT_HERSHEY_SIMPLEX, scale, color, thick, cv2.LINE_AA)
     return out
 
 
