@@ -36,18 +36,22 @@ def video_fps(path: str | Path, default: float = 30.0) -> float:
     return float(fps) if fps and fps > 0 else default
 
 
-def read_frames(path: str | Path, frame_step: int = 1, max_frames: int = 0) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(frame_index, rgb)`` for every ``frame_step``-th frame, at most ``max_frames`` (0 = all)."""
+def read_frames(path: str | Path, frame_step: int = 1, max_frames: int = 0,
+                start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(frame_index, rgb)`` for every ``frame_step``-th frame from frame ``start`` on, at most
+    ``max_frames`` (0 = all). Skipped leading frames are only grabbed, not converted."""
     if frame_step < 1:
         raise ValueError(f"frame_step must be >= 1, got {frame_step}")
     cap = open_video(path)
     try:
         index = yielded = 0
+        while index < start and cap.grab():
+            index += 1
         while True:
             ok, bgr = cap.read()
             if not ok:
                 break
-            if index % frame_step == 0:
+            if (index - start) % frame_step == 0:
                 yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 yielded += 1
                 if max_frames and yielded >= max_frames:

@@ -212,3 +212,18 @@ def test_failed_run_keeps_earlier_output(tmp_path, tiny_demo):
     assert sorted((tmp_path / "ds" / "train_A").iterdir()) == before
     assert not any(p.name.startswith(".") for p in (tmp_path / "ds").iterdir())
     shutil.rmtree(tmp_path / "ds")
+
+
+def test_second_person_in_a_video_is_never_paired(tmp_path):
+    """Faces are counted every few video frames; frames just before a detection of two people are dropped too."""
+    from dancenow_utils.pose.extract import FrameSource, detect
+    from dancenow_utils.video import write_video
+
+    astro = cv2.resize(_photo("astronaut"), (256, 256))
+    one = np.concatenate([astro, np.full_like(astro, 128)], axis=1)
+    two = np.concatenate([astro, astro], axis=1)
+    write_video(tmp_path / "v.mp4", [one] * 7 + [two] * 5, 10)
+    results = detect(FrameSource.open(tmp_path / "v.mp4"), workers=1, progress=False)
+    status = [r.status for r in results]
+    assert status[:5] == ["ok"] * 5
+    assert all(s != "ok" for s in status[7:])

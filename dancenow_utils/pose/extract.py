@@ -11,12 +11,14 @@ swapped into place at the end: an error or Ctrl-C leaves the earlier output as i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import queue as queue_module
 import shutil
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -76,11 +78,12 @@ class FrameSource:
     def frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, str, np.ndarray | None]]:
         """Yield ``(position, frame_id, rgb or None if unreadable)`` for positions in ``[start, stop)``."""
         if self.is_video:
-            for pos, (index, rgb) in enumerate(read_frames(self.path, self.frame_step, self.max_frames)):
+            limit = self.max_frames - start if self.max_frames else 0
+            frames = read_frames(self.path, self.frame_step, limit, start=start * self.frame_step)
+            for pos, (index, rgb) in enumerate(frames, start):
                 if stop is not None and pos >= stop:
                     break
-                if pos >= start:
-                    yield pos, f"frame_{index:06d}", rgb
+                yield pos, f"frame_{index:06d}", rgb
         else:
             files = self.image_files()[start:stop]
             for pos, f in enumerate(files, start):
@@ -111,11 +114,12 @@ class FrameResult:
     message: str = ""
 
 
-def _make_estimator(backend: str, weights: str, face: bool, hands: bool):
+def _make_estimator(backend: str, weights: str, face: bool, hands: bool, video: bool):
     if backend == "mediapipe":
         from dancenow_utils.pose.mediapipe_backend import MediaPipeEstimator
 
-        return MediaPipeEstimator(face=face, hands=hands, video=True)
+        # tracking mode for videos; still-image mode for folders (their images need not be consecutive)
+        return MediaPipeEstimator(face=face, hands=hands, video=video)
     if backend == "openpose":
         from dancenow_utils.pose.openpose_backend import OpenPoseEstimator
 
@@ -131,69 +135,92 @@ def _classify(pos: int, frame_id: str, people: list[Person], size: tuple[int, in
     return FrameResult(pos, frame_id, "ok", people[0], size)
 
 
-def _detect_chunk(args: tuple) -> list[FrameResult]:
+def _detect_chunk(args: tuple, progress=None) -> list[FrameResult]:
+    """Detect people in positions ``[start, stop)`` with one estimator; ``progress`` (a callable or a queue)
+    is told how many frames were done, every few frames."""
     source, start, stop, backend, weights, keypoints_dir, face, hands = args
-    out = []
-    estimator = None if backend == "openpose_json" else _make_estimator(backend, weights, face, hands)
+    report = progress.put if hasattr(progress, "put") else progress
+    out: list[FrameResult] = []
+    pending = 0
+    estimator = (None if backend == "openpose_json"
+                 else _make_estimator(backend, weights, face, hands, source.is_video))
     try:
         for pos, frame_id, rgb in source.frames(start, stop):
-            if rgb is None:
-                out.append(FrameResult(pos, frame_id, "unreadable", message=f"{frame_id}: unreadable image"))
-                continue
-            size = (rgb.shape[1], rgb.shape[0])
-            if estimator is None:
-                jpath = Path(keypoints_dir) / f"{frame_id}_keypoints.json"
-                try:
-                    people = read_openpose_json(jpath)
-                except FileNotFoundError:
-                    people = []
-                except ValueError as exc:
-                    out.append(FrameResult(pos, frame_id, "bad_json", size=size, message=str(exc)))
-                    continue
-            else:
-                people = estimator(rgb)
-            out.append(_classify(pos, frame_id, people, size))
+            out.append(_detect_one(estimator, keypoints_dir, pos, frame_id, rgb))
+            pending += 1
+            if report is not None and pending >= 10:
+                report(pending)
+                pending = 0
     finally:
+        if report is not None and pending:
+            report(pending)
         if estimator is not None and hasattr(estimator, "close"):
             estimator.close()
     return out
 
 
+def _detect_one(estimator, keypoints_dir: str, pos: int, frame_id: str, rgb: np.ndarray | None) -> FrameResult:
+    if rgb is None:
+        return FrameResult(pos, frame_id, "unreadable", message=f"{frame_id}: unreadable image")
+    size = (rgb.shape[1], rgb.shape[0])
+    if estimator is not None:
+        return _classify(pos, frame_id, estimator(rgb), size)
+    jpath = Path(keypoints_dir) / f"{frame_id}_keypoints.json"
+    try:
+        people = read_openpose_json(jpath)
+    except FileNotFoundError:
+        people = []
+    except ValueError as exc:
+        return FrameResult(pos, frame_id, "bad_json", size=size, message=str(exc))
+    return _classify(pos, frame_id, people, size)
+
+
+def _backfill_multiple(results: list[FrameResult], source: FrameSource, backend: str) -> list[FrameResult]:
+    """In videos, MediaPipe counts people every few frames: the frames just before a multi-person detection are
+    treated as multi-person too, so no pair is written from a frame that may show someone else."""
+    if backend != "mediapipe" or not source.is_video:
+        return results
+    from dancenow_utils.pose.mediapipe_backend import MULTI_PERSON_BACKFILL
+
+    flagged = [i for i, r in enumerate(results) if r.status == "multiple"]
+    for i in flagged:
+        for r in results[max(0, i - MULTI_PERSON_BACKFILL): i]:
+            if r.status == "ok":
+                r.status, r.person = "multiple", None
+    return results
+
+
 def detect(source: FrameSource, backend: str = "mediapipe", weights: str = "", keypoints_dir: str = "",
            face: bool = True, hands: bool = True, workers: int = 0, progress: bool = True) -> list[FrameResult]:
-    """Detect people in every frame of ``source``; ``workers`` processes split the frames in contiguous chunks."""
+    """Detect people in every frame of ``source``; ``workers`` processes take one contiguous part each (so
+    MediaPipe's tracking stays useful), reporting progress through a queue."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     if backend == "openpose_json" and not Path(keypoints_dir or "-").is_dir():
         raise FileNotFoundError(f"{keypoints_dir or '(empty)'}: keypoints_dir must be a folder of OpenPose JSON "
                                 "files named <frame id>_keypoints.json")
     n = len(source)
-    if workers <= 0:
-        workers = min(2, os.cpu_count() or 1) if n >= 200 else 1
+    if workers <= 0:  # MediaPipe already keeps two cores busy (bench/RESULTS.md): one worker per two cores
+        workers = min(4, max(1, (os.cpu_count() or 1) // 2)) if n >= 200 else 1
     common = (backend, weights, keypoints_dir, face, hands)
-    if workers == 1:
-        results = []
-        bar = tqdm(total=n, desc="detecting poses", disable=not progress)
-        chunk = 50
-        for start in range(0, max(n, 1), chunk):
-            part = _detect_chunk((source, start, start + chunk, *common))
-            results += part
-            bar.update(len(part))
+    bar = tqdm(total=n, desc=f"detecting poses ({workers} worker{'s' if workers > 1 else ''})",
+               disable=not progress)
+    try:
+        if workers == 1:
+            return _backfill_multiple(_detect_chunk((source, 0, None, *common), bar.update), source, backend)
+        ctx = get_context("spawn")
+        bounds = np.linspace(0, n, workers + 1).astype(int)
+        with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            queue = manager.Queue()
+            futures = [pool.submit(_detect_chunk, (source, int(a), int(b), *common), queue)
+                       for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+            while not all(f.done() for f in futures):
+                with contextlib.suppress(queue_module.Empty):
+                    bar.update(queue.get(timeout=0.2))
+            results = [r for f in futures for r in f.result()]
+        return _backfill_multiple(sorted(results, key=lambda r: r.pos), source, backend)
+    finally:
         bar.close()
-        return results
-    # contiguous chunks keep MediaPipe's tracking useful; a few per worker for a live progress bar
-    n_chunks = workers * 4
-    bounds = np.linspace(0, n, n_chunks + 1).astype(int)
-    results = []
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_detect_chunk, (source, int(a), int(b), *common))
-                   for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        with tqdm(total=n, desc=f"detecting poses ({workers} workers)", disable=not progress) as bar:
-            for fut in as_completed(futures):
-                part = fut.result()
-                results += part
-                bar.update(len(part))
-    return sorted(results, key=lambda r: r.pos)
 
 
 # -------------------------------------------------------------------------------------------------------- crop
@@ -401,23 +428,32 @@ def extract(
     for d in staging.values():
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
+    def write_pair(frame_id: str, rgb: np.ndarray | None, person: Person) -> None:
+        stick = render_pose([crop.apply_person(person)], image_size, image_size, pose_format, draw_face, draw_hands)
+        if rgb is not None:
+            write_image(staging["B"] / f"{frame_id}.png", crop.apply_image(rgb))
+        write_image(staging["A"] / f"{frame_id}.png", stick)
+        write_openpose_json(staging["keypoints"] / f"{frame_id}_keypoints.json", [person], pose_format)
+
     try:
         by_pos = {r.pos: p for r, p in ok}
         frames = src.frames() if write_frames else ((r.pos, r.frame_id, None) for r, _ in ok)
-        bar = tqdm(total=len(ok), desc="writing pairs", disable=not progress)
-        for pos, frame_id, rgb in frames:
-            person = by_pos.get(pos)
-            if person is None:
-                continue
-            stick = render_pose([crop.apply_person(person)], image_size, image_size, pose_format, draw_face,
-                                draw_hands)
-            if write_frames:
-                write_image(staging["B"] / f"{frame_id}.png", crop.apply_image(rgb))
-            write_image(staging["A"] / f"{frame_id}.png", stick)
-            write_openpose_json(staging["keypoints"] / f"{frame_id}_keypoints.json", [person], pose_format)
-            summary.written += 1
-            bar.update(1)
-        bar.close()
+        # OpenCV's drawing and encoding and the file writes release the GIL: two threads write pairs
+        with tqdm(total=len(ok), desc="writing pairs", disable=not progress) as bar, \
+                ThreadPoolExecutor(2) as pool:
+            in_flight: list = []
+            for pos, frame_id, rgb in frames:
+                person = by_pos.get(pos)
+                if person is None:
+                    continue
+                in_flight.append(pool.submit(write_pair, frame_id, rgb if write_frames else None, person))
+                if len(in_flight) >= 8:  # bounded: long high-resolution videos must not pile up in memory
+                    in_flight.pop(0).result()
+                    bar.update(1)
+            for fut in in_flight:
+                fut.result()
+                bar.update(1)
+        summary.written = len(ok)
         crop.save(staging["keypoints"] / "crop.json")
         atomic_write_text(staging["keypoints"] / "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
         _swap_into_place(staging, final)

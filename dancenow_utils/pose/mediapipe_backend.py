@@ -7,7 +7,9 @@ OpenPose's 70 face points through :data:`FACE_MESH_TO_IBUG70`, and hands are alr
 Confidence is MediaPipe's visibility for body points and 1 for detected face and hand points.
 
 BlazePose tracks a single person. To skip frames with several people (the extractor must not pair a frame with
-the wrong person's skeleton) a face detector that finds every face in the frame runs beside it.
+the wrong person's skeleton) a face detector that finds every face in the frame runs beside it: on every frame for
+still images, on every ``count_every``-th frame of a video (every frame while it sees several faces). The
+extractor then also marks the frames just before such a detection (:data:`MULTI_PERSON_BACKFILL`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ FACE_MESH_TO_IBUG70 = (
     # inner lips 60-67
     78, 81, 13, 311, 308, 402, 14, 178,
 )
+MULTI_PERSON_BACKFILL = 4  # video frames before a multi-person detection that may have had two people too
 RIGHT_EYE = slice(36, 42)
 LEFT_EYE = slice(42, 48)
 
@@ -94,10 +97,12 @@ class MediaPipeEstimator:
     """
 
     def __init__(self, face: bool = True, hands: bool = True, video: bool = False, count_people: bool = True,
-                 min_detection_confidence: float = 0.5) -> None:
+                 min_detection_confidence: float = 0.5, count_every: int = MULTI_PERSON_BACKFILL + 1) -> None:
         import mediapipe as mp
 
         self.face, self.hands = face, hands
+        self.count_every = count_every if video else 1
+        self._since_count, self._last_faces = 0, 0
         with _quiet():
             if face or hands:
                 self._model = mp.solutions.holistic.Holistic(
@@ -142,7 +147,11 @@ class MediaPipeEstimator:
             if getattr(res, "right_hand_landmarks", None) is not None:
                 person.right_hand = _landmarks(res.right_hand_landmarks, w, h, False)
         people = [person]
-        if self.count_faces(rgb) > 1:
+        if self._last_faces > 1 or self._since_count % self.count_every == 0:
+            self._last_faces = self.count_faces(rgb)
+            self._since_count = 0
+        self._since_count += 1
+        if self._last_faces > 1:
             # a second face means a second person; BlazePose cannot say which one it tracked
             people.append(Person())
         return people
