@@ -12,7 +12,7 @@ MALLOC := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr
 RUN := env PATH="$(CURDIR)/$(BIN):$$PATH" $(if $(MALLOC),LD_PRELOAD=$(MALLOC)) MPLBACKEND=Agg
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint lab bench constraints clean-results
+.PHONY: install demo test lint lab bench bench-stages constraints clean-results
 
 install: $(STAMP)
 
@@ -37,8 +37,13 @@ lab: $(STAMP)
 	$(RUN) $(BIN)/jupyter lab notebooks
 
 bench: $(STAMP)
+	$(RUN) $(BIN)/python bench/pose_accuracy.py
 	$(RUN) $(BIN)/python bench/pose_speed.py
 	$(RUN) $(BIN)/python bench/train_speed.py
+	$(RUN) $(BIN)/python bench/infer_speed.py
+
+bench-stages: $(STAMP)
+	$(RUN) $(BIN)/python bench/edn_stages.py
 
 constraints: $(STAMP)
 	( head -3 constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v -i '^dancenow' ) > constraints.txt.new

@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -88,10 +89,10 @@ class Trainer:
         latest = self.dir / "latest.pth"
         if resume and latest.exists():
             self._resume(latest)
-        elif self.is_main:
+        elif self.is_main:  # a fresh start: the previous run's log and visuals would mix with this one's
             self.dir.mkdir(parents=True, exist_ok=True)
-            for stale in ("loss_log.jsonl",):
-                (self.dir / stale).unlink(missing_ok=True)
+            (self.dir / "loss_log.jsonl").unlink(missing_ok=True)
+            shutil.rmtree(self.dir / "web", ignore_errors=True)
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 

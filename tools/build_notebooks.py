@@ -169,6 +169,9 @@ the target and compare them with the real frames:
 - **flicker**: how much consecutive generated frames change, relative to the real video (1 = as steady);
 - the same for a **nearest-neighbour baseline** that returns the training frame with the closest pose. If the GAN
   does not beat it, it has memorised frames rather than learnt to draw.
+
+The evaluation uses whatever stages the checkpoint has (temporal generator, face GAN) and prints which; `face_ssim`
+scores the face box the face GAN works on.
 """),
         ("params", """dataroot = "dataset_test"
 name = "demo"
@@ -212,6 +215,7 @@ Now the target dances like someone else. The **source** video's poses are extrac
 
 The results go to `results/<name>/`: frames, `transfer.mp4`, `side_by_side.mp4` (source | pose | generated), a
 GIF and an HTML page. A folder holding ready pose images (`test_A`) can be given as `source` instead.
+A temporal generator is run frame by frame, each output fed back; a trained face stage corrects every face.
 """),
         ("params", """source = ""             # a source video or image folder; empty: the demo's source dancer
 dataroot = "dataset_transfer"

@@ -62,6 +62,7 @@ def resolve_vgg_weights(mode: str, path: str = "") -> Path | None:
         return cached
     if not os.environ.get("DANCENOW_OFFLINE"):
         try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(VGG19_URL, str(cached), progress=False)
             return cached
         except Exception as exc:  # no network, proxy, disk: all mean "no weights here"
