@@ -34,6 +34,13 @@ class LearningSnapshots:
     def gif_path(self) -> Path:
         return self.out_dir / "learning.gif"
 
+    def browser(self):
+        """A slider over the snapshots (one row of samples per iteration)."""
+        from dancenow_utils.visualize import image_browser
+
+        return image_browser(len(self.rows), lambda k: label(np.concatenate(self.rows[k], axis=1),
+                                                             f"iteration {self.iterations[k]}"), "snapshot")
+
     def grid_image(self) -> np.ndarray:
         rows = [[label(x, "pose") for x in self.inputs]]
         rows += [[label(img, f"it {it}") if j == 0 else img for j, img in enumerate(row)]

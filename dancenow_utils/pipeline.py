@@ -55,24 +55,18 @@ def sample_pairs_figure(dataroot: str | Path, phase: str = "train", n: int = 6) 
 
 
 def frame_browser(dataroot: str | Path, phase: str = "train"):
-    """A slider over the extracted pairs (interactive in Jupyter; papermill just stores the widget)."""
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
+    """A slider over the extracted pairs: the frame with its stick figure on top, and the stick figure alone."""
+    from dancenow_utils.visualize import image_browser
 
     files_a = list_images(Path(dataroot) / f"{phase}_A")
 
-    def show(i: int = 0):
-        a = files_a[i]
-        b = Path(dataroot) / f"{phase}_B" / a.name
-        stick = read_image(a)
+    def render(i: int) -> np.ndarray:
+        stick = read_image(files_a[i])
+        b = Path(dataroot) / f"{phase}_B" / files_a[i].name
         frame = read_image(b) if b.exists() else np.zeros_like(stick)
-        fig, ax = plt.subplots(figsize=(8, 4))
-        ax.imshow(np.concatenate([overlay(frame, stick), stick], axis=1))
-        ax.set_title(a.stem)
-        ax.set_axis_off()
-        plt.show()
+        return label(np.concatenate([overlay(frame, stick), stick], axis=1), files_a[i].stem)
 
-    return widgets.interactive(show, i=widgets.IntSlider(0, 0, max(0, len(files_a) - 1), 1, description="frame"))
+    return image_browser(len(files_a), render, "frame")
 
 
 def resolve_transfer_source(source: str, dataroot: str | Path, demo_dir: str | Path = "demo_data") -> tuple[str, bool]:

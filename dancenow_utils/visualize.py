@@ -119,3 +119,21 @@ def show(img: np.ndarray, title: str = "", figsize: tuple[float, float] = (10, 4
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def image_browser(count: int, render, description: str = "frame", width: int = 640):
+    """A slider over ``count`` images, ``render(i)`` giving the RGB image of position ``i`` (made on demand).
+
+    Built from an ``IntSlider`` and an ``Image`` widget only. ``ipywidgets.interact`` routes output through an
+    Output widget, which can deadlock headless execution (papermill/nbclient); this cannot.
+    """
+    import ipywidgets as widgets
+
+    def png(i: int) -> bytes:
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(render(i)), cv2.COLOR_RGB2BGR))
+        return buf.tobytes()
+
+    slider = widgets.IntSlider(value=0, min=0, max=max(0, count - 1), step=1, description=description)
+    image = widgets.Image(value=png(0) if count else b"", format="png", width=width)
+    slider.observe(lambda change: setattr(image, "value", png(change["new"])), names="value")
+    return widgets.VBox([slider, image])

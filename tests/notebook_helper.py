@@ -13,6 +13,6 @@ def execute(name: str, workdir: Path, **parameters):
     """Execute ``notebooks/<name>.ipynb`` with ``parameters`` in ``workdir``; returns the executed notebook."""
     try:
         return run_notebook(ROOT / "notebooks" / f"{name}.ipynb", workdir / "executed" / f"{name}.ipynb",
-                            parameters, cwd=workdir, timeout=900)
+                            parameters, cwd=workdir, timeout=300)
     except NotebookError as exc:
         raise AssertionError(str(exc)) from None

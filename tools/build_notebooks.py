@@ -90,8 +90,8 @@ arm, green left arm, green-to-cyan right leg, blue left leg.
     plt.imshow(pipeline.sample_pairs_figure(root, phase))
     plt.axis("off"); plt.title(root); plt.show()
 """),
-        ("md", "## Browse the frames\n\nIn Jupyter, move the slider to check every pair (papermill stores a static "
-               "figure above instead)."),
+        ("md", "## Browse the frames\n\nIn Jupyter, move the slider to check every pair (a saved notebook shows "
+               "the first one; the static figure above is always there)."),
         ("code", "pipeline.frame_browser(dataroot, phase)"),
     ],
     "02_training.ipynb": [
@@ -278,13 +278,7 @@ print(f"{len(snaps.iterations)} snapshots in {snaps.out_dir}")
 plt.imshow(snaps.grid_image()); plt.axis("off"); plt.show()
 """),
         ("md", "## Browse the iterations\n\nA slider in Jupyter; the animated GIF below plays everywhere."),
-        ("code", """import ipywidgets as widgets
-import numpy as np
-def show(k=0):
-    plt.figure(figsize=(10, 3)); plt.imshow(np.concatenate(snaps.rows[k], axis=1))
-    plt.title(f"iteration {snaps.iterations[k]}"); plt.axis("off"); plt.show()
-widgets.interactive(show, k=widgets.IntSlider(0, 0, len(snaps.rows) - 1, 1, description="snapshot"))
-"""),
+        ("code", """snaps.browser()"""),
         ("code", """display(Image(filename=str(snaps.gif_path)))"""),
     ],
 }
