@@ -120,10 +120,10 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Small and CPU-friendly: `make demo` trains this in about 7 minutes on two cores (0.22 s per step,
-    # 2 + 2 epochs over the demo's 1000 frames; bench/RESULTS.md).
+    # Small and CPU-friendly: `make demo` trains this in about 6.5 minutes on two cores (3 + 2 epochs over the
+    # demo's 1000 frames, 2500 steps; bench/RESULTS.md).
     "demo": dict(width=128, height=128, ngf=16, n_downsample_global=3, n_blocks_global=4, ndf=16, num_D=2,
-                 batch_size=2, niter=2, niter_decay=2, save_latest_freq=250, display_freq=250, log_freq=10),
+                 batch_size=2, niter=3, niter_decay=2, save_latest_freq=250, display_freq=250, log_freq=10),
     # Tiny networks for tests and smoke runs (about 0.07 s per step at 64x64 on a laptop CPU).
     "tiny": dict(width=64, height=64, ngf=16, n_downsample_global=3, n_blocks_global=3, ndf=16, num_D=2,
                  n_layers_D=2, batch_size=2, niter=1, niter_decay=1, vgg_loss="off", save_latest_freq=5,

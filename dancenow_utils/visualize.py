@@ -62,9 +62,10 @@ def label(img: np.ndarray, text: str) -> np.ndarray:
     """A copy of ``img`` with ``text`` in the top-left corner (outlined, readable on any background)."""
     out = np.ascontiguousarray(img).copy()
     scale = max(0.35, img.shape[0] / 400)
-    (_, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    for color, thick in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-        cv2.putText(out, text, (5, 4 + text_h), cv2.FONT_HERSHEY_SIMPLEX, scale, color, thick, cv2.LINE_AA)
+    (text_w, text_h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x1, y1 = min(out.shape[1], text_w + 8), min(out.shape[0], text_h + base + 6)
+    out[:y1, :x1] = (out[:y1, :x1] * 0.35).astype(np.uint8)  # a dark box keeps the text readable on any frame
+    cv2.putText(out, text, (4, 3 + text_h), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return out
 
 

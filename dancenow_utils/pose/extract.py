@@ -428,6 +428,7 @@ def extract(
     for d in staging.values():
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
+
     def write_pair(frame_id: str, rgb: np.ndarray | None, person: Person) -> None:
         stick = render_pose([crop.apply_person(person)], image_size, image_size, pose_format, draw_face, draw_hands)
         if rgb is not None:
