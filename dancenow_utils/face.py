@@ -165,14 +165,15 @@ class FaceTrainer:
         return crop(A, boxes, side), crop(self._main_output(A), boxes, side), crop(B, boxes, side)
 
     def train(self, epochs: int = 2, max_seconds: float | None = None) -> dict[str, float]:
+        """Train for ``epochs`` over the face crops (or ``max_seconds``); writes ``face/latest.pth`` and samples."""
+        from dancenow_utils.train import epoch_batches
+
         t0 = time.perf_counter()
         losses: dict[str, float] = {}
         n = len(self.items)
         with open(self.dir / "loss_log.jsonl", "a") as log:
             for epoch in range(epochs):
-                g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-                perm = torch.randperm(n, generator=g).tolist()
-                batches = [perm[i: i + self.batch_size] for i in range(0, n, self.batch_size)]
+                batches = epoch_batches(n, self.batch_size, self.seed, epoch)
                 for idx in tqdm(batches, desc=f"face stage, epoch {epoch + 1}", disable=not self.progress):
                     losses = self.face.train_step(*self.batch(idx))
                     self.iteration += 1
