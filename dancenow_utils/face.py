@@ -110,8 +110,9 @@ class FaceGAN:
         values = {"F_GAN": g_gan, "F_GAN_Feat": g_feat, "F_D_real": d_real, "F_D_fake": d_fake}
         for k, v in values.items():
             if not torch.isfinite(v):
-                raise FloatingPointError(f"face stage: the {k} loss is {float(v)}; lower the face lr and retry")
-        return {k: float(v) for k, v in values.items()}
+                raise FloatingPointError(
+                    f"face stage: the {k} loss is {float(v.detach())}; lower the face lr and retry")
+        return {k: float(v.detach()) for k, v in values.items()}
 
     def state(self) -> dict:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(), "opt_G": self.opt_G.state_dict(),

@@ -125,7 +125,7 @@ class Pix2PixHD:
     @staticmethod
     def _check_finite(loss: torch.Tensor, which: str) -> None:
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"the {which} loss is {float(loss)}")
+            raise FloatingPointError(f"the {which} loss is {float(loss.detach())}")
 
     @torch.no_grad()
     def generate(self, A: torch.Tensor) -> torch.Tensor:
