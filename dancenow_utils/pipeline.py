@@ -38,6 +38,13 @@ def pose_step(source: str = "", dataroot: str = "dataset", phase: str = "train",
     }
 
 
+def _pair(dataroot: str | Path, phase: str, pose_file: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(frame, stick figure)`` of a pose image; a black frame when there is no ``{phase}_B`` twin (transfer)."""
+    stick = read_image(pose_file)
+    b = Path(dataroot) / f"{phase}_B" / pose_file.name
+    return (read_image(b) if b.exists() else np.zeros_like(stick)), stick
+
+
 def sample_pairs_figure(dataroot: str | Path, phase: str = "train", n: int = 6) -> np.ndarray:
     """A grid: frames with their stick figure on top, and the stick figures alone (what the GAN learns from)."""
     files_a = list_images(Path(dataroot) / f"{phase}_A")
@@ -46,9 +53,7 @@ def sample_pairs_figure(dataroot: str | Path, phase: str = "train", n: int = 6) 
     pick = [files_a[int(i)] for i in np.linspace(0, len(files_a) - 1, min(n, len(files_a))).round()]
     top, bottom = [], []
     for a in pick:
-        stick = read_image(a)
-        b = Path(dataroot) / f"{phase}_B" / a.name
-        frame = read_image(b) if b.exists() else np.zeros_like(stick)
+        frame, stick = _pair(dataroot, phase, a)
         top.append(label(overlay(frame, stick), a.stem))
         bottom.append(stick)
     return grid([top, bottom])
@@ -61,9 +66,7 @@ def frame_browser(dataroot: str | Path, phase: str = "train"):
     files_a = list_images(Path(dataroot) / f"{phase}_A")
 
     def render(i: int) -> np.ndarray:
-        stick = read_image(files_a[i])
-        b = Path(dataroot) / f"{phase}_B" / files_a[i].name
-        frame = read_image(b) if b.exists() else np.zeros_like(stick)
+        frame, stick = _pair(dataroot, phase, files_a[i])
         return label(np.concatenate([overlay(frame, stick), stick], axis=1), files_a[i].stem)
 
     return image_browser(len(files_a), render, "frame")

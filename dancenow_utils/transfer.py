@@ -93,11 +93,11 @@ def run_transfer(name: str, poses_dir: str | Path, results_dir: str | Path = "re
     fakes = list(tqdm(generate_frames(G, poses, dev, batch_size, cfg.temporal), total=len(poses),
                       desc="generating frames", disable=not progress))
     face = load_face_stage(name, checkpoints_dir, dev)
-    keypoints = Path(poses_dir).parent / f"{Path(poses_dir).name[:-2]}_keypoints"
-    if face is not None and (keypoints / "crop.json").exists():
+    phase = Path(poses_dir).name.removesuffix("_A")  # dataset_transfer/test_A -> test_keypoints beside it
+    if face is not None and (Path(poses_dir).parent / f"{phase}_keypoints" / "crop.json").exists():
         from dancenow_utils.pose.extract import people_in_image
 
-        people = people_in_image(keypoints.parent, Path(poses_dir).name[:-2], names, cfg.width, cfg.height)
+        people = people_in_image(Path(poses_dir).parent, phase, names, cfg.width, cfg.height)
         fakes = apply_face_stage(face, fakes, poses, people)
     elif face is not None:
         print(f"face stage not applied: {poses_dir} has no keypoints beside it (ready pose images)")

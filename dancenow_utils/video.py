@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -27,13 +26,6 @@ def open_video(path: str | Path) -> cv2.VideoCapture:
                          "(e.g. `ffmpeg -i in.mov -c:v libx264 out.mp4`) or pass a folder of frames")
     cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
     return cap
-
-
-def video_fps(path: str | Path, default: float = 30.0) -> float:
-    cap = open_video(path)
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    cap.release()
-    return float(fps) if fps and fps > 0 else default
 
 
 def read_frames(path: str | Path, frame_step: int = 1, max_frames: int = 0,
@@ -108,6 +100,3 @@ def write_gif(path: str | Path, frames: list[np.ndarray], fps: float = 10.0, max
     with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
 
-
-def is_video(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS and os.path.isfile(path)

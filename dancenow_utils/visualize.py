@@ -109,8 +109,8 @@ def image_table_page(path: str | Path, title: str, rows: Sequence[tuple[str, Seq
     atomic_write_text(path, doc.render())
 
 
-def show(img: np.ndarray, title: str = "", figsize: tuple[float, float] = (10, 4)):
-    """Display an RGB image in a notebook with matplotlib (a static figure under papermill)."""
+def show(img: np.ndarray, title: str = "", figsize: tuple[float, float] = (10, 4)) -> None:
+    """Display an RGB image in a notebook with matplotlib (a static figure, kept by papermill)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=figsize)
@@ -119,7 +119,7 @@ def show(img: np.ndarray, title: str = "", figsize: tuple[float, float] = (10, 4
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return fig
+    plt.show()
 
 
 def image_browser(count: int, render, description: str = "frame", width: int = 640):

@@ -13,8 +13,8 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = """%matplotlib inline
-import matplotlib.pyplot as plt
-from IPython.display import display, HTML, Image
+from IPython.display import display, Image
+from dancenow_utils.visualize import show
 """
 
 NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
@@ -86,9 +86,7 @@ stick figures alone, which are the generator's input. The colours follow OpenPos
 arm, green left arm, green-to-cyan right leg, blue left leg.
 """),
         ("code", """for root in summaries:
-    plt.figure(figsize=(14, 5))
-    plt.imshow(pipeline.sample_pairs_figure(root, phase))
-    plt.axis("off"); plt.title(root); plt.show()
+    show(pipeline.sample_pairs_figure(root, phase), root, figsize=(14, 5))
 """),
         ("md", "## Browse the frames\n\nIn Jupyter, move the slider to check every pair (a saved notebook shows "
                "the first one; the static figure above is always there)."),
@@ -125,8 +123,7 @@ from dancenow_utils import pipeline
 print(json.dumps(cfg.to_dict(), indent=1))
 """),
         ("md", "## The data\n\nPairs from step 1, resized to the config's size."),
-        ("code", """plt.figure(figsize=(14, 5))
-plt.imshow(pipeline.sample_pairs_figure(dataroot, "train")); plt.axis("off"); plt.show()
+        ("code", """show(pipeline.sample_pairs_figure(dataroot, "train"), figsize=(14, 5))
 """),
         ("md", """## Train
 
@@ -200,7 +197,7 @@ rows = list(csv.DictReader(open(f"{checkpoints_dir}/{name}_test/per_sample.csv")
 pick = rows[:: max(1, len(rows) // 4)][:4]
 img_dir = f"{checkpoints_dir}/{name}_test/images"
 tiles = [[read_image(f"{img_dir}/{r['name']}_{k}.png") for k in ("input", "generated", "real", "nn")] for r in pick]
-plt.figure(figsize=(9, 2.4 * len(tiles))); plt.imshow(grid(tiles)); plt.axis("off"); plt.show()
+show(grid(tiles), "input | generated | ground truth | nearest neighbour", figsize=(9, 2.4 * len(tiles)))
 """),
     ],
     "04_pose_transfer.ipynb": [
@@ -274,8 +271,7 @@ print(f"{len(snaps.iterations)} snapshots in {snaps.out_dir}")
 """),
         ("md", "## The learning grid\n\nRows are iterations (top: the poses; bottom: the real frames), columns are "
                "samples."),
-        ("code", """plt.figure(figsize=(8, 1.6 * (len(snaps.iterations) + 2)))
-plt.imshow(snaps.grid_image()); plt.axis("off"); plt.show()
+        ("code", """show(snaps.grid_image(), figsize=(8, 1.6 * (len(snaps.iterations) + 2)))
 """),
         ("md", "## Browse the iterations\n\nA slider in Jupyter; the animated GIF below plays everywhere."),
         ("code", """snaps.browser()"""),

@@ -160,9 +160,3 @@ def read_openpose_json(path: str | Path) -> list[Person]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from exc
     return people_from_json(data, str(path))
-
-
-def frame_id_from_json(path: Path) -> str:
-    """``frame_000012_keypoints.json`` -> ``frame_000012`` (OpenPose's naming)."""
-    name = path.stem
-    return name[: -len("_keypoints")] if name.endswith("_keypoints") else name
