@@ -1,7 +1,14 @@
-"""Checkpoints: everything needed to resume exactly, written atomically, read with ``weights_only=True``."""
+"""Checkpoints: everything needed to resume exactly, written atomically, read with ``weights_only=True``.
+
+A full checkpoint (``latest.pth``) holds the networks, optimisers, scaler, counters, RNG states and config. A
+generator-only file (``latest_G.pth``, ``epoch_<n>_G.pth``) holds what inference needs: the generator, its config
+and how its training poses were drawn. Both are always read onto the CPU first (RNG states must stay CPU tensors;
+networks are moved to their device when loaded into them).
+"""
 
 from __future__ import annotations
 
+import errno
 import random
 from pathlib import Path
 from typing import Any
@@ -9,11 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from dancenow_utils.config import TrainConfig
+from dancenow_utils.config import ARCH_KEYS, TrainConfig
 from dancenow_utils.io_utils import atomic_path
-from dancenow_utils.models.networks import ARCH_KEYS
 
-FORMAT = 1
+FORMAT = 2
 
 
 def rng_state() -> dict[str, Any]:
@@ -32,38 +38,63 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
+    """Restore :func:`rng_state`; CUDA states are restored for the GPUs this machine has (it may have fewer)."""
+    torch.set_rng_state(state["torch"].cpu())
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    np.random.set_state(("MT19937", n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     p = state["python"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if state.get("cuda") and torch.cuda.is_available():
+        for index, s in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(s.cpu(), index)
+
+
+def payload_bytes(payload: Any) -> int:
+    """Bytes of the tensors in a (nested) payload: about the size of the file ``torch.save`` writes."""
+    if isinstance(payload, torch.Tensor):
+        return payload.numel() * payload.element_size()
+    if isinstance(payload, dict):
+        return sum(payload_bytes(v) for v in payload.values())
+    if isinstance(payload, (list, tuple)):
+        return sum(payload_bytes(v) for v in payload)
+    return 0
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """``torch.save`` to a temp file, then rename: a crash mid-write keeps the previous checkpoint."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **payload}, tmp)
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save({"format": FORMAT, **payload}, tmp)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            need = payload_bytes(payload) / 1e9
+            raise OSError(exc.errno, f"{path}: the disk is full. This save needs about {need:.2f} GB free in "
+                                     f"{path.parent}; free some space (old runs, results) and run again: training "
+                                     "resumes from the last checkpoint that was saved.") from None
+        raise
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's contents on the CPU; errors name the file and what to do."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint; train first (notebook 02) or check name/which_epoch")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"{path}: cannot be read as a dancenow checkpoint ({exc}); delete it and resume from "
-                         "another one") from exc
+        # never pass on torch's advice to load with weights_only=False: that would run code from the file
+        raise ValueError(f"{path}: cannot be read as a dancenow checkpoint ({type(exc).__name__}); it is damaged or "
+                         "not a checkpoint. Delete it, or train again (notebook 02).") from None
     if not isinstance(ckpt, dict) or "G" not in ckpt or "config" not in ckpt:
         raise ValueError(f"{path}: not a dancenow checkpoint (no generator or config inside)")
     return ckpt
 
 
-def check_architecture(saved: dict[str, Any], cfg: TrainConfig, path: str | Path) -> None:
+def check_architecture(saved: dict[str, Any], cfg: TrainConfig, path: str | Path,
+                       keys: tuple[str, ...] = ARCH_KEYS) -> None:
     """Error when a checkpoint's network shapes differ from ``cfg`` (e.g. another preset)."""
-    diffs = {k: (saved.get(k), getattr(cfg, k)) for k in ARCH_KEYS if saved.get(k) != getattr(cfg, k)}
+    diffs = {k: (saved.get(k), getattr(cfg, k)) for k in keys if k in saved and saved.get(k) != getattr(cfg, k)}
     if diffs:
         listing = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diffs.items())
         raise ValueError(f"{path} was trained with another architecture (preset {saved.get('preset')!r}, config "

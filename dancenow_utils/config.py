@@ -14,10 +14,12 @@ from typing import Any
 
 from dancenow_utils.io_utils import atomic_write_text
 
+AMP_CHOICES = ("auto", "fp32", "bf16", "fp16", "off")
+
 
 @dataclass
 class TrainConfig:
-    """Every option of the pix2pixHD pose-to-appearance model and its training loop."""
+    """Every option of the pix2pixHD pose-to-appearance model, its face stage and the training loop."""
 
     preset: str = "demo"
     # image size (width x height) the networks see
@@ -51,16 +53,63 @@ class TrainConfig:
     batch_size: int = 4
     max_dataset_size: int = 0  # 0 = all pairs
     flip: bool = False  # off: flipping a coloured skeleton swaps the meaning of left and right
-    cache_images: bool = True
+    cache_images: bool = True  # keep decoded images in memory (only without loader workers, and when they fit)
+    num_workers: int = -1  # data-loader worker processes; -1 = auto (0 on CPU, up to 4 on CUDA)
     seed: int = 0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" ...
-    amp: str = "auto"  # "auto" uses fp16 autocast on CUDA only; "off" disables it
+    amp: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16" ("off" = "fp32"); see dancenow_utils.precision
     threads: int = 0  # 0 = leave torch's default
+    # face GAN stage (Everybody Dance Now, section 3.4): a residual generator and discriminator on face crops
+    face_ngf: int = 32
+    face_n_downsample: int = 2
+    face_n_blocks: int = 3
+    face_ndf: int = 32
+    face_n_layers_D: int = 3
+    face_num_D: int = 1
+    face_lambda_feat: float = 10.0
+    face_lr: float = 2e-4
+    face_niter: int = 2  # face-stage epochs at constant learning rate
+    face_niter_decay: int = 0  # face-stage epochs of linear decay
     # bookkeeping
     save_latest_freq: int = 200  # iterations between `latest` checkpoints
-    save_epoch_freq: int = 5  # epochs between numbered checkpoints
+    save_latest_seconds: float = 0.0  # also save `latest` when this much time has passed (0 = off)
+    save_epoch_freq: int = 5  # epochs between numbered (generator-only) checkpoints
     display_freq: int = 100  # iterations between visuals on the HTML page
-    log_freq: int = 10  # iterations between loss-log lines
+    log_freq: int = 10  # iterations between loss-log lines (loss values are read back only then)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Reject values that cannot work, naming the key and what is valid (before any work starts)."""
+        positive = ("width", "height", "input_nc", "output_nc", "ngf", "ndf", "n_layers_D", "num_D", "batch_size",
+                    "save_latest_freq", "save_epoch_freq", "display_freq", "log_freq", "face_ngf", "face_ndf",
+                    "face_n_layers_D", "face_num_D")
+        for key in positive:
+            if getattr(self, key) < 1:
+                raise ValueError(f"config key {key!r} must be at least 1, got {getattr(self, key)!r}")
+        non_negative = ("n_downsample_global", "n_blocks_global", "n_local_enhancers", "n_blocks_local", "niter",
+                        "niter_decay", "max_dataset_size", "threads", "face_n_downsample", "face_n_blocks",
+                        "face_niter", "face_niter_decay", "save_latest_seconds", "lr", "face_lr", "lambda_feat",
+                        "face_lambda_feat")
+        for key in non_negative:
+            if getattr(self, key) < 0:
+                raise ValueError(f"config key {key!r} must be 0 or more, got {getattr(self, key)!r}")
+        if self.num_workers < -1:
+            raise ValueError(f"config key 'num_workers' must be -1 (auto) or 0 or more, got {self.num_workers}")
+        choices = {"netG": ("global", "local"), "vgg_loss": ("auto", "on", "off"), "amp": AMP_CHOICES}
+        for key, valid in choices.items():
+            if getattr(self, key) not in valid:
+                raise ValueError(f"config key {key!r} must be one of {valid}, got {getattr(self, key)!r}")
+        if self.device != "auto" and not (self.device == "cpu" or self.device == "mps"
+                                          or self.device.split(":")[0] == "cuda"):
+            raise ValueError(f"config key 'device' must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', "
+                             f"got {self.device!r}")
+        k = 2 ** (self.n_downsample_global + (self.n_local_enhancers if self.netG == "local" else 0))
+        if self.width % k or self.height % k:
+            raise ValueError(f"width and height ({self.width}x{self.height}) must be multiples of {k} for "
+                             f"{self.n_downsample_global} downsamplings" +
+                             (f" and {self.n_local_enhancers} local enhancer(s)" if self.netG == "local" else ""))
 
     @property
     def total_epochs(self) -> int:
@@ -81,17 +130,51 @@ class TrainConfig:
             raise FileNotFoundError(f"{path}: no config file; train a model first (notebook 02).") from None
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not valid JSON ({exc}); delete it or retrain.") from exc
-        return cls().with_overrides(data)
+        return cls.from_dict(data)
 
-    def with_overrides(self, overrides: dict[str, Any] | None) -> TrainConfig:
-        """Return a copy with ``overrides`` applied; an unknown key is an error listing the valid keys."""
-        overrides = dict(overrides or {})
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """A config from a saved dict; keys this version does not know (an older or newer run) are ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls().with_overrides({k: v for k, v in data.items() if k in known})
+
+    def with_overrides(self, overrides: dict[str, Any] | str | None) -> TrainConfig:
+        """Return a copy with ``overrides`` applied; an unknown key is an error listing the valid keys.
+
+        ``overrides`` may also be a JSON string (papermill's ``-p overrides '{...}'`` passes one)."""
+        overrides = parse_overrides(overrides)
         valid = {f.name: f for f in dataclasses.fields(self)}
         unknown = sorted(set(overrides) - set(valid))
         if unknown:
             raise KeyError(f"unknown config key(s) {unknown}; valid keys are: {', '.join(sorted(valid))}")
         typed = {k: _coerce(valid[k], v) for k, v in overrides.items()}
         return dataclasses.replace(self, **typed)
+
+
+def parse_overrides(overrides: dict[str, Any] | str | None) -> dict[str, Any]:
+    """A dict of overrides from a dict, a JSON object string, or None."""
+    if overrides is None or overrides == "":
+        return {}
+    if isinstance(overrides, str):
+        try:
+            overrides = json.loads(overrides)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"overrides {overrides!r} is not a JSON object ({exc}); write it as "
+                             "'{\"niter\": 5}' or pass a dict") from None
+    if not isinstance(overrides, dict):
+        raise ValueError(f"overrides must be a dict of config keys, got {type(overrides).__name__}: {overrides!r}")
+    return dict(overrides)
+
+
+def parse_key_values(items: list[str]) -> dict[str, str]:
+    """``["niter=5", "lr=1e-4"]`` -> ``{"niter": "5", "lr": "1e-4"}`` (the CLI's ``--set``)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: write KEY=VALUE, e.g. --set niter=5")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value
+    return out
 
 
 def _coerce(f: dataclasses.Field, value: Any) -> Any:
@@ -107,6 +190,10 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
                 raise ValueError(value)
             return bool(value)
         if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            if isinstance(value, str):
+                value = float(value)
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
             return int(value)
@@ -119,6 +206,11 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
     return value
 
 
+# keys of the config that change the networks' shapes: a checkpoint only loads into the same values
+ARCH_KEYS = ("width", "height", "input_nc", "output_nc", "netG", "ngf", "n_downsample_global", "n_blocks_global",
+             "n_local_enhancers", "n_blocks_local", "temporal", "num_D", "ndf", "n_layers_D")
+FACE_ARCH_KEYS = ("face_ngf", "face_n_downsample", "face_n_blocks", "face_ndf", "face_n_layers_D", "face_num_D")
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Small and CPU-friendly: `make demo` trains this in about 6.5 minutes on two cores (3 + 2 epochs over the
     # demo's 1000 frames, 2500 steps; bench/RESULTS.md).
@@ -127,7 +219,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Tiny networks for tests and smoke runs (about 0.07 s per step at 64x64 on a laptop CPU).
     "tiny": dict(width=64, height=64, ngf=16, n_downsample_global=3, n_blocks_global=3, ndf=16, num_D=2,
                  n_layers_D=2, batch_size=2, niter=1, niter_decay=1, vgg_loss="off", save_latest_freq=5,
-                 display_freq=5, log_freq=1),
+                 display_freq=5, log_freq=1, face_ngf=8, face_ndf=8, face_n_layers_D=2, face_niter=1),
     # The original hobby project: pix2pixHD global generator at 512x512 (182,443,267 parameters).
     "seed": dict(width=512, height=512, ngf=64, n_downsample_global=4, n_blocks_global=9, ndf=64, num_D=2,
                  batch_size=1, niter=20, niter_decay=20, vgg_loss="auto"),
@@ -140,11 +232,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def make_config(preset: str = "demo", overrides: dict[str, Any] | None = None) -> TrainConfig:
+def make_config(preset: str = "demo", overrides: dict[str, Any] | str | None = None) -> TrainConfig:
     """Build the config of a named preset, then apply ``overrides`` (e.g. papermill's ``overrides`` dict)."""
     if preset not in PRESETS:
         raise KeyError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     return TrainConfig(preset=preset).with_overrides(PRESETS[preset]).with_overrides(overrides)
 
 
-__all__ = ["PRESETS", "TrainConfig", "make_config"]
+__all__ = ["ARCH_KEYS", "FACE_ARCH_KEYS", "PRESETS", "TrainConfig", "make_config", "parse_key_values",
+           "parse_overrides"]

@@ -1,12 +1,15 @@
 """Aligned pose/frame pairs: ``{dataroot}/{phase}_A/<id>.png`` (stick figure) with ``{phase}_B/<id>.png`` (frame).
 
 Names must pair one-to-one; images of any size, grayscale or RGBA, are read as RGB and resized to the config's
-size; decoded images stay in memory when they fit (``cache_images``). No horizontal flip by default: flipping a
-coloured skeleton would swap the meaning of its left and right colours.
+size; decoded images stay in memory when they fit (``cache``). The temporal model's items are consecutive pairs.
+Batches come from :class:`EpochBatchSampler`: the same shuffled order for a given (seed, epoch) on every run,
+sharded across ranks like ``DistributedSampler`` (padded so every rank runs the same number of batches), with
+horizontal flips decided per item by the sampler, so a pose and its frame are always flipped together.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import cv2
@@ -15,28 +18,28 @@ import torch
 from torch.utils.data import Dataset
 
 from dancenow_utils.io_utils import list_images, read_image
+from dancenow_utils.layout import DatasetLayout
 
 CACHE_LIMIT_BYTES = 4 * 1024**3
 
 
 def pair_files(dataroot: str | Path, phase: str = "train", need_b: bool = True) -> list[tuple[Path, Path | None]]:
     """Sorted ``(A, B)`` paths; errors list missing folders and the first unpaired names."""
-    root = Path(dataroot)
-    dir_a, dir_b = root / f"{phase}_A", root / f"{phase}_B"
-    missing = [str(d) for d in ((dir_a, dir_b) if need_b else (dir_a,)) if not d.is_dir()]
+    layout = DatasetLayout(dataroot, phase)
+    missing = [str(d) for d in ((layout.A, layout.B) if need_b else (layout.A,)) if not d.is_dir()]
     if missing:
         raise FileNotFoundError(f"missing folder(s) {', '.join(missing)}: run pose extraction (notebook 01) "
-                                f"with dataroot={str(root)!r} and phase={phase!r} first")
-    files_a = {p.stem: p for p in list_images(dir_a)}
+                                f"with dataroot={str(layout.root)!r} and phase={phase!r} first")
+    files_a = {p.stem: p for p in list_images(layout.A)}
     if not files_a:
-        raise ValueError(f"{dir_a}: no images; run pose extraction (notebook 01) first")
+        raise ValueError(f"{layout.A}: no images; run pose extraction (notebook 01) first")
     if not need_b:
         return [(files_a[k], None) for k in sorted(files_a)]
-    files_b = {p.stem: p for p in list_images(dir_b)}
+    files_b = {p.stem: p for p in list_images(layout.B)}
     only_a, only_b = sorted(set(files_a) - set(files_b)), sorted(set(files_b) - set(files_a))
     if only_a or only_b:
         raise ValueError(
-            f"{root}: {phase}_A and {phase}_B must hold the same names. Only in {phase}_A: {only_a[:5]}"
+            f"{layout.root}: {phase}_A and {phase}_B must hold the same names. Only in {phase}_A: {only_a[:5]}"
             f"{' ...' if len(only_a) > 5 else ''}; only in {phase}_B: {only_b[:5]}{' ...' if len(only_b) > 5 else ''}."
             " Delete the strays or re-run pose extraction.")
     return [(files_a[k], files_b[k]) for k in sorted(files_a)]
@@ -62,20 +65,29 @@ def to_image(t: torch.Tensor) -> np.ndarray:
 
 
 class AlignedDataset(Dataset):
-    """Pose/frame pairs as tensors in [-1, 1]: ``{"A", "B", "name", "index"}``."""
+    """Pose/frame pairs as tensors in [-1, 1]: items ``{"A", "B", "index"}`` (plus ``A_next``/``B_next`` for the
+    temporal model). An item is asked for by index, or by ``(index, flip)`` from :class:`EpochBatchSampler`."""
 
     def __init__(self, dataroot: str | Path, phase: str = "train", width: int = 256, height: int = 256,
-                 max_size: int = 0, cache: bool = True, flip: bool = False, need_b: bool = True) -> None:
+                 max_size: int = 0, cache: bool = True, need_b: bool = True, temporal: bool = False) -> None:
+        self.layout = DatasetLayout(dataroot, phase)
         self.pairs = pair_files(dataroot, phase, need_b)
         if max_size:
             self.pairs = self.pairs[:max_size]
-        self.width, self.height, self.flip = width, height, flip
+        if temporal and len(self.pairs) < 2:
+            raise ValueError(f"{self.layout.A}: the temporal model needs at least two consecutive frames")
+        self.width, self.height, self.temporal = width, height, temporal
         per_item = width * height * 3 * (2 if need_b else 1)
         self._cache: list[tuple[np.ndarray, np.ndarray | None]] | None = None
         if cache and per_item * len(self.pairs) <= CACHE_LIMIT_BYTES:
             self._cache = [self._load(i) for i in range(len(self.pairs))]
 
     def __len__(self) -> int:
+        """Training items: frames, or consecutive pairs (frame t, frame t+1) for the temporal model."""
+        return len(self.pairs) - 1 if self.temporal else len(self.pairs)
+
+    @property
+    def n_frames(self) -> int:
         return len(self.pairs)
 
     def names(self) -> list[str]:
@@ -87,16 +99,76 @@ class AlignedDataset(Dataset):
                 None if b is None else load_resized(b, self.width, self.height))
 
     def images(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """The uint8 pose and frame of item ``i``."""
+        """The uint8 pose and frame of frame ``i``."""
         return self._cache[i] if self._cache is not None else self._load(i)
 
-    def __getitem__(self, i: int) -> dict:
+    def _frame(self, i: int, suffix: str = "") -> dict[str, torch.Tensor]:
         a, b = self.images(i)
-        item = {"A": to_tensor(a), "name": self.pairs[i][0].stem, "index": i}
+        out = {"A" + suffix: to_tensor(a)}
         if b is not None:
-            item["B"] = to_tensor(b)
-        if self.flip and torch.rand(()) < 0.5:
-            item["A"] = item["A"].flip(-1)
-            if "B" in item:
-                item["B"] = item["B"].flip(-1)
+            out["B" + suffix] = to_tensor(b)
+        return out
+
+    def __getitem__(self, key: int | tuple[int, bool]) -> dict[str, torch.Tensor]:
+        i, flip = key if isinstance(key, tuple) else (key, False)
+        item = self._frame(i)
+        if self.temporal:
+            item.update(self._frame(i + 1, "_next"))
+        if flip:
+            item = {k: v.flip(-1) for k, v in item.items()}
+        item["index"] = torch.tensor(i)
         return item
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list[list[int]]:
+    """The shuffled batches of one epoch, the same for a given (seed, epoch) on every run.
+
+    With several ranks the order is padded (repeating its start) to a multiple of ``world`` and every global batch
+    of ``batch_size * world`` items is split across ranks, so every rank runs the same number of batches.
+    """
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    perm = torch.randperm(n, generator=g).tolist()
+    if world > 1:
+        total = math.ceil(n / world) * world
+        while len(perm) < total:
+            perm += perm[: total - len(perm)]
+    global_bs = batch_size * world
+    batches = [perm[i: i + global_bs] for i in range(0, len(perm), global_bs)]
+    return [b[rank::world] for b in batches if b[rank::world]]
+
+
+class EpochBatchSampler:
+    """Batches of ``(index, flip)`` for the current epoch, from batch ``start`` on (exact resume mid-epoch).
+
+    Flips are drawn per (seed, epoch) from their own generator: they never touch the global RNG and do not depend
+    on data-loader workers.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1,
+                 flip: bool = False) -> None:
+        self.n, self.batch_size, self.seed, self.rank, self.world, self.flip = n, batch_size, seed, rank, world, flip
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def batches(self) -> list[list[int]]:
+        return epoch_batches(self.n, self.batch_size, self.seed, self.epoch, self.rank, self.world)
+
+    def flips(self) -> list[bool]:
+        if not self.flip:
+            return [False] * self.n
+        g = torch.Generator().manual_seed(self.seed * 7_919 + self.epoch * 100_003 + 1)
+        return (torch.rand(self.n, generator=g) < 0.5).tolist()
+
+    def __iter__(self):
+        flips = self.flips()
+        for batch in self.batches()[self.start:]:
+            yield [(i, flips[i]) for i in batch]
+
+    def __len__(self) -> int:
+        return max(0, len(self.batches()) - self.start)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return len(self.batches())

@@ -6,6 +6,7 @@ A crash or Ctrl-C in the middle of a write leaves the previous file intact, neve
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -84,3 +85,33 @@ def list_images(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Rows of a JSON-lines file (missing file: no rows; a torn last line from a crash is ignored)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def append_jsonl(path: str | Path, row: dict) -> None:
+    """Append one JSON object as a line (a crash can at most tear this line, which readers skip)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def write_jsonl(path: str | Path, rows: list[dict]) -> None:
+    """Replace a JSON-lines file atomically."""
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def write_json(path: str | Path, data: dict) -> None:
+    """Write a JSON object atomically, indented for people."""
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")

@@ -1,11 +1,13 @@
 """Epoch visualisation (step 5): watch a fresh model learn, as in the original project's "initial learning" figure.
 
 A new model is trained for ``iterations`` steps; every ``snapshot_every`` steps its outputs for a fixed set of
-inputs are saved. The result is a grid (rows = iterations, columns = samples) and an animated GIF.
+inputs are saved. The result is a grid (rows = iterations, columns = samples) and an animated GIF. The snapshot run
+never writes into a real run: a name that holds a trained model without snapshots is refused.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,8 +16,10 @@ import numpy as np
 from dancenow_utils.config import TrainConfig
 from dancenow_utils.data import to_image
 from dancenow_utils.io_utils import write_image
+from dancenow_utils.layout import RunLayout
+from dancenow_utils.train import Trainer
 from dancenow_utils.video import write_gif
-from dancenow_utils.visualize import grid, label
+from dancenow_utils.visualize import grid, image_browser, label
 
 
 @dataclass
@@ -36,8 +40,6 @@ class LearningSnapshots:
 
     def browser(self):
         """A slider over the snapshots (one row of samples per iteration)."""
-        from dancenow_utils.visualize import image_browser
-
         return image_browser(len(self.rows), lambda k: label(np.concatenate(self.rows[k], axis=1),
                                                              f"iteration {self.iterations[k]}"), "snapshot")
 
@@ -53,19 +55,23 @@ def learn_with_snapshots(cfg: TrainConfig, dataroot: str | Path = "dataset", nam
                          iterations: int = 100, snapshot_every: int = 5, n_samples: int = 4,
                          checkpoints_dir: str | Path = "checkpoints", progress: bool = True) -> LearningSnapshots:
     """Train a fresh model for ``iterations`` steps, saving outputs every ``snapshot_every`` steps."""
-    from dancenow_utils.train import Trainer
-
     if snapshot_every < 1 or iterations < 1:
         raise ValueError("iterations and snapshot_every must be at least 1")
+    run = RunLayout(checkpoints_dir, name)
+    if run.dir.exists() and any(run.dir.iterdir()):
+        if not run.learning.is_dir():
+            raise ValueError(f"{run.dir} holds a trained run, not learning snapshots: notebook 05 trains a fresh "
+                             f"model and would replace it. Choose another name (e.g. name='Initial_epoch').")
+        shutil.rmtree(run.dir)  # an earlier snapshot run of the same name: a fresh one replaces it
     trainer = Trainer(cfg, dataroot, name, checkpoints_dir, resume=False, progress=progress)
-    fixed = trainer.fixed["A"][:n_samples]
-    out = LearningSnapshots(trainer.dir / "learning")
-    out.inputs = [to_image(t) for t in fixed]
-    out.reals = [to_image(t) for t in trainer.fixed["B"][:n_samples]]
+    fixed = {k: v[:n_samples] for k, v in trainer.fixed.items()}
+    out = LearningSnapshots(run.learning)
+    out.inputs = [to_image(t) for t in fixed["A"]]
+    out.reals = [to_image(t) for t in fixed["B"]]
 
     def snapshot(tr: Trainer) -> None:
         if tr.iteration % snapshot_every == 0 or tr.iteration == 1:
-            imgs = [to_image(t) for t in tr.model.generate(fixed)]
+            imgs = [to_image(t) for t in tr.model.visuals(tr.to_device(fixed))["generated"]]
             out.iterations.append(tr.iteration)
             out.rows.append(imgs)
             write_image(out.out_dir / f"iter_{tr.iteration:06d}.png", np.concatenate(imgs, axis=1))

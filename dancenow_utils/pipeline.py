@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
+from dancenow_utils.evaluation import read_per_sample
 from dancenow_utils.io_utils import list_images, read_image
+from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.pose.extract import ExtractionSummary, extract
 from dancenow_utils.synthetic.demo import DemoPaths, make_demo
-from dancenow_utils.visualize import grid, label, overlay
+from dancenow_utils.train import Trainer
+from dancenow_utils.visualize import grid, image_browser, label, overlay
+
+
+def work_in_project_root() -> Path:
+    """Move a notebook kernel started in ``notebooks/`` (JupyterLab's default) to the repository root, where the
+    data folders live; anywhere else the working directory is kept. Returns the working directory."""
+    cwd = Path.cwd()
+    if cwd.name == "notebooks" and (cwd.parent / "dancenow_utils").is_dir():
+        os.chdir(cwd.parent)
+    return Path.cwd()
 
 
 def ensure_demo(demo_dir: str | Path = "demo_data", n_train: int = 1000, n_heldout: int = 150,
@@ -38,22 +51,23 @@ def pose_step(source: str = "", dataroot: str = "dataset", phase: str = "train",
     }
 
 
-def _pair(dataroot: str | Path, phase: str, pose_file: Path) -> tuple[np.ndarray, np.ndarray]:
+def _pair(layout: DatasetLayout, pose_file: Path) -> tuple[np.ndarray, np.ndarray]:
     """``(frame, stick figure)`` of a pose image; a black frame when there is no ``{phase}_B`` twin (transfer)."""
     stick = read_image(pose_file)
-    b = Path(dataroot) / f"{phase}_B" / pose_file.name
+    b = layout.B / pose_file.name
     return (read_image(b) if b.exists() else np.zeros_like(stick)), stick
 
 
 def sample_pairs_figure(dataroot: str | Path, phase: str = "train", n: int = 6) -> np.ndarray:
     """A grid: frames with their stick figure on top, and the stick figures alone (what the GAN learns from)."""
-    files_a = list_images(Path(dataroot) / f"{phase}_A")
+    layout = DatasetLayout(dataroot, phase)
+    files_a = list_images(layout.A)
     if not files_a:
-        raise ValueError(f"{dataroot}/{phase}_A is empty")
+        raise ValueError(f"{layout.A} is empty; run pose extraction (notebook 01) first")
     pick = [files_a[int(i)] for i in np.linspace(0, len(files_a) - 1, min(n, len(files_a))).round()]
     top, bottom = [], []
     for a in pick:
-        frame, stick = _pair(dataroot, phase, a)
+        frame, stick = _pair(layout, a)
         top.append(label(overlay(frame, stick), a.stem))
         bottom.append(stick)
     return grid([top, bottom])
@@ -61,12 +75,11 @@ def sample_pairs_figure(dataroot: str | Path, phase: str = "train", n: int = 6) 
 
 def frame_browser(dataroot: str | Path, phase: str = "train"):
     """A slider over the extracted pairs: the frame with its stick figure on top, and the stick figure alone."""
-    from dancenow_utils.visualize import image_browser
-
-    files_a = list_images(Path(dataroot) / f"{phase}_A")
+    layout = DatasetLayout(dataroot, phase)
+    files_a = list_images(layout.A)
 
     def render(i: int) -> np.ndarray:
-        frame, stick = _pair(dataroot, phase, files_a[i])
+        frame, stick = _pair(layout, files_a[i])
         return label(np.concatenate([overlay(frame, stick), stick], axis=1), files_a[i].stem)
 
     return image_browser(len(files_a), render, "frame")
@@ -89,26 +102,16 @@ def resolve_transfer_source(source: str, dataroot: str | Path, demo_dir: str | P
     return source, False
 
 
-def describe_trainer(trainer) -> str:
-    """Network sizes and device of a stage's trainer, for the notebook."""
-    from dancenow_utils.models.networks import count_parameters
-
-    if hasattr(trainer, "face"):
-        return (f"face stage: generator {count_parameters(trainer.face.G):,} parameters, discriminator "
-                f"{count_parameters(trainer.face.D):,}; {len(trainer.items)} face crops of "
-                f"{trainer.face.cfg.side} px; device {trainer.device}")
-    return (f"generator: {count_parameters(trainer.model.G):,} parameters, discriminator: "
-            f"{count_parameters(trainer.model.D):,}; device {trainer.device}; in {trainer.dir}")
+def training_figures(trainer: Trainer) -> list[Path]:
+    """The images a stage produced, in the order to show them: loss curves, then the latest visuals (main stages:
+    pose, generated, real; face stage: pose, generated, corrected and real face crops)."""
+    return [p for p in [trainer.run.loss_curves, *trainer.latest_visuals()] if p.exists()]
 
 
-def training_figures(trainer) -> list[Path]:
-    """The images a stage produced, in the order to show them: loss curves and the latest visuals (main
-    stages), or face samples (face stage: rows are pose, generated, corrected and real face crops)."""
-    if hasattr(trainer, "face"):
-        return [trainer.dir / "face_samples.png"]
-    images = sorted((trainer.dir / "web" / "images").glob("iter*_generated.png"))
-    out = [trainer.dir / "loss_curves.png"]
-    if images:
-        tag = images[-1].name.rsplit("_", 1)[0]
-        out += [trainer.dir / "web" / "images" / f"{tag}_{kind}.png" for kind in ("input", "generated", "real")]
-    return out
+def cross_validation_samples(name: str, checkpoints_dir: str | Path = "checkpoints", n: int = 4) -> np.ndarray:
+    """A grid of evenly spaced held-out samples: input, generated, ground truth, nearest training neighbour."""
+    test_dir = RunLayout(checkpoints_dir, name).test_dir
+    rows = read_per_sample(test_dir)
+    pick = rows[:: max(1, len(rows) // n)][:n]
+    kinds = ("input", "generated", "real", "nn")
+    return grid([[read_image(test_dir / "images" / f"{r['name']}_{k}.png") for k in kinds] for r in pick])

@@ -4,10 +4,12 @@
   generator that the local enhancer starts from: half the resolution (per enhancer), twice the filters, into
   ``checkpoints/<name>/global/``.
 - ``"local"``: the local enhancer at full resolution into ``checkpoints/<name>/``, its global branch initialised
-  from ``checkpoints/<name>/global/latest.pth`` (an error names that file if it is missing).
-- ``"face"``: the residual face GAN on top of the frozen generator of ``checkpoints/<name>/``.
+  from ``checkpoints/<name>/global/latest_G.pth`` (an error names that file if it is missing).
+- ``"face"``: the residual face GAN on top of the frozen generator of ``checkpoints/<name>/``, into
+  ``checkpoints/<name>/face/``, with the config's ``face_*`` settings.
 
-The temporal model (``temporal=True`` in the config) is orthogonal: any stage's generator can be temporal.
+Every stage is trained by the same :class:`~dancenow_utils.train.Trainer`. The temporal model (``temporal=True``)
+is orthogonal: any stage's generator can be temporal.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from pathlib import Path
 
 import torch
 
-from dancenow_utils.checkpoint import load_checkpoint
 from dancenow_utils.config import TrainConfig
+from dancenow_utils.layout import RunLayout
+from dancenow_utils.models.networks import count_parameters
+from dancenow_utils.train import Trainer, face_stage_config, load_generator_file
 
 STAGES = ("global", "local", "face")
 
@@ -33,19 +37,27 @@ def global_stage_config(cfg: TrainConfig) -> TrainConfig:
 
 def stage_name(name: str, stage: str, cfg: TrainConfig) -> str:
     """The run folder (under checkpoints/) a stage trains into."""
+    if stage == "face":
+        return f"{name}/face"
     return f"{name}/global" if stage == "global" and cfg.netG == "local" else name
 
 
-def init_local_from_global(G: torch.nn.Module, global_ckpt: Path) -> int:
-    """Copy a trained global generator into a local enhancer's global branch; returns the tensors copied."""
-    if not global_ckpt.exists():
-        raise FileNotFoundError(f"{global_ckpt}: no global-stage checkpoint. The local stage starts from it: run "
+def require_global_stage(global_run: RunLayout) -> None:
+    path = global_run.generator("latest")
+    if not path.exists() and not global_run.latest.exists():
+        raise FileNotFoundError(f"{path}: no global-stage checkpoint. The local stage starts from it: run "
                                 "notebook 02 with stage='global' first (same name and preset).")
-    state = load_checkpoint(global_ckpt)["G"]
+
+
+def init_local_from_global(G: torch.nn.Module, global_run: RunLayout) -> int:
+    """Copy a trained global generator into a local enhancer's global branch; returns the tensors copied."""
+    require_global_stage(global_run)
+    path = global_run.generator("latest")
+    state = load_generator_file(global_run)["G"]
     target = G.global_net.state_dict()
     missing = [k for k in target if k not in state or state[k].shape != target[k].shape]
     if missing:
-        raise ValueError(f"{global_ckpt} does not fit this local enhancer's global branch (e.g. {missing[:2]}); "
+        raise ValueError(f"{path} does not fit this local enhancer's global branch (e.g. {missing[:2]}); "
                          "train the global stage with the same preset.")
     G.global_net.load_state_dict({k: state[k] for k in target})
     return len(target)
@@ -53,39 +65,46 @@ def init_local_from_global(G: torch.nn.Module, global_ckpt: Path) -> int:
 
 def train_stage(stage: str, cfg: TrainConfig, dataroot: str | Path = "dataset", name: str = "demo",
                 checkpoints_dir: str | Path = "checkpoints", resume: bool = True, progress: bool = True,
-                max_iterations: int | None = None, max_seconds: float | None = None, face_epochs: int = 2):
+                max_iterations: int | None = None, max_seconds: float | None = None) -> Trainer:
     """Run one stage (module docstring); returns its trainer, whose ``dir`` holds the results."""
-    from dancenow_utils.train import Trainer
-
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; choose one of {STAGES}")
-    if stage == "face":
-        from dancenow_utils.face import FaceTrainer
-
-        trainer = FaceTrainer(dataroot, name, checkpoints_dir, batch_size=cfg.batch_size, seed=cfg.seed,
-                              device=cfg.device, progress=progress)
-        trainer.train(face_epochs, max_seconds)
-        return trainer
     if stage == "local" and cfg.netG != "local":
         raise ValueError(f"stage='local' needs a local-enhancer config (netG='local', e.g. preset 'edn_local'); "
                          f"preset {cfg.preset!r} has netG={cfg.netG!r}")
-    run_cfg = global_stage_config(cfg) if stage == "global" else cfg
-    trainer = Trainer(run_cfg, dataroot, stage_name(name, stage, cfg), checkpoints_dir, resume, progress=progress)
-    if stage == "local" and trainer.iteration == 0:
-        init_local_from_global(trainer.model.G, Path(checkpoints_dir) / name / "global" / "latest.pth")
+    run_name = stage_name(name, stage, cfg)
+    if stage == "local":
+        require_global_stage(RunLayout(checkpoints_dir, name).stage("global"))
+    if stage == "face":
+        trainer = Trainer(face_stage_config(cfg), dataroot, run_name, checkpoints_dir, resume, progress=progress,
+                          model="face", main_name=name)
+    else:
+        run_cfg = global_stage_config(cfg) if stage == "global" else cfg
+        trainer = Trainer(run_cfg, dataroot, run_name, checkpoints_dir, resume, progress=progress)
+        if stage == "local" and trainer.iteration == 0:
+            init_local_from_global(trainer.model.G, RunLayout(checkpoints_dir, name).stage("global"))
     trainer.train(max_iterations, max_seconds=max_seconds)
     return trainer
 
 
+def describe_trainer(trainer: Trainer) -> str:
+    """Network sizes, data and device of a stage's trainer, for the notebook."""
+    nets = ", ".join(f"{k} {count_parameters(n):,} parameters" for k, n in trainer.model.nets.items())
+    kind = "face stage" if trainer.kind == "face" else f"generator ({trainer.cfg.netG})"
+    return (f"{kind}: {nets}; {trainer.n_items} training items; device {trainer.device}, precision "
+            f"{trainer.model.precision}; in {trainer.dir}")
+
+
 def checkpoint_stages(name: str, checkpoints_dir: str | Path = "checkpoints") -> dict[str, bool | str]:
     """Which stages ``checkpoints/<name>`` has: generator kind, temporal or not, face stage, global stage."""
-    root = Path(checkpoints_dir) / name
+    run = RunLayout(checkpoints_dir, name)
     info: dict[str, bool | str] = {"generator": "none", "temporal": False, "face": False, "global_stage": False}
-    if (root / "config.json").exists() and (root / "latest.pth").exists():
-        cfg = TrainConfig.load(root / "config.json")
+    if run.config.exists() and (run.generator().exists() or run.latest.exists()):
+        cfg = TrainConfig.load(run.config)
         info.update(generator=cfg.netG, temporal=cfg.temporal)
-    info["face"] = (root / "face" / "latest.pth").exists()
-    info["global_stage"] = (root / "global" / "latest.pth").exists()
+    face = run.stage("face")
+    info["face"] = face.generator().exists() or face.latest.exists()
+    info["global_stage"] = run.stage("global").generator().exists() or run.stage("global").latest.exists()
     return info
 
 

@@ -1,30 +1,32 @@
-"""The training loop (step 2): epochs of G then D steps, exact resume, a named loss log, visuals, checkpoints.
+"""The training loop (step 2): one trainer for every stage, exact resume, a named loss log, visuals, checkpoints.
 
-Everything a run produces lives in ``checkpoints/<name>/``:
-
-- ``config.json``: the :class:`TrainConfig` the networks were built from
-- ``latest.pth`` (every ``save_latest_freq`` iterations and at each epoch end), ``epoch_<n>.pth``
-- ``loss_log.jsonl``: one JSON object per logged iteration, losses by name
-- ``loss_curves.png`` and ``web/index.html`` (input | generated | real, newest first)
-
-A run killed at any moment resumes from ``latest.pth`` with the same weights, optimiser state, learning rate, data
-order and RNG state, so it ends exactly where an uninterrupted run would. Launched with ``torchrun``, it trains
-with distributed data parallel (gloo on CPU, NCCL on CUDA); rank 0 writes the files.
+Everything a run produces lives in ``checkpoints/<name>/`` (layout: :mod:`dancenow_utils.layout`). The trainer
+drives any model that follows :class:`~dancenow_utils.models.base.BaseModel`: the pix2pixHD generator (global or
+local enhancer, per frame or temporal) and the face GAN. A run killed at any moment resumes from ``latest.pth``
+with the same weights, optimiser state, learning rate, data order and RNG state, so it ends exactly where an
+uninterrupted run would; Ctrl-C saves ``latest`` first. Launched with ``torchrun``, it trains with distributed data
+parallel (gloo on CPU, NCCL on CUDA); rank 0 writes the files.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import hashlib
 import json
 import logging
-import math
 import os
 import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from dancenow_utils.checkpoint import (
@@ -34,256 +36,441 @@ from dancenow_utils.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from dancenow_utils.config import TrainConfig
-from dancenow_utils.data import AlignedDataset, to_image, to_tensor
-from dancenow_utils.io_utils import atomic_write_text, write_image
-from dancenow_utils.models.pix2pixhd import LOSS_NAMES, Pix2PixHD, resolve_device
-from dancenow_utils.visualize import image_table_page, plot_losses, read_loss_log
+from dancenow_utils.config import ARCH_KEYS, FACE_ARCH_KEYS, TrainConfig
+from dancenow_utils.data import AlignedDataset, EpochBatchSampler, to_image
+from dancenow_utils.device import prepare_device, resolve_device
+from dancenow_utils.face import FaceModel, face_box
+from dancenow_utils.io_utils import append_jsonl, read_jsonl, write_image, write_json, write_jsonl
+from dancenow_utils.layout import DatasetLayout, RunLayout
+from dancenow_utils.models.base import BaseModel
+from dancenow_utils.models.networks import build_generator
+from dancenow_utils.models.pix2pixhd import Pix2PixHD
+from dancenow_utils.pose.crop import people_in_image
+from dancenow_utils.pose.settings import PoseSettings
+from dancenow_utils.visualize import image_table_page, plot_losses
 
 log = logging.getLogger("dancenow")
+MODELS = ("pix2pixhd", "face")
 
 
 def learning_rate(cfg: TrainConfig, epoch: int) -> float:
-    """Constant for ``niter`` epochs, then linear decay towards 0 over ``niter_decay`` epochs (0-based epoch)."""
-    if epoch < cfg.niter:
+    """pix2pixHD's schedule (0-based ``epoch``): constant through epoch ``niter + 1`` (1-based), then lower by
+    ``lr / niter_decay`` per epoch (20 + 20 epochs: 21 at lr, then 0.95 lr ... 0.05 lr)."""
+    if epoch <= cfg.niter or cfg.niter_decay == 0:
         return cfg.lr
-    return cfg.lr * max(0.0, 1.0 - (epoch - cfg.niter + 1) / (cfg.niter_decay + 1))
+    return cfg.lr * max(0.0, 1.0 - (epoch - cfg.niter) / cfg.niter_decay)
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list[list[int]]:
-    """The shuffled batches of one epoch, the same for a given (seed, epoch) on every run; sharded by rank."""
-    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    perm = torch.randperm(n, generator=g).tolist()
-    global_bs = batch_size * world
-    batches = [perm[i: i + global_bs] for i in range(0, n, global_bs)]
-    return [b[rank::world] for b in batches if b[rank::world]]
+class FaceCrops(Dataset):
+    """Training items of the face stage: the frames that have a face box, with the box (``A``, ``B``, ``box``)."""
+
+    def __init__(self, base: AlignedDataset, side: int) -> None:
+        people = people_in_image(base.layout, base.names(), base.width, base.height)
+        boxes = [face_box(p, base.width, base.height, side) for p in people]
+        self.base = base
+        self.items = [(i, b) for i, b in enumerate(boxes) if b is not None]
+        if not self.items:
+            raise ValueError(f"{base.layout.keypoints}: no frame has face or head keypoints; the face stage "
+                             "needs them (extract with draw_face=True, or skip the face stage)")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: int | tuple[int, bool]) -> dict[str, torch.Tensor]:
+        k = key[0] if isinstance(key, tuple) else key
+        i, box = self.items[k]
+        return {**self.base[i], "box": torch.tensor(box)}
+
+
+def dataset_fingerprint(names: list[str]) -> str:
+    """A short hash of a dataset's frame names: the same data under the same folder gives the same value."""
+    return hashlib.sha1("\n".join(names).encode()).hexdigest()[:16]
+
+
+class _DeferredInterrupt:
+    """Ctrl-C during training sets a flag; the loop saves ``latest`` after the current step and stops.
+    A second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_DeferredInterrupt]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):
+            if self.requested:
+                signal.signal(signal.SIGINT, previous)
+                raise KeyboardInterrupt
+            self.requested = True
+
+        signal.signal(signal.SIGINT, handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 class Trainer:
-    """Trains a :class:`Pix2PixHD` on ``{dataroot}/{phase}_A|B`` into ``{checkpoints_dir}/{name}``."""
+    """Trains one stage into ``{checkpoints_dir}/{name}`` from ``{dataroot}/{phase}_A|B``.
+
+    ``model="pix2pixhd"`` trains the generator; ``model="face"`` trains the face GAN on top of the frozen generator
+    of ``{checkpoints_dir}/{main_name}`` (``name`` is then usually ``<main_name>/face``).
+    """
 
     def __init__(self, cfg: TrainConfig, dataroot: str | Path = "dataset", name: str = "demo",
                  checkpoints_dir: str | Path = "checkpoints", resume: bool = True, phase: str = "train",
-                 progress: bool = True) -> None:
-        self.cfg = cfg
-        self.dir = Path(checkpoints_dir) / name
-        self.name = name
-        self.progress = progress
+                 progress: bool = True, model: str = "pix2pixhd", main_name: str | None = None) -> None:
+        if model not in MODELS:
+            raise ValueError(f"unknown model {model!r}; choose one of {MODELS}")
+        self.cfg, self.name, self.progress, self.kind = cfg, name, progress, model
+        self.run = RunLayout(checkpoints_dir, name)
+        self.dir = self.run.dir
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.device = resolve_device(cfg.device)
         if self.world > 1:
             self._init_distributed()
+        prepare_device(self.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.dataset = AlignedDataset(dataroot, phase, cfg.width, cfg.height, cfg.max_dataset_size,
-                                      cfg.cache_images, cfg.flip)
-        if cfg.temporal and len(self.dataset) < 2:
-            raise ValueError(f"{dataroot}: the temporal model needs at least two consecutive frames")
-        if cfg.temporal and cfg.flip:
-            raise ValueError("flip is not supported with the temporal model (a pair must be flipped together)")
+        self.data_layout = DatasetLayout(dataroot, phase)
+        self.pose_settings = PoseSettings.load(self.data_layout.settings)
+        self._check_aspect()
+        self.num_workers = self._workers()
+        base = AlignedDataset(dataroot, phase, cfg.width, cfg.height, cfg.max_dataset_size,
+                              cfg.cache_images and self.num_workers == 0, temporal=cfg.temporal and model != "face")
+        if cfg.flip and cfg.temporal:
+            raise ValueError("flip=True is not supported with the temporal model; set flip=False")
+        self.frames = base
+        self.dataset: Dataset = base
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
-        self.model = Pix2PixHD(cfg, self.device)
+        self.model = self._build_model(main_name)
+        if model == "face":
+            self.dataset = FaceCrops(base, self.model.side)
         self.epoch, self.epoch_iter, self.iteration = 0, 0, 0
-        latest = self.dir / "latest.pth"
-        if resume and latest.exists():
-            self._resume(latest)
-        elif self.is_main:  # a fresh start: the previous run's log and visuals would mix with this one's
-            self.dir.mkdir(parents=True, exist_ok=True)
-            (self.dir / "loss_log.jsonl").unlink(missing_ok=True)
-            shutil.rmtree(self.dir / "web", ignore_errors=True)
+        self.moved_aside: Path | None = None
+        self._prepare_run(resume)
         if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model.G_ddp = DDP(self.model.G, device_ids=ids)
-            self.model.D_ddp = DDP(self.model.D, device_ids=ids)
+            self._agree_on_resume()
+            self.model.wrap_ddp()
         if self.is_main:
-            cfg.save(self.dir / "config.json")
+            cfg.save(self.run.config)
+            write_json(self.run.dataset_record, self._dataset_record())
+        self.sampler = EpochBatchSampler(len(self.dataset), cfg.batch_size, cfg.seed, self.rank, self.world,
+                                         cfg.flip and model != "face")
+        self.loader = self._loader()
         self.fixed = self._fixed_batch()
+        self._last_save = time.monotonic()
 
     # ------------------------------------------------------------------------------------------------ setup
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def _init_distributed(self) -> None:
-        import torch.distributed as dist
+    @property
+    def n_items(self) -> int:
+        """Training items per epoch: frames, consecutive pairs (temporal model) or face crops."""
+        return len(self.dataset)
 
-        if not dist.is_initialized():
-            backend = "nccl" if self.device.type == "cuda" else "gloo"
-            dist.init_process_group(backend)
+    def _init_distributed(self) -> None:
         if self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(self.device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+
+    def _workers(self) -> int:
+        if self.cfg.num_workers >= 0:
+            return self.cfg.num_workers
+        if self.device.type != "cuda":
+            return 0  # on a CPU the workers would take cores from the training step itself
+        return min(4, max(1, (os.cpu_count() or 2) // (2 * max(1, torch.cuda.device_count()))))
+
+    def _check_aspect(self) -> None:
+        s, cfg = self.pose_settings, self.cfg
+        if s is not None and abs(s.width / s.height - cfg.width / cfg.height) > 0.01:
+            raise ValueError(
+                f"{self.data_layout.root} was drawn at {s.width}x{s.height}, but preset {cfg.preset!r} trains at "
+                f"{cfg.width}x{cfg.height}: the images would be squashed. Extract with image_size=[{cfg.width}, "
+                f"{cfg.height}] (notebook 01), or choose a preset with this aspect ratio.")
+
+    def _build_model(self, main_name: str | None) -> BaseModel:
+        if self.kind == "pix2pixhd":
+            if self.world > 1 and not self.is_main:
+                dist.barrier()  # rank 0 finds (or fetches) the VGG19 weights first
+            model = Pix2PixHD(self.cfg, self.device)
+            if self.world > 1 and self.is_main:
+                dist.barrier()
+            return model
+        main = RunLayout(self.run.checkpoints_dir, main_name or self.name.rsplit("/", 1)[0])
+        main_ckpt = load_generator_file(main)
+        main_cfg = TrainConfig.from_dict(main_ckpt["config"])
+        main_G = build_generator(main_cfg)
+        main_G.load_state_dict(main_ckpt["G"])
+        return FaceModel(self.cfg, self.device, main_G, main_cfg)
+
+    def _dataset_record(self) -> dict:
+        return {"dataroot": str(self.data_layout.root.resolve()), "phase": self.data_layout.phase,
+                "frames": self.frames.n_frames, "fingerprint": dataset_fingerprint(self.frames.names()),
+                "pose_settings": self.pose_settings.to_dict() if self.pose_settings else None}
+
+    def _prepare_run(self, resume: bool) -> None:
+        """Resume from ``latest.pth``, or start fresh with any earlier run moved aside (never deleted)."""
+        if self.is_main:
+            for tmp in self.run.temp_files():  # a save killed mid-write (each up to a checkpoint's size)
+                tmp.unlink(missing_ok=True)
+        if resume and self.run.latest.exists():
+            self._check_same_dataset()
+            self._resume(self.run.latest)
+            return
+        if self.is_main:
+            self._move_previous_run_aside()
+            self.dir.mkdir(parents=True, exist_ok=True)
+        if self.world > 1:
+            dist.barrier()
+
+    def _move_previous_run_aside(self) -> None:
+        """Move an earlier run's training files (and its face stage, which was trained on top of it) to
+        ``<name>.old-<time>/``. The global stage a local enhancer starts from stays where it is."""
+        trained = [p for p in (self.run.latest, self.run.loss_log, *self.dir.glob("*_G.pth")) if p.exists()]
+        if not trained:
+            return
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.moved_aside = self.dir.with_name(f"{self.dir.name}.old-{stamp}")
+        self.moved_aside.mkdir(parents=True)
+        for p in self.dir.iterdir():
+            if p.name != "global":
+                shutil.move(str(p), self.moved_aside / p.name)
+        print(f"resume=False: the previous run was moved to {self.moved_aside} (delete it when not needed)")
+
+    def _check_same_dataset(self) -> None:
+        record_path = self.run.dataset_record
+        if not record_path.exists():
+            return
+        record = json.loads(record_path.read_text())
+        now = self._dataset_record()
+        if record.get("fingerprint") not in (None, now["fingerprint"]) or record.get("dataroot") != now["dataroot"]:
+            raise ValueError(
+                f"{self.dir} was trained on {record.get('dataroot')} ({record.get('frames')} frames), not on "
+                f"{now['dataroot']} ({now['frames']} frames). Choose a new name for this dataset, or pass "
+                "resume=False to start over here (the old run is moved aside, not deleted).")
 
     def _resume(self, path: Path) -> None:
-        ckpt = load_checkpoint(path, self.device)
-        check_architecture(ckpt["config"], self.cfg, path)
-        m = self.model
-        m.G.load_state_dict(ckpt["G"])
-        m.D.load_state_dict(ckpt["D"])
-        m.opt_G.load_state_dict(ckpt["opt_G"])
-        m.opt_D.load_state_dict(ckpt["opt_D"])
-        m.scaler.load_state_dict(ckpt["scaler"])
+        ckpt = load_checkpoint(path)  # on the CPU: RNG states must stay CPU tensors
+        check_architecture(ckpt["config"], self.cfg, path, FACE_ARCH_KEYS if self.kind == "face" else ARCH_KEYS)
+        self.model.load_state_dict(ckpt)
         self.epoch, self.epoch_iter, self.iteration = ckpt["epoch"], ckpt["epoch_iter"], ckpt["iteration"]
         set_rng_state(ckpt["rng"])
         if self.is_main:  # drop log lines written after this checkpoint (a run killed between saves)
-            rows = [r for r in read_loss_log(self.dir / "loss_log.jsonl") if r["iteration"] <= self.iteration]
-            atomic_write_text(self.dir / "loss_log.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+            rows = [r for r in read_jsonl(self.run.loss_log) if r.get("iteration", 0) <= self.iteration]
+            write_jsonl(self.run.loss_log, rows)
         log.info("resumed %s at epoch %d, iteration %d", path, self.epoch + 1, self.iteration)
 
-    @property
-    def n_items(self) -> int:
-        """Training items: frames, or consecutive pairs (frame t, frame t+1) for the temporal model."""
-        return len(self.dataset) - 1 if self.cfg.temporal else len(self.dataset)
+    def _agree_on_resume(self) -> None:
+        """Every rank must resume from the same iteration (multi-node runs need shared or copied checkpoints)."""
+        mine = torch.tensor([self.iteration], dtype=torch.int64)
+        everyone = [torch.zeros_like(mine) for _ in range(self.world)]
+        dist.all_gather(everyone, mine)
+        found = [int(t) for t in everyone]
+        if len(set(found)) > 1:
+            raise RuntimeError(
+                f"ranks disagree on where to resume {self.dir}: iterations by rank {found}. Each node must see the "
+                "same latest.pth: put checkpoints_dir on shared storage or copy it to every node first.")
 
-    def _batch(self, idx: list[int]) -> dict[str, torch.Tensor]:
-        """Stack items ``idx`` into ``A``/``B`` (and ``A_next``/``B_next`` for the temporal model) on the device."""
-        def stack(indices: list[int], key: str) -> torch.Tensor:
-            return torch.stack([self.dataset[i][key] for i in indices]).to(self.device, non_blocking=True)
+    def _loader(self) -> DataLoader:
+        cuda = self.device.type == "cuda"
+        return DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=self.num_workers, pin_memory=cuda,
+                          persistent_workers=self.num_workers > 0, generator=torch.Generator().manual_seed(0))
 
-        batch = {"A": stack(idx, "A"), "B": stack(idx, "B")}
-        if self.cfg.temporal:
-            nxt = [i + 1 for i in idx]
-            batch.update(A_next=stack(nxt, "A"), B_next=stack(nxt, "B"))
-        return batch
-
-    def _fixed_batch(self, n: int = 4) -> dict:
-        """Evenly spaced training pairs shown on the web page (no random flip: no RNG is consumed)."""
+    def _fixed_batch(self, n: int = 4) -> dict[str, torch.Tensor]:
+        """Evenly spaced training items shown on the web page (no flip, no RNG consumed)."""
         idx = np.linspace(0, len(self.dataset) - 1, min(n, len(self.dataset))).round().astype(int)
-        pairs = [self.dataset.images(int(i)) for i in idx]
-        return {k: torch.stack([to_tensor(p[j]) for p in pairs]) for j, k in enumerate(("A", "B"))}
+        items = [self.dataset[int(i)] for i in idx]
+        return {k: torch.stack([it[k] for it in items]) for k in items[0] if k != "index"}
+
+    def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if k != "index"}
 
     # ---------------------------------------------------------------------------------------------- saving
     def state(self) -> dict:
-        m = self.model
-        return {"G": m.G.state_dict(), "D": m.D.state_dict(), "opt_G": m.opt_G.state_dict(),
-                "opt_D": m.opt_D.state_dict(), "scaler": m.scaler.state_dict(), "epoch": self.epoch,
-                "epoch_iter": self.epoch_iter, "iteration": self.iteration, "rng": rng_state(),
-                "config": self.cfg.to_dict(), "lr": learning_rate(self.cfg, self.epoch)}
+        return {**self.model.state_dict(), "epoch": self.epoch, "epoch_iter": self.epoch_iter,
+                "iteration": self.iteration, "rng": rng_state(), "config": self.cfg.to_dict(),
+                "lr": learning_rate(self.cfg, self.epoch), "model": self.kind}
+
+    def generator_payload(self) -> dict:
+        return {"G": self.model.generator_state(), "config": self.cfg.to_dict(), "model": self.kind,
+                "pose_settings": self.pose_settings.to_dict() if self.pose_settings else None,
+                "epoch": self.epoch, "iteration": self.iteration}
 
     def save(self, which: str = "latest") -> Path:
-        path = self.dir / f"{which}.pth"
+        """``latest``: the full state plus ``latest_G.pth``; ``epoch_<n>``: the generator only."""
         if self.is_main:
-            save_checkpoint(path, self.state())
-        return path
+            if which == "latest":
+                save_checkpoint(self.run.latest, self.state())
+            save_checkpoint(self.run.generator(which), self.generator_payload())
+        self._last_save = time.monotonic()
+        return self.run.checkpoint(which) if which == "latest" else self.run.generator(which)
 
-    def _log(self, losses: dict[str, float], lr: float, sec: float) -> None:
-        row = {"epoch": self.epoch + 1, "epoch_iter": self.epoch_iter, "iteration": self.iteration,
-               "lr": lr, "sec_per_iter": round(sec, 4), **{k: round(losses[k], 6) for k in LOSS_NAMES}}
-        with open(self.dir / "loss_log.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+    def _log(self, losses: dict[str, torch.Tensor], lr: float, sec: float) -> dict[str, float]:
+        values = {k: round(float(v), 6) for k, v in losses.items()}  # the only read-back of the losses
+        append_jsonl(self.run.loss_log, {"epoch": self.epoch + 1, "epoch_iter": self.epoch_iter,
+                                         "iteration": self.iteration, "lr": lr, "sec_per_iter": round(sec, 4),
+                                         **values})
+        return values
 
     def save_visuals(self) -> None:
-        """Generate the fixed samples and add them to ``web/index.html`` (unique names per iteration)."""
-        fake = self.model.generate(self.fixed["A"])
-        web = self.dir / "web"
+        """The model's visuals for the fixed samples, added to ``web/index.html`` (unique names per iteration)."""
+        visuals = self.model.visuals(self.to_device(self.fixed))
+        kinds = list(visuals)
+        web = self.run.web
         tag = f"iter{self.iteration:07d}"
-        for kind, batch in (("input", self.fixed["A"]), ("generated", fake), ("real", self.fixed["B"])):
-            tiles = [to_image(t) for t in batch]
-            write_image(web / "images" / f"{tag}_{kind}.png", np.concatenate(tiles, axis=1))
-        tags = sorted({p.name.split("_")[0] for p in (web / "images").glob("iter*_input.png")}, reverse=True)
-        rows = [(f"iteration {int(t[4:])}", [(k, f"images/{t}_{k}.png") for k in ("input", "generated", "real")])
-                for t in tags]
+        for kind, batch in visuals.items():
+            write_image(web / "images" / f"{tag}_{kind}.png", np.concatenate([to_image(t) for t in batch], axis=1))
+        tags = sorted({p.name.split("_")[0] for p in (web / "images").glob(f"iter*_{kinds[0]}.png")}, reverse=True)
+        rows = [(f"iteration {int(t[4:])}", [(k, f"images/{t}_{k}.png") for k in kinds]) for t in tags]
         image_table_page(web / "index.html", f"Training: {self.name}", rows, width=512,
-                         note="Fixed training samples, newest first: pose input | generated | real frame.")
+                         note=f"Fixed training samples, newest first: {' | '.join(kinds)}.")
+
+    def latest_visuals(self) -> list[Path]:
+        """The newest visuals' image files, one per kind (for the notebook)."""
+        images = sorted(self.run.web.glob("images/iter*.png"))
+        if not images:
+            return []
+        tag = images[-1].name.split("_")[0]
+        return sorted(self.run.web.glob(f"images/{tag}_*.png"), key=lambda p: p.stat().st_mtime)
 
     # ------------------------------------------------------------------------------------------------ loop
+    def total_iterations(self) -> int:
+        return self.cfg.total_epochs * self.sampler.batches_per_epoch
+
     def train(self, max_iterations: int | None = None, callback: Callable[[Trainer], None] | None = None,
               max_seconds: float | None = None) -> dict[str, float]:
         """Train until the last epoch, or ``max_iterations`` in total, or ``max_seconds`` of this call (a compute
-        budget, as used by the benchmarks); returns the last losses."""
+        budget, as used by the benchmarks); returns the last logged losses."""
         cfg = self.cfg
         started = time.perf_counter()
-        n = self.n_items
-        per_epoch = math.ceil(n / (cfg.batch_size * self.world))
-        total = cfg.total_epochs * per_epoch
+        total = self.total_iterations()
         goal = min(total, max_iterations) if max_iterations is not None else total
+        if self.iteration >= goal:
+            print(f"{self.dir}: already trained to iteration {self.iteration} of {total}; nothing left to do. "
+                  "Raise niter/niter_decay to train longer, or use a new name (or resume=False) to start over.")
+            return {}
         losses: dict[str, float] = {}
         bar = tqdm(total=goal, initial=min(self.iteration, goal), desc=f"training {self.name}",
                    disable=not (self.progress and self.is_main))
+        stop = _DeferredInterrupt()
         try:
-            while self.epoch < cfg.total_epochs and self.iteration < goal:
-                lr = learning_rate(cfg, self.epoch)
-                self.model.set_lr(lr)
-                batches = epoch_batches(n, cfg.batch_size, cfg.seed, self.epoch, self.rank, self.world)
-                for idx in batches[self.epoch_iter:]:
+            with stop.installed():
+                while self.epoch < cfg.total_epochs and self.iteration < goal:
+                    lr = learning_rate(cfg, self.epoch)
+                    self.model.set_lr(lr)
+                    self.sampler.set_epoch(self.epoch, self.epoch_iter)
                     t0 = time.perf_counter()
-                    try:
-                        losses, _ = self.model.train_step(**self._batch(idx))
-                    except FloatingPointError as exc:
-                        raise FloatingPointError(
-                            f"{exc} at epoch {self.epoch + 1}, iteration {self.iteration + 1}: training stopped. "
-                            f"The last good checkpoint {self.dir / 'latest.pth'} is kept; lower lr "
-                            "(overrides={'lr': ...}) and resume.") from None
-                    self.iteration += 1
-                    self.epoch_iter += 1
-                    if self.is_main:
-                        if self.iteration % cfg.log_freq == 0 or self.iteration == goal:
-                            self._log(losses, lr, time.perf_counter() - t0)
-                        if self.iteration % cfg.display_freq == 0:
+                    for batch in self.loader:
+                        try:
+                            step_losses = self.model.train_step(self.to_device(batch))
+                        except FloatingPointError as exc:
+                            raise FloatingPointError(self._nan_message(exc)) from None
+                        self.iteration += 1
+                        self.epoch_iter += 1
+                        if self.is_main and (self.iteration % cfg.log_freq == 0 or self.iteration == goal):
+                            losses = self._log(step_losses, lr, (time.perf_counter() - t0))
+                            bar.set_postfix(epoch=self.epoch + 1, G=f"{losses['G_GAN']:.3f}",
+                                            D=f"{losses['D_fake']:.3f}")
+                        if self.is_main and self.iteration % cfg.display_freq == 0:
                             self.save_visuals()
-                    if self.iteration % cfg.save_latest_freq == 0:
+                        if self.iteration % cfg.save_latest_freq == 0 or self._save_due():
+                            self.save("latest")
+                        if callback is not None:
+                            callback(self)
+                        bar.update(1)
+                        if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                            goal = self.iteration
+                        if stop.requested:
+                            self.save("latest")
+                            raise KeyboardInterrupt(f"interrupted: saved {self.run.latest} at iteration "
+                                                    f"{self.iteration}; run again with resume=True to continue")
+                        if self.iteration >= goal:
+                            break
+                        t0 = time.perf_counter()
+                    if self.epoch_iter >= self.sampler.batches_per_epoch:
+                        self.epoch += 1
+                        self.epoch_iter = 0
+                        if self.epoch % cfg.save_epoch_freq == 0:
+                            self.save(f"epoch_{self.epoch}")
                         self.save("latest")
-                    if callback is not None:
-                        callback(self)
-                    bar.update(1)
-                    bar.set_postfix(epoch=self.epoch + 1, G=f"{losses['G_GAN']:.3f}", D=f"{losses['D_fake']:.3f}")
-                    if max_seconds is not None and time.perf_counter() - started > max_seconds:
-                        goal = self.iteration
-                    if self.iteration >= goal:
-                        break
-                if self.epoch_iter >= len(batches):
-                    self.epoch += 1
-                    self.epoch_iter = 0
-                    if self.epoch % cfg.save_epoch_freq == 0:
-                        self.save(f"epoch_{self.epoch}")
-                    self.save("latest")
         finally:
             bar.close()
         if self.is_main and self.iteration:
             self.save("latest")
             self.save_visuals()
-            plot_losses(self.dir / "loss_log.jsonl", self.dir / "loss_curves.png", title=self.name)
-            import matplotlib.pyplot as plt
-
-            plt.close("all")
+            plot_losses(self.run.loss_log, self.run.loss_curves, title=self.name, close=True)
         return losses
 
+    def _save_due(self) -> bool:
+        s = self.cfg.save_latest_seconds
+        return s > 0 and time.monotonic() - self._last_save >= s
 
-def train(dataroot: str | Path = "dataset", name: str = "demo", cfg: TrainConfig | None = None,
-          checkpoints_dir: str | Path = "checkpoints", resume: bool = True, progress: bool = True,
-          max_iterations: int | None = None) -> Trainer:
-    """Build a :class:`Trainer` and run it; returns the trainer (its ``dir`` holds the results)."""
-    trainer = Trainer(cfg or TrainConfig(), dataroot, name, checkpoints_dir, resume, progress=progress)
-    trainer.train(max_iterations)
-    return trainer
+    def _nan_message(self, exc: Exception) -> str:
+        kept = (f"The last good checkpoint {self.run.latest} is kept (iteration "
+                f"{load_checkpoint(self.run.latest)['iteration']}); lower lr (overrides={{'lr': ...}}) and resume."
+                if self.run.latest.exists() else
+                "No checkpoint was saved yet; lower lr (overrides={'lr': ...}) and start again.")
+        return f"{exc} at epoch {self.epoch + 1}, iteration {self.iteration + 1}: training stopped. {kept}"
+
+
+def load_generator_file(run: RunLayout, which_epoch: str | int = "latest") -> dict:
+    """The generator-only payload of a run (``<which>_G.pth``; from a full checkpoint for older runs)."""
+    path = run.generator(which_epoch)
+    if path.exists():
+        return load_checkpoint(path)
+    full = run.checkpoint(which_epoch)
+    if full.exists():
+        ckpt = load_checkpoint(full)
+        return {"G": ckpt["G"], "config": ckpt["config"], "pose_settings": ckpt.get("pose_settings"),
+                "model": ckpt.get("model", "pix2pixhd"), "iteration": ckpt.get("iteration")}
+    raise FileNotFoundError(f"{path}: no such checkpoint. Available for {run.name!r}: "
+                            f"{run.available() or 'none'}; train first (notebook 02) or check name and which_epoch.")
+
+
+def face_stage_config(cfg: TrainConfig) -> TrainConfig:
+    """The config the face stage trains with: the face learning rate and epochs."""
+    return cfg.with_overrides({"lr": cfg.face_lr, "niter": cfg.face_niter, "niter_decay": cfg.face_niter_decay})
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m dancenow_utils.train --dataroot dataset --name demo --preset demo [--set key=value ...]``
-    (also the entry point for ``torchrun``)."""
+    """``python -m dancenow_utils.train --dataroot dataset --name demo --preset demo [--stage global]
+    [--set key=value ...]`` (also the entry point for ``torchrun``)."""
     import argparse
 
-    from dancenow_utils.config import make_config
+    from dancenow_utils.config import make_config, parse_key_values
+    from dancenow_utils.stages import STAGES, train_stage
 
-    ap = argparse.ArgumentParser(description="Train the pose-to-appearance GAN.")
+    ap = argparse.ArgumentParser(description="Train the pose-to-appearance GAN (one stage).")
     ap.add_argument("--dataroot", default="dataset")
     ap.add_argument("--name", default="demo")
     ap.add_argument("--preset", default="demo")
+    ap.add_argument("--stage", default="global", choices=STAGES,
+                    help="global (or the global stage of a local preset), local, or face")
     ap.add_argument("--checkpoints_dir", default="checkpoints")
     ap.add_argument("--no-resume", action="store_true")
     ap.add_argument("--max-iterations", type=int, default=0)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     a = ap.parse_args(argv)
-    overrides = dict(kv.split("=", 1) for kv in a.set)
-    cfg = make_config(a.preset, overrides)
-    trainer = Trainer(cfg, a.dataroot, a.name, a.checkpoints_dir, not a.no_resume, progress=True)
-    trainer.train(a.max_iterations or None)
+    try:
+        cfg = make_config(a.preset, parse_key_values(a.set))
+    except (KeyError, ValueError) as exc:
+        ap.error(str(exc))
+    if a.max_iterations < 0:
+        ap.error("--max-iterations must be 0 (no limit) or more")
+    trainer = train_stage(a.stage, cfg, a.dataroot, a.name, a.checkpoints_dir, not a.no_resume,
+                          max_iterations=a.max_iterations or None)
     if trainer.world > 1:
-        torch.distributed.destroy_process_group()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

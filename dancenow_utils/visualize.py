@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from dancenow_utils.io_utils import atomic_write_text
+from dancenow_utils.io_utils import atomic_path, atomic_write_text, read_jsonl
 
 
-def read_loss_log(path: str | Path) -> list[dict]:
-    """Rows of a JSON-lines loss log (a torn last line from a crash is ignored)."""
-    rows = []
-    path = Path(path)
-    if not path.exists():
-        return rows
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
-
-
-def plot_losses(log_path: str | Path, out_path: str | Path | None = None, title: str = ""):
-    """Loss curves by name from ``loss_log.jsonl``: generator terms left, discriminator right."""
+def plot_losses(log_path: str | Path, out_path: str | Path | None = None, title: str = "", close: bool = False):
+    """Loss curves by name from ``loss_log.jsonl``: generator terms left, discriminator right (``close``: free the
+    figure once saved, for scripts that make many)."""
     import matplotlib.pyplot as plt
 
-    rows = read_loss_log(log_path)
+    rows = read_jsonl(log_path)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     if rows:
         x = [r["iteration"] for r in rows]
@@ -48,12 +34,12 @@ def plot_losses(log_path: str | Path, out_path: str | Path | None = None, title:
     fig.tight_layout()
     if out_path:
         save_figure(fig, out_path)
+    if close:
+        plt.close(fig)
     return fig
 
 
 def save_figure(fig, path: str | Path, dpi: int = 110) -> None:
-    from dancenow_utils.io_utils import atomic_path
-
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png")
 

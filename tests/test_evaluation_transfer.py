@@ -7,9 +7,13 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from dancenow_utils.config import make_config
-from dancenow_utils.evaluation import evaluate, flicker, pose_error, psnr, ssim
+from dancenow_utils.evaluation import evaluate
+from dancenow_utils.inference import load_generator
+from dancenow_utils.metrics import flicker, pose_error, psnr, ssim
+from dancenow_utils.models.networks import build_generator
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.pose.render import render_pose
@@ -96,11 +100,15 @@ def test_missing_checkpoint_is_clear(tmp_path, tiny_dataset):
         evaluate("nobody", tiny_dataset / "dataset_test", checkpoints_dir=tmp_path, progress=False)
 
 
-def test_checkpoint_of_another_preset_is_reported(trained, tiny_dataset, tmp_path):
+def test_generator_file_carries_its_config_and_foreign_weights_are_refused(trained, tiny_dataset, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(trained / "m", other)
-    make_config("tiny", {"ngf": 8}).save(other / "config.json")
-    with pytest.raises(ValueError, match="another architecture"):
+    make_config("tiny", {"ngf": 8}).save(other / "config.json")  # config.json is for people: the file has its own
+    assert load_generator("other", checkpoints_dir=tmp_path).cfg.ngf == 16
+    payload = torch.load(other / "latest_G.pth", weights_only=True)
+    payload["G"] = build_generator(make_config("tiny", {"ngf": 8})).state_dict()
+    torch.save(payload, other / "latest_G.pth")
+    with pytest.raises(ValueError, match="latest_G.pth: its weights do not fit"):
         evaluate("other", tiny_dataset / "dataset_test", checkpoints_dir=tmp_path, progress=False)
 
 

@@ -216,7 +216,8 @@ def test_failed_run_keeps_earlier_output(tmp_path, tiny_demo):
 
 def test_second_person_in_a_video_is_never_paired(tmp_path):
     """Faces are counted every few video frames; frames just before a detection of two people are dropped too."""
-    from dancenow_utils.pose.extract import FrameSource, detect
+    from dancenow_utils.pose.detect import detect
+    from dancenow_utils.pose.sources import FrameSource
     from dancenow_utils.video import write_video
 
     astro = cv2.resize(_photo("astronaut"), (256, 256))

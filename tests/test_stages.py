@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from dancenow_utils.config import make_config
-from dancenow_utils.face import FaceConfig, FaceGAN, apply_face_stage, face_box, face_box_side, paste
-from dancenow_utils.inference import generate_frames
+from dancenow_utils.data import to_image, to_tensor
+from dancenow_utils.face import FaceCorrector, build_face_generator, face_box, face_box_side, paste
+from dancenow_utils.inference import Generator
 from dancenow_utils.models.networks import build_discriminator, build_generator
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
 from dancenow_utils.pose.formats import joint
@@ -23,18 +26,18 @@ def test_temporal_shapes_and_first_frame_zeros():
     torch.manual_seed(0)
     model = Pix2PixHD(cfg, torch.device("cpu"))
     A, B = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
-    fakes, reals, real_pair, fake_pair = model._forward_train(A, B, A.flip(0), B.flip(0))
+    batch = {"A": A, "B": B, "A_next": A.flip(0), "B_next": B.flip(0)}
+    fakes, reals, real_pair, fake_pair = model._frames(batch)
     assert len(fakes) == 2 and real_pair.shape == fake_pair.shape == (2, 12, 64, 64)
-    losses, fake = model.train_step(A, B, A.flip(0), B.flip(0))
-    assert fake.shape == (2, 3, 64, 64) and all(np.isfinite(v) for v in losses.values())
+    losses = model.train_step(batch)
+    assert set(losses) == set(model.loss_names) and all(torch.isfinite(v) for v in losses.values())
     with pytest.raises(ValueError, match="consecutive"):
-        model.train_step(A, B)
+        model.train_step({"A": A, "B": B})
     # inference: the first frame sees zeros, the next frames see the previous output
     G = model.G.eval()
     poses = [np.random.default_rng(i).integers(0, 255, (64, 64, 3), dtype=np.uint8) for i in range(3)]
-    frames = list(generate_frames(G, poses, torch.device("cpu"), temporal=True))
-    from dancenow_utils.data import to_image, to_tensor
-
+    runner = Generator(G, cfg, torch.device("cpu"), "fp32", Path("unsaved"))
+    frames = list(runner.frames(poses))
     with torch.no_grad():
         first = G(torch.cat([to_tensor(poses[0])[None], torch.zeros(1, 3, 64, 64)], 1))[0]
         second = G(torch.cat([to_tensor(poses[1])[None], first[None]], 1))[0]
@@ -70,9 +73,12 @@ def test_face_paste_only_changes_the_box():
     mask[10:26, 40:56] = True
     assert (out[~mask] == frame[~mask]).all() and (out[mask] == 0).all()
     torch.manual_seed(0)
-    gan = FaceGAN(FaceConfig(side=16), torch.device("cpu"))
-    corrected = apply_face_stage(gan, [frame], [frame], [_person_with_face(20, 20)])[0]
+    cfg = make_config("tiny")
+    corrector = FaceCorrector(build_face_generator(cfg), cfg, torch.device("cpu"), "fp32")
+    assert corrector.side == 16
     box = face_box(_person_with_face(20, 20), 64, 64, 16)
+    t = to_tensor(frame)[None]
+    corrected = to_image(corrector(t, t, [box])[0])
     inside = np.zeros((64, 64), bool)
     inside[box[1]: box[1] + 16, box[0]: box[0] + 16] = True
     assert (corrected[~inside] == frame[~inside]).all() and not (corrected[inside] == frame[inside]).all()
@@ -83,19 +89,22 @@ def test_stage_checkpoints_load_in_the_next_stage(tiny_dataset, tmp_path):
     g_cfg = global_stage_config(cfg)
     assert (g_cfg.netG, g_cfg.ngf, g_cfg.width) == ("global", 16, 32)
     data = tiny_dataset / "dataset"
-    with pytest.raises(FileNotFoundError, match="global/latest.pth.*stage='global' first"):
+    with pytest.raises(FileNotFoundError, match="global/latest_G.pth.*stage='global' first"):
         train_stage("local", cfg, data, "edn", tmp_path, progress=False, max_iterations=1)
     glob = train_stage("global", cfg, data, "edn", tmp_path, progress=False, max_iterations=2)
     assert glob.dir == tmp_path / "edn" / "global"
-    g_state = torch.load(glob.dir / "latest.pth", weights_only=True)["G"]
+    g_state = torch.load(glob.dir / "latest_G.pth", weights_only=True)["G"]
     local = train_stage("local", cfg, data, "edn", tmp_path, progress=False, max_iterations=0)
     l_state = local.model.G.global_net.state_dict()
     assert l_state and all(torch.equal(l_state[k], g_state[k]) for k in l_state)
     local.train(max_iterations=2)
     assert "generator: local" in describe_stages("edn", tmp_path)
     assert "face stage: not trained" in describe_stages("edn", tmp_path)
-    face = train_stage("face", cfg, data, "edn", tmp_path, progress=False, face_epochs=1)
-    assert (face.dir / "latest.pth").exists() and (face.dir / "face_samples.png").exists()
+    face = train_stage("face", cfg, data, "edn", tmp_path, progress=False)
+    assert face.dir == tmp_path / "edn" / "face" and face.kind == "face"
+    assert (face.dir / "latest.pth").exists() and (face.dir / "latest_G.pth").exists()
+    assert {p.name.split("_", 1)[1] for p in face.latest_visuals()} == {"pose.png", "generated.png",
+                                                                         "corrected.png", "real.png"}
     assert "face stage: yes" in describe_stages("edn", tmp_path)
     from dancenow_utils.evaluation import evaluate
 

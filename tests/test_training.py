@@ -44,13 +44,19 @@ def test_local_enhancer_and_shapes():
     assert len(feats) == cfg.num_D and len(feats[0]) == cfg.n_layers_D + 2
 
 
-def test_learning_rate_schedule():
-    cfg = make_config("demo", {"niter": 2, "niter_decay": 2, "lr": 1.0})
-    assert [learning_rate(cfg, e) for e in range(4)] == [1.0, 1.0, pytest.approx(2 / 3), pytest.approx(1 / 3)]
+def test_learning_rate_schedule_is_pix2pixhds():
+    # pix2pixHD keeps the rate through epoch niter + 1, then lowers it by lr / niter_decay per epoch
+    cfg = make_config("demo", {"niter": 20, "niter_decay": 20, "lr": 1.0})
+    expected = [1.0] * 21 + [pytest.approx(1 - k / 20) for k in range(1, 20)]
+    assert [learning_rate(cfg, e) for e in range(40)] == expected
+    assert learning_rate(cfg, 39) == pytest.approx(0.05)
+    cfg = make_config("demo", {"niter": 2, "niter_decay": 0, "lr": 1.0})
+    assert [learning_rate(cfg, e) for e in range(2)] == [1.0, 1.0]
 
 
 def test_loss_log_keys_and_outputs(tiny_dataset, tmp_path):
-    tr = Trainer(tiny(), tiny_dataset / "dataset", "t", tmp_path, resume=False, progress=False)
+    tr = Trainer(tiny(niter=0, niter_decay=2), tiny_dataset / "dataset", "t", tmp_path, resume=False,
+                 progress=False)
     tr.train()
     rows = [json.loads(line) for line in (tmp_path / "t" / "loss_log.jsonl").read_text().splitlines()]
     assert len(rows) == tr.iteration == 12
@@ -61,6 +67,7 @@ def test_loss_log_keys_and_outputs(tiny_dataset, tmp_path):
     assert len(images) >= 2 and len({p.name for p in images}) == len(images)
     saved = json.loads((tmp_path / "t" / "config.json").read_text())
     assert saved["preset"] == "tiny" and saved["max_dataset_size"] == 12
+    assert (tmp_path / "t" / "latest_G.pth").exists() and (tmp_path / "t" / "dataset.json").exists()
 
 
 def _weights(path: Path) -> dict:
@@ -98,14 +105,15 @@ def test_distributed_two_cpu_processes(tiny_dataset, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
            "-m", "dancenow_utils.train", "--dataroot", str(tiny_dataset / "dataset"), "--name", "ddp", "--preset",
-           "tiny", "--checkpoints_dir", str(tmp_path), "--no-resume", "--set", "max_dataset_size=8", "batch_size=1",
+           "tiny", "--checkpoints_dir", str(tmp_path), "--no-resume", "--set", "max_dataset_size=9", "batch_size=2",
            "threads=1"]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     ckpt = torch.load(tmp_path / "ddp" / "latest.pth", weights_only=True)
-    assert ckpt["iteration"] == 8  # 8 samples / (batch 1 x 2 ranks) x 2 epochs
+    # 9 pairs do not split evenly: padded to 10, global batches of 4, 4, 2 -> 3 steps per epoch on both ranks
+    assert ckpt["iteration"] == 6
     rows = (tmp_path / "ddp" / "loss_log.jsonl").read_text().splitlines()
-    assert len(rows) == 8  # only rank 0 writes
+    assert len(rows) == 6  # only rank 0 writes
 
 
 # ------------------------------------------------------------------------------------------------ bad input

@@ -14,7 +14,9 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = """%matplotlib inline
 from IPython.display import display, Image
+from dancenow_utils.pipeline import work_in_project_root
 from dancenow_utils.visualize import show
+work_in_project_root()  # under `make lab` Jupyter starts in notebooks/: data and checkpoints belong one level up
 """
 
 NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
@@ -115,7 +117,7 @@ stage = "global"       # "global" | "local" | "face"
 """),
         ("code", SETUP + """import json
 from dancenow_utils.config import make_config
-from dancenow_utils.stages import describe_stages, train_stage
+from dancenow_utils.stages import describe_stages, describe_trainer, train_stage
 from dancenow_utils import pipeline
 """),
         ("md", "## The configuration\n\nA preset plus your overrides; it is saved beside every checkpoint."),
@@ -134,13 +136,18 @@ The full Everybody Dance Now method trains in **stages**, chosen with `stage`:
 
 - `"global"`: the global generator (for a local-enhancer preset such as `edn_local`, at half resolution);
 - `"local"`: the local enhancer at full resolution, starting from the global stage's weights;
-- `"face"`: a small residual GAN that sharpens the face, with the main generator frozen.
+- `"face"`: a small residual GAN that sharpens the face, with the main generator frozen. Its sizes and schedule
+  are the config's `face_*` fields (e.g. `overrides={"face_niter": 4}`), saved in `checkpoints/<name>/face/`.
+
+Every stage is trained by the same trainer, so each one resumes exactly, logs the same named losses and gets the
+same page of visuals. Numbered checkpoints (`epoch_<n>_G.pth`) keep only the generator, which is all that
+evaluation and transfer read; `latest.pth` keeps everything needed to resume.
 
 With `overrides={"temporal": True}` the generator also sees its previous frame and the discriminator judges pairs
 of consecutive frames, which reduces flicker in videos.
 """),
         ("code", """trainer = train_stage(stage, cfg, dataroot, name, checkpoints_dir, resume)
-print(pipeline.describe_trainer(trainer))
+print(describe_trainer(trainer))
 print(describe_stages(name, checkpoints_dir))
 """),
         ("md", """## Loss curves and latest visuals
@@ -178,7 +185,9 @@ max_samples = 0        # 0: all held-out frames
 train_dataroot = "dataset"
 """),
         ("code", SETUP + """import json
+from dancenow_utils import pipeline
 from dancenow_utils.evaluation import evaluate
+from dancenow_utils.layout import RunLayout
 """),
         ("code", """metrics = evaluate(name, dataroot, which_epoch, checkpoints_dir, max_samples, train_dataroot)
 print(json.dumps(metrics, indent=1))
@@ -186,18 +195,12 @@ print(json.dumps(metrics, indent=1))
         ("md", "## GAN against retrieval\n\nHigher SSIM is better; lower pose error is better."),
         ("code", """for key in ("ssim", "body_ssim", "psnr", "pose_error_px"):
     print(f"{key:>15}: GAN {metrics[key]}   nearest neighbour {metrics['nn_' + key]}")
-display(Image(filename=f"{checkpoints_dir}/{name}_test/metrics.png"))
+display(Image(filename=str(RunLayout(checkpoints_dir, name).test_dir / "metrics.png")))
 """),
         ("md", "## Samples\n\nInput pose, generated frame, ground truth and the nearest training frame. All "
                "samples are on `checkpoints/<name>_test/index.html`."),
-        ("code", """from dancenow_utils.io_utils import read_image
-from dancenow_utils.visualize import grid
-import csv
-rows = list(csv.DictReader(open(f"{checkpoints_dir}/{name}_test/per_sample.csv")))
-pick = rows[:: max(1, len(rows) // 4)][:4]
-img_dir = f"{checkpoints_dir}/{name}_test/images"
-tiles = [[read_image(f"{img_dir}/{r['name']}_{k}.png") for k in ("input", "generated", "real", "nn")] for r in pick]
-show(grid(tiles), "input | generated | ground truth | nearest neighbour", figsize=(9, 2.4 * len(tiles)))
+        ("code", """show(pipeline.cross_validation_samples(name, checkpoints_dir, n=4),
+     "input | generated | ground truth | nearest neighbour", figsize=(9, 9.6))
 """),
     ],
     "04_pose_transfer.ipynb": [
@@ -229,13 +232,16 @@ max_frames = 0
 """),
         ("code", SETUP + """from dancenow_utils import pipeline
 from dancenow_utils.transfer import prepare_poses, run_transfer
-from dancenow_utils.inference import load_generator
+from dancenow_utils.config import TrainConfig
+from dancenow_utils.layout import RunLayout
 """),
-        ("md", "## Prepare the source poses\n\nThe stick figures are drawn at the size the generator was trained at."),
+        ("md", "## Prepare the source poses\n\nThe stick figures are drawn at the size the generator was trained at, "
+               "and the way the target's training poses were drawn (keypoint format, face, hands: the target "
+               "dataset's `settings.json`). A model refuses poses drawn another way."),
         ("code", """src, ready = pipeline.resolve_transfer_source(source, dataroot, demo_dir)
-_, cfg, _ = load_generator(name, which_epoch, checkpoints_dir)
+cfg = TrainConfig.load(RunLayout(checkpoints_dir, name).config)
 poses_dir = src if ready else prepare_poses(src, dataroot, normalize, target_keypoints, smooth_window,
-                                            image_size=cfg.width, max_frames=max_frames)
+                                            image_size=[cfg.width, cfg.height], max_frames=max_frames)
 print("poses from", poses_dir)
 """),
         ("md", "## Generate the frames and videos"),

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dancenow_utils.device import resolve_device
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person, coco18_to_body25
 
@@ -273,8 +274,6 @@ class OpenPoseEstimator:
 
     def __init__(self, weights: str | Path, hands: bool = False, scales: tuple[float, ...] = (1.0,),
                  device: str = "auto", params: DecoderParams | None = None) -> None:
-        from dancenow_utils.models.pix2pixhd import resolve_device
-
         self.device = resolve_device(device)
         self.net = load_body_net(weights).to(self.device)
         self.scales, self.params = scales, params or DecoderParams()

@@ -1,0 +1,215 @@
+"""Where things live on disk, defined once: the dataset folders and the run (checkpoint) folders.
+
+Dataset (``dataset/``, ``dataset_test/``, ``dataset_transfer/``), for a ``phase`` such as ``train`` or ``test``::
+
+    {root}/{phase}_A/<id>.png                      stick figures (the generator's input)
+    {root}/{phase}_B/<id>.png                      frames (absent for transfer poses)
+    {root}/{phase}_keypoints/<id>_keypoints.json   OpenPose JSON in original-frame pixels
+    {root}/{phase}_keypoints/crop.json             the crop that maps frames to training images
+    {root}/{phase}_keypoints/settings.json         how the stick figures were drawn (format, face, hands, size)
+    {root}/{phase}_keypoints/summary.json          what extraction found
+
+Run (``checkpoints/<name>/``)::
+
+    config.json, dataset.json                      the config, and the dataset the run was trained on
+    latest.pth                                     everything needed to resume exactly
+    latest_G.pth, epoch_<n>_G.pth                  generator only (+ config and pose settings): for inference
+    loss_log.jsonl, loss_curves.png, web/          named losses, their curves, the visuals page
+    global/, face/                                 the global stage of a local enhancer, the face stage
+    ../<name>_test/                                cross-validation results (notebook 03)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """The folders of one phase of a dataset root."""
+
+    root: Path
+    phase: str = "train"
+
+    def __init__(self, root: str | Path, phase: str = "train") -> None:
+        object.__setattr__(self, "root", Path(root))
+        object.__setattr__(self, "phase", phase)
+
+    @classmethod
+    def of_pose_dir(cls, poses_dir: str | Path) -> DatasetLayout:
+        """The layout a ``{phase}_A`` folder belongs to (``dataset_transfer/test_A`` -> root, ``test``)."""
+        p = Path(poses_dir)
+        return cls(p.parent, p.name.removesuffix("_A"))
+
+    @classmethod
+    def of_keypoints_dir(cls, keypoints_dir: str | Path) -> DatasetLayout:
+        """The layout a ``{phase}_keypoints`` folder belongs to (``dataset/train_keypoints`` -> root, ``train``)."""
+        p = Path(keypoints_dir)
+        return cls(p.parent, p.name.removesuffix("_keypoints"))
+
+    @property
+    def A(self) -> Path:
+        return self.root / f"{self.phase}_A"
+
+    @property
+    def B(self) -> Path:
+        return self.root / f"{self.phase}_B"
+
+    @property
+    def keypoints(self) -> Path:
+        return self.root / f"{self.phase}_keypoints"
+
+    @property
+    def crop(self) -> Path:
+        return self.keypoints / "crop.json"
+
+    @property
+    def settings(self) -> Path:
+        return self.keypoints / "settings.json"
+
+    @property
+    def summary(self) -> Path:
+        return self.keypoints / "summary.json"
+
+    def keypoint_file(self, frame_id: str) -> Path:
+        return self.keypoints / f"{frame_id}_keypoints.json"
+
+    def folders(self) -> dict[str, Path]:
+        return {"A": self.A, "B": self.B, "keypoints": self.keypoints}
+
+
+def checkpoint_tag(which_epoch: str | int) -> str:
+    """``"latest"``, ``5``, ``"5"`` or ``"epoch_5"`` -> ``"latest"`` / ``"epoch_5"`` (papermill passes ints)."""
+    if isinstance(which_epoch, bool):
+        raise ValueError(f"which_epoch must be 'latest' or an epoch number, got {which_epoch!r}")
+    text = str(which_epoch).strip()
+    if text == "latest":
+        return text
+    number = text.removeprefix("epoch_")
+    if not number.isdigit() or int(number) < 1:
+        raise ValueError(f"which_epoch must be 'latest' or an epoch number such as 5 or 'epoch_5', "
+                         f"got {which_epoch!r}")
+    return f"epoch_{int(number)}"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The files of one training run under ``checkpoints_dir``."""
+
+    checkpoints_dir: Path
+    name: str
+
+    def __init__(self, checkpoints_dir: str | Path, name: str) -> None:
+        object.__setattr__(self, "checkpoints_dir", Path(checkpoints_dir))
+        object.__setattr__(self, "name", str(name))
+
+    @property
+    def dir(self) -> Path:
+        return self.checkpoints_dir / self.name
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "config.json"
+
+    @property
+    def dataset_record(self) -> Path:
+        return self.dir / "dataset.json"
+
+    @property
+    def latest(self) -> Path:
+        return self.dir / "latest.pth"
+
+    def checkpoint(self, which_epoch: str | int = "latest") -> Path:
+        """The full training state (only ``latest`` is kept in full)."""
+        return self.dir / f"{checkpoint_tag(which_epoch)}.pth"
+
+    def generator(self, which_epoch: str | int = "latest") -> Path:
+        """The generator-only file that inference reads."""
+        return self.dir / f"{checkpoint_tag(which_epoch)}_G.pth"
+
+    def available(self) -> list[str]:
+        """Checkpoint tags with a generator, newest epoch last."""
+        if not self.dir.is_dir():
+            return []
+        tags = {p.name.removesuffix("_G.pth") for p in self.dir.glob("*_G.pth")}
+        tags |= {p.stem for p in self.dir.glob("*.pth") if not p.name.endswith("_G.pth")}
+        return sorted(tags, key=lambda t: (t == "latest", int(t[6:]) if t.startswith("epoch_") else 0))
+
+    @property
+    def loss_log(self) -> Path:
+        return self.dir / "loss_log.jsonl"
+
+    @property
+    def loss_curves(self) -> Path:
+        return self.dir / "loss_curves.png"
+
+    @property
+    def web(self) -> Path:
+        return self.dir / "web"
+
+    @property
+    def learning(self) -> Path:
+        return self.dir / "learning"
+
+    @property
+    def test_dir(self) -> Path:
+        """Cross-validation results: ``checkpoints/<name>_test``."""
+        return self.checkpoints_dir / f"{self.name}_test"
+
+    def stage(self, stage: str) -> RunLayout:
+        """The run folder of a sub-stage (``global`` of a local enhancer, ``face``)."""
+        return RunLayout(self.checkpoints_dir, f"{self.name}/{stage}")
+
+    def temp_files(self) -> list[Path]:
+        """Temporary files a killed save left behind (``.latest.pth.*.tmp.pth``)."""
+        return sorted(self.dir.glob(".*.tmp.*")) if self.dir.is_dir() else []
+
+
+@dataclass(frozen=True)
+class ResultsLayout:
+    """The files of one transfer under ``results/<name>/``."""
+
+    results_dir: Path
+    name: str
+
+    def __init__(self, results_dir: str | Path, name: str) -> None:
+        object.__setattr__(self, "results_dir", Path(results_dir))
+        object.__setattr__(self, "name", str(name))
+
+    @property
+    def dir(self) -> Path:
+        return self.results_dir / self.name
+
+    @property
+    def frames(self) -> Path:
+        return self.dir / "frames"
+
+    @property
+    def video(self) -> Path:
+        return self.dir / "transfer.mp4"
+
+    @property
+    def side_by_side(self) -> Path:
+        return self.dir / "side_by_side.mp4"
+
+    @property
+    def gif(self) -> Path:
+        return self.dir / "transfer.gif"
+
+    @property
+    def page(self) -> Path:
+        return self.dir / "index.html"
+
+    @property
+    def record(self) -> Path:
+        return self.dir / "transfer.json"
+
+
+# the default folders of the five steps (README's layout section)
+DATASET = "dataset"
+DATASET_TEST = "dataset_test"
+DATASET_TRANSFER = "dataset_transfer"
+CHECKPOINTS = "checkpoints"
+RESULTS = "results"
+DEMO_DATA = "demo_data"

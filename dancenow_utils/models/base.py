@@ -1,0 +1,148 @@
+"""The model protocol every training stage implements (like pytorch-CycleGAN-and-pix2pix's ``BaseModel``).
+
+A model owns its networks and their optimisers and has one obvious :meth:`BaseModel.train_step`. The trainer
+(:mod:`dancenow_utils.train`) drives any model the same way: learning rate, mixed precision, the finite-loss check
+before any update (agreed across ranks), distributed wrapping, checkpoints and visuals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from dancenow_utils.config import TrainConfig
+from dancenow_utils.models.losses import feature_matching_loss, gan_loss
+from dancenow_utils.precision import autocast, needs_grad_scaler, resolve_precision
+
+
+@contextlib.contextmanager
+def frozen(net: nn.Module) -> Iterator[nn.Module]:
+    """Run ``net`` without computing its weight gradients (gradients still flow to its input)."""
+    flags = [p.requires_grad for p in net.parameters()]
+    for p in net.parameters():
+        p.requires_grad_(False)
+    try:
+        yield net
+    finally:
+        for p, flag in zip(net.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+class BaseModel:
+    """Networks (``nets``), their Adam optimisers (``optimizers``, same keys) and a gradient scaler."""
+
+    loss_names: tuple[str, ...] = ()
+    generator_key = "G"
+
+    def __init__(self, cfg: TrainConfig, device: torch.device) -> None:
+        self.cfg, self.device = cfg, device
+        self.precision = resolve_precision(cfg.amp, device)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device, self.precision))
+        self.nets: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self._ddp: dict[str, nn.Module] = {}
+
+    # ------------------------------------------------------------------------------------------ subclass API
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every named loss of one step from one forward pass: ``G_*`` train the generator, ``D_real`` and
+        ``D_fake`` the discriminator."""
+        raise NotImplementedError
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One iteration: all losses, checked finite before any update, then a G step and a D step (pix2pixHD's
+        order). Returns the named losses as detached tensors (no device sync: read them back only to log)."""
+        with self.autocast():
+            losses = self.losses(batch)
+        self.check_finite(losses)
+        self.update(sum(v for k, v in losses.items() if k.startswith("G_")), "G")
+        self.update((losses["D_real"] + losses["D_fake"]) * 0.5, "D")
+        self.scaler.update()
+        return {k: v.detach() for k, v in losses.items()}
+
+    @torch.no_grad()
+    def evaluation_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The same named losses without any update (for held-out data)."""
+        with self.autocast():
+            return {k: v.detach() for k, v in self.losses(batch).items()}
+
+    def visuals(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Named image batches for the training page, e.g. ``{"input", "generated", "real"}``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------------ shared parts
+    def make_optimizer(self, net: nn.Module, lr: float) -> torch.optim.Optimizer:
+        fused = self.device.type in ("cuda", "cpu")
+        return torch.optim.Adam(net.parameters(), lr=lr, betas=(self.cfg.beta1, 0.999), fused=fused)
+
+    def autocast(self):
+        return autocast(self.device, self.precision)
+
+    def net(self, key: str) -> nn.Module:
+        """The network to call in a training forward pass: its DDP wrapper in distributed runs."""
+        return self._ddp.get(key, self.nets[key])
+
+    def wrap_ddp(self) -> None:
+        """Wrap every trained network for distributed data parallel (one process per device)."""
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        for key in self.optimizers:
+            self._ddp[key] = DistributedDataParallel(self.nets[key], device_ids=ids)
+
+    def set_lr(self, lr: float) -> None:
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+    def check_finite(self, losses: dict[str, torch.Tensor]) -> None:
+        """Raise before any update when a loss is not finite, on every rank at once (one device sync)."""
+        values = torch.stack([v.detach().float() for v in losses.values()])
+        ok = torch.isfinite(values).all().to(torch.int32)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        if not bool(ok):
+            bad = {k: float(v) for k, v in losses.items() if not torch.isfinite(v.detach()).all()}
+            raise FloatingPointError(f"non-finite loss {bad or '(on another rank)'}")
+
+    def update(self, loss: torch.Tensor, key: str) -> None:
+        """Backward ``loss`` and step optimiser ``key`` (through the gradient scaler for fp16)."""
+        opt = self.optimizers[key]
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(opt)
+
+    def adversarial_losses(self, real_pair: torch.Tensor, fake_pair: torch.Tensor, n_layers: int,
+                           lambda_feat: float, feat: bool) -> dict[str, torch.Tensor]:
+        """pix2pixHD's GAN losses with discriminator ``D`` from one pass: D sees the real pair once (its features
+        also serve feature matching), the detached fake pair once, and the fake pair once more for the generator
+        with D's weights frozen (no D weight gradients, nor their all-reduce, in G's step)."""
+        D = self.net("D")
+        pred_real = D(real_pair)
+        pred_fake_d = D(fake_pair.detach())
+        with frozen(self.nets["D"]) as D_frozen:
+            pred_fake_g = D_frozen(fake_pair)
+        g_feat = (feature_matching_loss(pred_fake_g, pred_real, n_layers, lambda_feat) if feat
+                  else torch.zeros((), device=real_pair.device))
+        return {"G_GAN": gan_loss(pred_fake_g, True), "G_GAN_Feat": g_feat,
+                "D_real": gan_loss(pred_real, True), "D_fake": gan_loss(pred_fake_d, False)}
+
+    def state_dict(self) -> dict:
+        state = {k: n.state_dict() for k, n in self.nets.items() if k in self.optimizers}
+        state.update({f"opt_{k}": o.state_dict() for k, o in self.optimizers.items()})
+        state["scaler"] = self.scaler.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, opt in self.optimizers.items():
+            self.nets[key].load_state_dict(state[key])
+            opt.load_state_dict(state[f"opt_{key}"])
+        # a scaler saved disabled (CPU, bf16, fp32) has an empty state: an enabled one starts fresh instead
+        if self.scaler.is_enabled() and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+
+    def generator_state(self) -> dict[str, torch.Tensor]:
+        """What inference needs: the generator's weights."""
+        return self.nets[self.generator_key].state_dict()

@@ -1,0 +1,117 @@
+"""The crop that maps a video's frames to training images, and keypoints read back in training-image pixels."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dancenow_utils.io_utils import atomic_write_text
+from dancenow_utils.layout import DatasetLayout
+from dancenow_utils.pose.keypoints import Person, read_openpose_json
+
+
+@dataclass
+class Crop:
+    """A region of the original frame, ``width/scale`` x ``height/scale`` pixels from ``(x0, y0)``, resized to
+    ``width`` x ``height`` for training (the preset's aspect ratio: square, or EDN's 2:1)."""
+
+    x0: float
+    y0: float
+    scale: float
+    width: int
+    height: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+    def apply_image(self, rgb: np.ndarray) -> np.ndarray:
+        s = self.scale
+        m = np.array([[s, 0, -self.x0 * s], [0, s, -self.y0 * s]], np.float32)
+        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+        return cv2.warpAffine(rgb, m, (self.width, self.height), flags=interp,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
+    def apply_person(self, p: Person) -> Person:
+        return p.transformed(self.scale, (-self.x0 * self.scale, -self.y0 * self.scale))
+
+    def resized(self, width: int, height: int) -> Crop:
+        """The same region drawn at another size of the same aspect (the region's centre is kept)."""
+        if (width, height) == self.size:
+            return self
+        s = self.scale * width / self.width
+        cx, cy = self.x0 + self.width / self.scale / 2, self.y0 + self.height / self.scale / 2
+        return Crop(cx - width / s / 2, cy - height / s / 2, s, width, height)
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Crop:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no crop file; run pose extraction (notebook 01) on the target first")
+        try:
+            data = json.loads(path.read_text())
+            if "side" in data:  # written before crops had an aspect ratio: a square
+                size = int(data["image_size"])
+                return cls(float(data["x0"]), float(data["y0"]), size / float(data["side"]), size, size)
+            return cls(**data)
+        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+            raise ValueError(f"{path}: not a valid crop file ({exc}); re-run pose extraction") from None
+
+    @classmethod
+    def around(cls, people: list[Person], frame_size: tuple[int, int], width: int, height: int,
+               margin: float = 0.12) -> Crop:
+        """One region of aspect ``width:height`` covering every keypoint of the video (robust percentiles), with a
+        margin, inside the frame where it fits."""
+        pts = np.concatenate([p.all_points() for p in people if p is not None] or [np.zeros((0, 2))])
+        w, h = frame_size
+        aspect = width / height
+        if len(pts) == 0:
+            region_h = min(h, w / aspect)
+            return cls((w - region_h * aspect) / 2, (h - region_h) / 2, height / region_h, width, height)
+        lo = np.percentile(pts, 0.5, axis=0)
+        hi = np.percentile(pts, 99.5, axis=0)
+        center = (lo + hi) / 2
+        extent = (hi - lo) * (1 + 2 * margin)
+        region_h = max(float(extent[1]), float(extent[0]) / aspect, 16.0)
+        region_w = region_h * aspect
+        if region_w <= w and region_h <= h:  # keep the region inside the frame when it fits (no black borders)
+            x0 = float(np.clip(center[0] - region_w / 2, 0, w - region_w))
+            y0 = float(np.clip(center[1] - region_h / 2, 0, h - region_h))
+        else:
+            x0, y0 = float(center[0] - region_w / 2), float(center[1] - region_h / 2)
+        return cls(x0, y0, height / region_h, width, height)
+
+
+def people_in_image(layout: DatasetLayout, names: list[str], width: int, height: int) -> list[Person]:
+    """Each frame's person, mapped from original-frame pixels into the training images' pixels (``width`` x
+    ``height``) with the crop saved by extraction; an empty :class:`Person` where the JSON has nobody."""
+    crop = Crop.load(layout.crop)
+    sx, sy = width / crop.width, height / crop.height
+    out = []
+    for name in names:
+        people = read_openpose_json(layout.keypoint_file(name))
+        p = crop.apply_person(people[0]) if people else Person()
+        out.append(p.transformed(np.array([sx, sy], np.float32), (0.0, 0.0)))
+    return out
+
+
+def load_keypoint_folder(folder: str | Path) -> list[Person | None]:
+    """Every ``*_keypoints.json`` of a folder (sorted), one person or ``None`` per frame."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such keypoint folder; run pose extraction on that video first")
+    files = sorted(folder.glob("*_keypoints.json"))
+    if not files:
+        raise ValueError(f"{folder}: no *_keypoints.json files")
+    out = []
+    for f in files:
+        people = read_openpose_json(f)
+        out.append(people[0] if len(people) == 1 else None)
+    return out

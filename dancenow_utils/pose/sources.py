@@ -1,0 +1,79 @@
+"""Frame sources for pose extraction: a video file, or a folder of images (``frame_step``, ``max_frames``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dancenow_utils.io_utils import IMAGE_EXTENSIONS, read_image
+from dancenow_utils.video import VIDEO_EXTENSIONS, read_frames
+
+
+@dataclass(frozen=True)
+class FrameSource:
+    """A video file or a folder of images, with the frames to use (``frame_step``, ``max_frames``)."""
+
+    path: Path
+    frame_step: int = 1
+    max_frames: int = 0
+
+    @classmethod
+    def open(cls, source: str | Path, frame_step: int = 1, max_frames: int = 0) -> FrameSource:
+        path = Path(source)
+        if not str(source):
+            raise ValueError("source is empty: give a video file or a folder of images")
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such video or image folder; check the `source` path")
+        if path.is_file() and path.suffix.lower() not in VIDEO_EXTENSIONS:
+            raise ValueError(f"{path}: not a video ({', '.join(VIDEO_EXTENSIONS)}); or pass a folder of images")
+        src = cls(path, frame_step, max_frames)
+        if path.is_dir() and not src.image_files():
+            raise ValueError(f"{path}: the folder has no images ({', '.join(IMAGE_EXTENSIONS)})")
+        return src
+
+    @property
+    def is_video(self) -> bool:
+        return self.path.is_file()
+
+    def image_files(self) -> list[Path]:
+        files = sorted(p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = files[:: self.frame_step]
+        return files[: self.max_frames] if self.max_frames else files
+
+    def ignored_files(self) -> list[str]:
+        if self.is_video:
+            return []
+        return sorted(p.name for p in self.path.iterdir()
+                      if p.is_file() and p.suffix.lower() not in IMAGE_EXTENSIONS and not p.name.startswith("."))
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, str, np.ndarray | None]]:
+        """Yield ``(position, frame_id, rgb or None if unreadable)`` for positions in ``[start, stop)``."""
+        if self.is_video:
+            limit = self.max_frames - start if self.max_frames else 0
+            frames = read_frames(self.path, self.frame_step, limit, start=start * self.frame_step)
+            for pos, (index, rgb) in enumerate(frames, start):
+                if stop is not None and pos >= stop:
+                    break
+                yield pos, f"frame_{index:06d}", rgb
+        else:
+            files = self.image_files()[start:stop]
+            for pos, f in enumerate(files, start):
+                try:
+                    rgb = read_image(f)
+                except ValueError:
+                    rgb = None
+                yield pos, f.stem, rgb
+
+    def __len__(self) -> int:
+        if not self.is_video:
+            return len(self.image_files())
+        cap = cv2.VideoCapture(str(self.path))
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        cap.release()
+        n = math.ceil(n / self.frame_step) if n > 0 else sum(1 for _ in self.frames())
+        return min(n, self.max_frames) if self.max_frames else n
