@@ -116,6 +116,10 @@ class VideoWriter:
     def __enter__(self) -> VideoWriter:
         return self
 
+    def __del__(self) -> None:  # a writer dropped without close(): stop ffmpeg, leave no temporary file
+        with contextlib.suppress(Exception):
+            self.abort()
+
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc is None:
             self.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import re
 import subprocess
 
@@ -89,6 +90,10 @@ def test_video_writer_streams_and_is_atomic(tmp_path):
         video.write(np.zeros((32, 64, 3), np.uint8))
     with pytest.raises(ValueError, match="uint8"), VideoWriter(tmp_path / "f.mp4") as video:
         video.write(np.zeros((8, 8, 3), np.float32))
+    dropped = VideoWriter(tmp_path / "dropped.mp4")
+    dropped.write(np.zeros((8, 8, 3), np.uint8))
+    del dropped  # never closed: ffmpeg is stopped and the temporary file removed
+    gc.collect()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.mp4"]
 
 
