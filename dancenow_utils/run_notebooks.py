@@ -1,8 +1,9 @@
 """Execute the numbered notebooks headlessly with papermill (``make demo``) and link their outputs.
 
 ``python -m dancenow_utils.run_notebooks --all`` runs 01..05 in order with their default (demo) parameters,
-saves the executed copies under ``results/notebooks/`` and writes ``results/index.html``. A failing notebook
-stops the run with its failing cell's source and error: nothing "passes" by being skipped.
+saves the executed copies under ``results/notebooks/`` and writes ``results/index.html`` (one page
+with every step's pictures, videos and metrics). A failing notebook stops the run with its failing cell's
+source and error: nothing "passes" by being skipped.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import os
 import sys
 import time
 from pathlib import Path
-
-from dancenow_utils.io_utils import atomic_write_text
 
 NOTEBOOKS = ("01_pose_extraction", "02_training", "03_cross_validation", "04_pose_transfer",
              "05_epoch_visualization")
@@ -45,33 +44,10 @@ def run_notebook(path: str | Path, out_path: str | Path, parameters: dict | None
 
 
 def write_index(root: Path) -> Path:
-    """``results/index.html``: one link per step's outputs that exist."""
-    from dominate import document
-    from dominate.tags import a, h1, li, p, ul
+    """``results/index.html``: one page with every step's pictures, videos and metrics (see report_page)."""
+    from dancenow_utils.report_page import write_report
 
-    links = [
-        ("Step 1: demo contact sheet", "demo_data/contact_sheet.png"),
-        ("Step 2: training visuals", "checkpoints/demo/web/index.html"),
-        ("Step 2: loss curves", "checkpoints/demo/loss_curves.png"),
-        ("Step 3: cross-validation page", "checkpoints/demo_test/index.html"),
-        ("Step 3: metrics", "checkpoints/demo_test/metrics.json"),
-        ("Step 4: transfer page", "results/demo/index.html"),
-        ("Step 4: side-by-side video", "results/demo/side_by_side.mp4"),
-        ("Step 4: transfer GIF", "results/demo/transfer.gif"),
-        ("Step 5: learning grid", "checkpoints/Initial_epoch/learning/learning_grid.png"),
-        ("Step 5: learning GIF", "checkpoints/Initial_epoch/learning/learning.gif"),
-    ] + [(f"Executed notebook {n}", f"results/notebooks/{n}.ipynb") for n in NOTEBOOKS]
-    doc = document(title="dancenow demo results")
-    with doc:
-        h1("dancenow demo results")
-        p("Everything `make demo` produced, step by step.")
-        with ul():
-            for text, rel in links:
-                if (root / rel).exists():
-                    li(a(text, href="../" + rel))
-    out = root / "results" / "index.html"
-    atomic_write_text(out, doc.render())
-    return out
+    return write_report(root)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +85,7 @@ def _run_all(root: Path, names, log_path: Path) -> int:
             return 1
         print(f"   done in {time.time() - t0:.0f} s", flush=True)
     index = write_index(root)
-    print(f"\nDemo finished. Open {index} for links to every step's outputs:\n"
+    print(f"\nDemo finished. Open {index} to see every step's pictures, videos and metrics; the files:\n"
           f"  training visuals  checkpoints/demo/web/index.html\n"
           f"  metrics           checkpoints/demo_test/metrics.json\n"
           f"  transfer videos   results/demo/transfer.mp4, results/demo/side_by_side.mp4\n"

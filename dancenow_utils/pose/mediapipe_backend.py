@@ -15,8 +15,12 @@ extractor then also marks the frames just before such a detection (:data:`MULTI_
 from __future__ import annotations
 
 import contextlib
-import io
 import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -80,12 +84,55 @@ def face_mesh_to_face70(mesh: np.ndarray) -> np.ndarray:
     return face
 
 
+# What MediaPipe's native code (absl logging, TensorFlow Lite) prints that nobody needs to read: absl info and
+# warning lines ("W0000 00:00:1795552684.399313   12740 inference_feedback_manager.cc:114] ..."), TFLite's
+# "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." and absl's notice that logging is not initialised.
+NATIVE_NOISE = re.compile(r"[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\] |INFO: |"
+                          r"WARNING: All log messages before absl::InitializeLog\(\) is called")
+_capture_lock = threading.Lock()
+_capture: dict = {"depth": 0}
+
+
 @contextlib.contextmanager
-def _quiet():
-    """MediaPipe's C++ side logs to stderr on every graph start; keep notebooks readable."""
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    with contextlib.redirect_stderr(io.StringIO()):
+def quiet_native_logs() -> Iterator[None]:
+    """Run MediaPipe's C++ code without its log lines in the notebook, keeping everything else.
+
+    mediapipe 0.10.14 logs through absl from its own threads straight to file descriptor 2, which Jupyter and
+    Colab kernels forward into cell output; GLOG_minloglevel and TF_CPP_MIN_LOG_LEVEL do not reach it. So fd 2 is
+    sent to a temporary file for the duration, and afterwards every line that is not native info/warning noise
+    (Python warnings, native errors) is written to ``sys.stderr``: nothing but the noise is lost. Python
+    exceptions are not affected (they propagate; tracebacks print after the block). Thread-safe and re-entrant:
+    the outermost block swaps fd 2.
+    """
+    with _capture_lock:
+        if _capture["depth"] == 0:
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+            except (OSError, ValueError, AttributeError):  # no fd 2 (e.g. a GUI interpreter): nothing to quiet
+                saved = None
+            if saved is not None:
+                log = tempfile.TemporaryFile()  # noqa: SIM115 (closed below, by the outermost block)
+                os.dup2(log.fileno(), 2)
+                _capture.update(saved=saved, log=log)
+        _capture["depth"] += 1
+    try:
         yield
+    finally:
+        with _capture_lock:
+            _capture["depth"] -= 1
+            if _capture["depth"] == 0 and _capture.get("saved") is not None:
+                with contextlib.suppress(OSError, ValueError, AttributeError):
+                    sys.stderr.flush()
+                saved, log = _capture.pop("saved"), _capture.pop("log")
+                os.dup2(saved, 2)
+                os.close(saved)
+                log.seek(0)
+                kept = [line for line in log.read().decode(errors="replace").splitlines(keepends=True)
+                        if not NATIVE_NOISE.match(line)]
+                log.close()
+                if kept:
+                    sys.stderr.write("".join(kept))
 
 
 class MediaPipeEstimator:
@@ -103,7 +150,7 @@ class MediaPipeEstimator:
         self.face, self.hands = face, hands
         self.count_every = count_every if video else 1
         self._since_count, self._last_faces = 0, 0
-        with _quiet():
+        with quiet_native_logs():
             if face or hands:
                 self._model = mp.solutions.holistic.Holistic(
                     static_image_mode=not video, model_complexity=1, refine_face_landmarks=False,
@@ -115,9 +162,10 @@ class MediaPipeEstimator:
                            if count_people else None)
 
     def close(self) -> None:
-        self._model.close()
-        if self._faces is not None:
-            self._faces.close()
+        with quiet_native_logs():
+            self._model.close()
+            if self._faces is not None:
+                self._faces.close()
 
     def __enter__(self) -> MediaPipeEstimator:
         return self
@@ -128,13 +176,15 @@ class MediaPipeEstimator:
     def count_faces(self, rgb: np.ndarray) -> int:
         if self._faces is None:
             return 0
-        res = self._faces.process(rgb)
+        with quiet_native_logs():
+            res = self._faces.process(rgb)
         return len(res.detections or [])
 
     def __call__(self, rgb: np.ndarray) -> list[Person]:
         h, w = rgb.shape[:2]
         rgb = np.ascontiguousarray(rgb)
-        res = self._model.process(rgb)
+        with quiet_native_logs():
+            res = self._model.process(rgb)
         if res.pose_landmarks is None:
             return []
         person = Person(blazepose_to_body25(_landmarks(res.pose_landmarks, w, h, True)))
