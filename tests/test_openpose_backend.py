@@ -18,12 +18,14 @@ def skeleton(cx: float, top: float, scale: float) -> np.ndarray:
 
 
 def ideal_maps(people: list[np.ndarray], h: int, w: int, sigma: float = 3.0, width: float = 4.0):
+    """Heatmaps with a Gaussian of height ``c`` at every keypoint ``(x, y, c)`` and unit PAFs on a capsule around
+    every limb (a later person's limb overwrites an earlier one's where they overlap)."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     heat = np.zeros((h, w, 19), np.float32)
     paf = np.zeros((h, w, 38), np.float32)
     for p in people:
-        for k, (x, y, _) in enumerate(p):
-            heat[..., k] = np.maximum(heat[..., k], np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2)))
+        for k, (x, y, c) in enumerate(p):
+            heat[..., k] = np.maximum(heat[..., k], c * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2)))
         for a, b, cx, cy in LIMBS:
             pa, pb = p[a, :2], p[b, :2]
             v = pb - pa
@@ -114,9 +116,10 @@ def test_hand_network_matches_the_cmu_model():
 def test_hand_crop_and_decoding_return_frame_coordinates(tmp_path):
     from dancenow_utils.pose.openpose_backend import HandPoseNet, decode_hand, hand_box
 
-    box = hand_box(np.array([100, 100, 1.0]), np.array([100, 130, 1.0]))
-    assert box is not None and box[2] == pytest.approx(66) and box[1] + box[2] / 2 == pytest.approx(130 + 0.33 * 30)
-    assert hand_box(np.array([0, 0, 0.0]), np.array([1, 1, 1.0])) is None
+    shoulder, elbow, wrist = np.array([100, 60, 1.0]), np.array([100, 100, 1.0]), np.array([100, 130, 1.0])
+    # forearm 30, upper arm 40: side 1.5 * max(30, 36) = 54, centre (100, 139.9)
+    assert hand_box(shoulder, elbow, wrist, (200, 200)) == (73, 112, 54)
+    assert hand_box(np.array([0, 0, 0.0]), elbow, wrist, (200, 200)) is None
     heat = np.zeros((50, 50, 22), np.float32)
     heat[20, 30, 5] = 1.0
     pts = decode_hand(heat, sigma=0)
@@ -124,7 +127,7 @@ def test_hand_crop_and_decoding_return_frame_coordinates(tmp_path):
     torch.manual_seed(0)
     torch.save(BodyPoseNet().state_dict(), tmp_path / "body_pose_model.pth")
     torch.save(HandPoseNet().state_dict(), tmp_path / "hand_pose_model.pth")
-    est = OpenPoseEstimator(tmp_path, hands=True)
+    est = OpenPoseEstimator(tmp_path, hands=True, hand_scales=(0.25,))
     assert est.hand_net is not None
-    out = est.hand(np.zeros((200, 200, 3), np.uint8), np.array([100, 100, 1.0]), np.array([100, 130, 1.0]))
+    out = est.hand(np.zeros((200, 200, 3), np.uint8), shoulder, elbow, wrist)
     assert out.shape == (21, 3)

@@ -79,9 +79,15 @@ def resolve_vgg_weights(mode: str, path: str = "") -> Path | None:
 
 
 class VGGLoss(nn.Module):
-    """Perceptual L1 on VGG19 relu1_1..relu5_1 with weights 1/32 .. 1, inputs in [-1, 1]."""
+    """Perceptual L1 on VGG19 relu1_1..relu5_1 with weights 1/32 .. 1, inputs in [-1, 1].
 
-    def __init__(self, weights: Path) -> None:
+    As in pix2pixHD the raw [-1, 1] images go into VGG19 (``normalize_input=False``): the features' scale, and so the
+    weight of this term against the GAN and feature-matching terms, is the reference's. ``normalize_input=True``
+    maps them to [0, 1] and applies ImageNet's mean and std first (what torchvision's weights were trained on; this
+    project's behaviour before it followed pix2pixHD), for runs that must keep that loss scale.
+    """
+
+    def __init__(self, weights: Path, normalize_input: bool = False) -> None:
         super().__init__()
         import torchvision
 
@@ -99,12 +105,16 @@ class VGGLoss(nn.Module):
             start = end
         for p in self.parameters():
             p.requires_grad_(False)
+        self.normalize_input = normalize_input
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's input for an image in [-1, 1]: unchanged, or ImageNet-normalised with ``normalize_input``."""
+        return ((x + 1) / 2 - self.mean) / self.std if self.normalize_input else x
+
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        x = ((fake + 1) / 2 - self.mean) / self.std
-        y = ((real + 1) / 2 - self.mean) / self.std
+        x, y = self.prepare(fake), self.prepare(real)
         loss = torch.zeros((), device=fake.device)
         for w, s in zip(VGG_WEIGHTS, self.slices):
             x, y = s(x), s(y)

@@ -18,12 +18,14 @@ Norm = functools.partial(nn.InstanceNorm2d, affine=False)
 
 
 def init_weights(module: nn.Module) -> None:
-    """N(0, 0.02) for convolutions, N(1, 0.02) for affine norms (pix2pixHD's init)."""
+    """pix2pixHD's init: conv weights N(0, 0.02); affine norms' weights N(1, 0.02) and biases 0.
+
+    Conv biases keep PyTorch's default (uniform in +-1/sqrt(fan_in)), as in the reference, which only redraws the
+    weights. Layers are visited in the order the reference's ``apply`` visits them.
+    """
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)

@@ -41,8 +41,17 @@ COCO_18_TO_BODY_25 = tuple(BODY_25_NAMES.index(name) for name in COCO_18_NAMES)
 HAND_PAIRS = tuple(
     (0 if j == 0 else base + j - 1, base + j) for base in (1, 5, 9, 13, 17) for j in range(4)
 )
-# one colour per finger (thumb .. pinky), as in OpenPose's hand renderer
-HAND_FINGER_COLORS = ((255, 0, 0), (255, 255, 0), (0, 255, 0), (0, 255, 255), (0, 0, 255))
+# CMU OpenPose's hand colours per keypoint, RGB (HAND_COLORS_RENDER): a grey wrist, then each finger graded from dark
+# at its base to full brightness at its tip (thumb red, index yellow, middle green, ring blue, pinky magenta). As for
+# the body, a bone takes the colour of its second (outer) keypoint and each joint is drawn in its own colour.
+HAND_COLORS = (
+    (100, 100, 100),
+    (100, 0, 0), (150, 0, 0), (200, 0, 0), (255, 0, 0),
+    (100, 100, 0), (150, 150, 0), (200, 200, 0), (255, 255, 0),
+    (0, 100, 50), (0, 150, 75), (0, 200, 100), (0, 255, 125),
+    (0, 50, 100), (0, 75, 150), (0, 100, 200), (0, 125, 255),
+    (100, 0, 100), (150, 0, 150), (200, 0, 200), (255, 0, 255),
+)
 
 N_BODY = 25
 N_COCO = 18

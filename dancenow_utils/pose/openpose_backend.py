@@ -5,12 +5,14 @@ Caffe layers such as ``conv1_1.weight`` or ``Mconv7_stage6_L1.weight``). They ca
 file is always a local path. The network: a VGG-19 front (conv1_1 .. conv4_2), conv4_3_CPM and conv4_4_CPM, then
 six stages of two branches (38 PAF channels, 19 heatmap channels). The decoder finds heatmap peaks, scores every
 candidate limb by integrating the PAF along it, matches limbs greedily and assembles people (COCO-18, returned as
-BODY_25). With ``hand_pose_model.pth`` beside the body file, the hand network runs on a square crop around each
-wrist and each of its 21 heatmaps' maximum becomes a hand keypoint.
+BODY_25), with the rules of Hzzone/pytorch-openpose's decoder. With ``hand_pose_model.pth`` beside the body file,
+the hand network runs at four scales on CMU's square box around each wrist, and the strongest region of each of its
+21 heatmaps gives a hand keypoint.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,6 +161,15 @@ def load_hand_net(weights: str | Path) -> HandPoseNet | None:
 
 
 # --------------------------------------------------------------------------------------------------- decoder
+# The decoder follows Hzzone/pytorch-openpose (the PyTorch port of CMU's COCO model) rule for rule, so that the same
+# maps give the same people: see docs/faithful.md for the list and the one deliberate difference (flat-top peaks).
+N_STARTING_LIMBS = 17  # the last two limbs (shoulder-ear) only complete people, they never start one
+BOX_SIZE = 368  # network input height at scale 1
+STRIDE = 8  # the networks' output stride; inputs are padded to a multiple of it with grey (128)
+HAND_SCALES = (0.5, 1.0, 1.5, 2.0)  # the hand network's scales, as in Hzzone's port
+HAND_RATIO_WRIST_ELBOW = 0.33  # the hand box's centre lies this far beyond the wrist, in forearms
+
+
 @dataclass
 class DecoderParams:
     peak_threshold: float = 0.1
@@ -170,9 +181,19 @@ class DecoderParams:
     sigma: float = 3.0
 
 
+def gaussian_blur(m: np.ndarray, sigma: float) -> np.ndarray:
+    """``scipy.ndimage.gaussian_filter(m, sigma)`` via OpenCV: the same kernel radius (``int(4 sigma + 0.5)``) and
+    scipy's ``reflect`` border (``dcba|abcd``, OpenCV's BORDER_REFLECT, not its default REFLECT_101)."""
+    if sigma <= 0:
+        return m
+    k = 2 * int(4.0 * sigma + 0.5) + 1
+    return cv2.GaussianBlur(m, (k, k), sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+
+
 def find_peaks(heat: np.ndarray, threshold: float, sigma: float) -> np.ndarray:
-    """``(n, 3)`` x, y, score of the local maxima of a Gaussian-smoothed heatmap above ``threshold``."""
-    smooth = cv2.GaussianBlur(heat, (0, 0), sigma) if sigma > 0 else heat
+    """``(n, 3)`` x, y, score of the local maxima of a Gaussian-smoothed heatmap above ``threshold``, in row-major
+    order; the score is the unsmoothed map's value there."""
+    smooth = gaussian_blur(heat.astype(np.float64), sigma)
     p = np.pad(smooth, 1, constant_values=-np.inf)
     c = p[1:-1, 1:-1]
     # >= towards up/left and > towards down/right: a flat top of two equal pixels gives one peak, not two
@@ -181,154 +202,210 @@ def find_peaks(heat: np.ndarray, threshold: float, sigma: float) -> np.ndarray:
     return np.stack([xs, ys, heat[ys, xs]], axis=1).astype(np.float32) if len(xs) else np.zeros((0, 3), np.float32)
 
 
-def decode(heatmaps: np.ndarray, pafs: np.ndarray, params: DecoderParams | None = None) -> list[np.ndarray]:
-    """Heatmaps ``(H, W, 19)`` and PAFs ``(H, W, 38)`` at image resolution -> people as ``(18, 3)`` COCO-18 arrays."""
-    prm = params or DecoderParams()
-    h = heatmaps.shape[0]
-    peaks = [find_peaks(heatmaps[..., k], prm.peak_threshold, prm.sigma) for k in range(N_PARTS)]
-    # score every candidate connection of every limb
-    connections: list[list[tuple[int, int, float]]] = []
-    for a, b, cx, cy in LIMBS:
-        cands = []
-        for i, pa in enumerate(peaks[a]):
-            for j, pb in enumerate(peaks[b]):
-                vec = pb[:2] - pa[:2]
-                norm = float(np.linalg.norm(vec))
-                if norm < 1e-6:
-                    continue
-                unit = vec / norm
-                t = np.linspace(0, 1, prm.samples)
-                xs = np.clip(np.round(pa[0] + t * vec[0]).astype(int), 0, pafs.shape[1] - 1)
-                ys = np.clip(np.round(pa[1] + t * vec[1]).astype(int), 0, pafs.shape[0] - 1)
-                scores = pafs[ys, xs, cx] * unit[0] + pafs[ys, xs, cy] * unit[1]
-                prior = float(scores.mean() + min(0.5 * h / norm - 1, 0))
-                if (scores > prm.paf_threshold).mean() > prm.min_inlier_ratio and prior > 0:
-                    cands.append((i, j, prior, prior + pa[2] + pb[2]))
-        used_a, used_b, chosen = set(), set(), []
-        for i, j, s, _ in sorted(cands, key=lambda c: -c[3]):
-            if i not in used_a and j not in used_b:
-                chosen.append((i, j, s))
-                used_a.add(i)
-                used_b.add(j)
-        connections.append(chosen)
-    # assemble people: each person maps part -> peak index, with a running score
-    people: list[dict] = []
-    for (a, b, _, _), chosen in zip(LIMBS, connections):
+def score_limb(peaks_a: np.ndarray, peaks_b: np.ndarray, paf_x: np.ndarray, paf_y: np.ndarray, image_height: int,
+               prm: DecoderParams) -> list[tuple[int, int, float]]:
+    """Candidate connections ``(i, j, score)`` between peaks of part a and part b, in (i, j) order.
+
+    The score is the PAF projected on the segment, averaged over ``samples`` points, plus a prior that penalises
+    segments longer than half the image height; a candidate needs more than ``min_inlier_ratio`` of the samples
+    above ``paf_threshold`` and a positive score.
+    """
+    t = np.linspace(0.0, 1.0, prm.samples)
+    cands = []
+    for i, pa in enumerate(peaks_a):
+        for j, pb in enumerate(peaks_b):
+            vec = pb[:2].astype(np.float64) - pa[:2]
+            norm = float(np.hypot(vec[0], vec[1]))
+            if norm < 1e-3:  # coincident peaks: no direction, every projection is 0, never an inlier
+                continue
+            xs = np.clip(np.round(pa[0] + t * vec[0]).astype(int), 0, paf_x.shape[1] - 1)
+            ys = np.clip(np.round(pa[1] + t * vec[1]).astype(int), 0, paf_x.shape[0] - 1)
+            unit = vec / norm
+            proj = paf_x[ys, xs] * unit[0] + paf_y[ys, xs] * unit[1]
+            score = float(proj.mean()) + min(0.5 * image_height / norm - 1.0, 0.0)
+            if np.count_nonzero(proj > prm.paf_threshold) > prm.min_inlier_ratio * len(proj) and score > 0:
+                cands.append((i, j, score))
+    return cands
+
+
+def select_connections(cands: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+    """Greedy one-to-one matching: candidates by decreasing score (the PAF score and length prior only, not the
+    peaks' heights; ties keep their order), each taken if neither of its peaks is taken yet."""
+    used_a, used_b, chosen = set(), set(), []
+    for i, j, s in sorted(cands, key=lambda c: -c[2]):
+        if i not in used_a and j not in used_b:
+            chosen.append((i, j, s))
+            used_a.add(i)
+            used_b.add(j)
+    return chosen
+
+
+@dataclass
+class _Partial:
+    """A person being assembled: part -> peak index, and the running part count and score the final filter uses
+    (as in the reference, an overwritten part still counts once more and its score is not taken back)."""
+
+    parts: dict[int, int]
+    count: int
+    score: float
+
+
+def assemble(connections: list[list[tuple[int, int, float]]], peaks: list[np.ndarray],
+             prm: DecoderParams) -> list[np.ndarray]:
+    """Chosen connections of every limb (in ``LIMBS`` order) -> people as ``(18, 3)`` COCO-18 arrays.
+
+    For each connection (peak i of part a, peak j of part b): no person holds either -> a new person (only for the
+    first ``N_STARTING_LIMBS`` limbs); one person -> it takes peak j as part b, replacing the part b it had; two
+    people -> merged when they share no part, otherwise the first takes peak j as part b.
+    """
+    people: list[_Partial] = []
+    for k, ((a, b, _, _), chosen) in enumerate(zip(LIMBS, connections)):
         for i, j, s in chosen:
-            owners = [p for p in people if p["parts"].get(a) == i or p["parts"].get(b) == j]
+            owners = [p for p in people if p.parts.get(a) == i or p.parts.get(b) == j]
             if not owners:
-                people.append({"parts": {a: i, b: j}, "score": peaks[a][i, 2] + peaks[b][j, 2] + s})
+                if k < N_STARTING_LIMBS:
+                    people.append(_Partial({a: i, b: j}, 2, float(peaks[a][i, 2] + peaks[b][j, 2]) + s))
                 continue
             first = owners[0]
-            if len(owners) == 2:  # two partial people joined by this limb: merge when they do not overlap
-                second = owners[1]
-                if not set(first["parts"]) & set(second["parts"]):
-                    first["parts"].update(second["parts"])
-                    first["score"] += second["score"] + s
-                    people.remove(second)
-                    continue
-            if b not in first["parts"]:
-                first["parts"][b] = j
-                first["score"] += peaks[b][j, 2] + s
-            elif a not in first["parts"]:
-                first["parts"][a] = i
-                first["score"] += peaks[a][i, 2] + s
+            if len(owners) == 1:
+                if first.parts.get(b) != j:
+                    first.parts[b] = j
+                    first.count += 1
+                    first.score += float(peaks[b][j, 2]) + s
+                continue
+            second = owners[1]
+            if not set(first.parts) & set(second.parts):
+                first.parts.update(second.parts)
+                first.count += second.count
+                first.score += second.score + s
+                people.remove(second)
+            else:
+                first.parts[b] = j
+                first.count += 1
+                first.score += float(peaks[b][j, 2]) + s
     out = []
     for p in people:
-        n = len(p["parts"])
-        if n < prm.min_parts or p["score"] / n < prm.min_mean_score:
+        if p.count < prm.min_parts or p.score / p.count < prm.min_mean_score:
             continue
         arr = np.zeros((N_PARTS, 3), np.float32)
-        for part, idx in p["parts"].items():
+        for part, idx in p.parts.items():
             arr[part] = peaks[part][idx]
         out.append(arr)
     return out
 
 
-def hand_box(elbow: np.ndarray, wrist: np.ndarray) -> tuple[float, float, float] | None:
-    """Square ``(x0, y0, side)`` around a hand: centred a third of a forearm beyond the wrist, 2.2 forearms wide."""
-    if elbow[2] <= 0.05 or wrist[2] <= 0.05:
+def decode(heatmaps: np.ndarray, pafs: np.ndarray, params: DecoderParams | None = None) -> list[np.ndarray]:
+    """Heatmaps ``(H, W, 19)`` and PAFs ``(H, W, 38)`` at image resolution -> people as ``(18, 3)`` COCO-18 arrays."""
+    prm = params or DecoderParams()
+    peaks = [find_peaks(heatmaps[..., k], prm.peak_threshold, prm.sigma) for k in range(N_PARTS)]
+    connections = [select_connections(score_limb(peaks[a], peaks[b], pafs[..., cx], pafs[..., cy],
+                                                 heatmaps.shape[0], prm))
+                   for a, b, cx, cy in LIMBS]
+    return assemble(connections, peaks, prm)
+
+
+def hand_box(shoulder: np.ndarray, elbow: np.ndarray, wrist: np.ndarray, image_hw: tuple[int, int],
+             ratio: float = HAND_RATIO_WRIST_ELBOW) -> tuple[int, int, int] | None:
+    """Square ``(x0, y0, side)`` in whole pixels around a hand, as CMU OpenPose's hand detector (and Hzzone's port).
+
+    Centre: ``wrist + ratio * (wrist - elbow)``; side: ``1.5 * max(forearm, 0.9 * upper arm)``. A box over the
+    top or left edge is moved inside, one over the right or bottom edge is cut (the side shrinks); None when a
+    joint is missing (confidence 0) or the side ends up under 20 px.
+    """
+    if min(shoulder[2], elbow[2], wrist[2]) <= 0:
         return None
-    fore = wrist[:2] - elbow[:2]
-    length = float(np.linalg.norm(fore))
-    if length < 2:
+    sh, el, wr = (np.asarray(v[:2], np.float64) for v in (shoulder, elbow, wrist))
+    cx, cy = wr + ratio * (wr - el)
+    side = 1.5 * max(float(np.hypot(*(wr - el))), 0.9 * float(np.hypot(*(el - sh))))
+    x0, y0 = max(cx - side / 2, 0.0), max(cy - side / 2, 0.0)
+    side = min(side, image_hw[1] - x0, image_hw[0] - y0)
+    if side < 20:
         return None
-    center = wrist[:2] + 0.33 * fore
-    side = max(2.2 * length, 20.0)
-    return float(center[0] - side / 2), float(center[1] - side / 2), side
+    return int(x0), int(y0), int(side)
 
 
 def decode_hand(heat: np.ndarray, threshold: float = 0.05, sigma: float = 3.0) -> np.ndarray:
-    """Hand heatmaps ``(S, S, 22)`` at crop resolution -> ``(21, 3)``: each map's maximum, if above ``threshold``."""
+    """Hand heatmaps ``(S, S, 22)`` at crop resolution -> ``(21, 3)`` x, y, score (zeros when not found).
+
+    Per keypoint, as Hzzone's port: smooth the map, keep the 8-connected region above ``threshold`` whose unsmoothed
+    values sum highest, and take the unsmoothed map's maximum inside it.
+    """
     out = np.zeros((21, 3), np.float32)
     for k in range(21):
-        m = cv2.GaussianBlur(heat[..., k], (0, 0), sigma) if sigma > 0 else heat[..., k]
-        y, x = np.unravel_index(int(np.argmax(m)), m.shape)
-        if m[y, x] > threshold:
-            out[k] = [x, y, heat[y, x, k]]
+        raw = heat[..., k].astype(np.float64)
+        mask = (gaussian_blur(raw, sigma) > threshold).astype(np.uint8)
+        if not mask.any():
+            continue
+        n, labels = cv2.connectedComponents(mask, connectivity=8)
+        sums = np.bincount(labels.ravel(), weights=raw.ravel(), minlength=n)[1:]
+        inside = np.where(labels == int(np.argmax(sums)) + 1, raw, 0.0)
+        y, x = np.unravel_index(int(np.argmax(inside)), inside.shape)
+        if inside[y, x] > 0:
+            out[k] = [x, y, raw[y, x]]
     return out
 
 
 class OpenPoseEstimator:
-    """Callable: RGB frame -> people (BODY_25), running the CMU body network at ``scales`` x 368 px height."""
+    """Callable: RGB frame -> people (BODY_25), running the CMU body network at ``scales`` x 368 px height and,
+    with ``hands``, the hand network on a box around each wrist at ``hand_scales`` x 368 px."""
 
     def __init__(self, weights: str | Path, hands: bool = False, scales: tuple[float, ...] = (1.0,),
-                 device: str = "auto", params: DecoderParams | None = None) -> None:
+                 device: str = "auto", params: DecoderParams | None = None,
+                 hand_scales: tuple[float, ...] = HAND_SCALES) -> None:
+        if not scales or not hand_scales:
+            raise ValueError("OpenPoseEstimator: `scales` and `hand_scales` need at least one scale, e.g. (1.0,)")
         self.device = resolve_device(device)
         self.net = load_body_net(weights).to(self.device)
-        self.scales, self.params = scales, params or DecoderParams()
+        self.scales, self.hand_scales, self.params = tuple(scales), tuple(hand_scales), params or DecoderParams()
         self.hand_net = load_hand_net(weights) if hands else None
         if hands and self.hand_net is None:
-            import logging
-
             logging.getLogger("dancenow").warning(
                 "no %s beside the body weights: hands are not detected by the openpose backend",
                 WEIGHT_FILES["hand"])
         if self.hand_net is not None:
             self.hand_net.to(self.device)
 
+    def _average_maps(self, net: nn.Module, bgr: np.ndarray, scales: tuple[float, ...]) -> list[np.ndarray]:
+        """Run ``net`` on ``bgr`` resized to ``scale * 368`` px height for every scale (padded to a multiple of 8
+        with grey), bring each output back to the image's size (cubic) and average over the scales."""
+        h, w = bgr.shape[:2]
+        sums: list[np.ndarray] = []
+        for s in scales:
+            f = BOX_SIZE * s / h
+            img = cv2.resize(bgr, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
+            ph, pw = (-img.shape[0]) % STRIDE, (-img.shape[1]) % STRIDE
+            img = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=(128, 128, 128))
+            x = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(256).sub(0.5).to(self.device)
+            outs = net(x)
+            maps = []
+            for t in (outs if isinstance(outs, (tuple, list)) else (outs,)):
+                m = t[0].permute(1, 2, 0).float().cpu().numpy()
+                m = cv2.resize(m, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_CUBIC)
+                m = m[: img.shape[0] - ph, : img.shape[1] - pw]
+                maps.append(cv2.resize(m, (w, h), interpolation=cv2.INTER_CUBIC).reshape(h, w, -1))
+            sums = maps if not sums else [a + b for a, b in zip(sums, maps)]
+        return [m / len(scales) for m in sums]
+
     @torch.no_grad()
-    def hand(self, rgb: np.ndarray, elbow: np.ndarray, wrist: np.ndarray, size: int = 368) -> np.ndarray | None:
-        """21 hand keypoints (frame pixels) from a crop around the wrist, or None without a usable arm."""
-        box = hand_box(elbow, wrist)
+    def hand(self, rgb: np.ndarray, shoulder: np.ndarray, elbow: np.ndarray, wrist: np.ndarray) -> np.ndarray | None:
+        """21 hand keypoints (frame pixels) from the box :func:`hand_box` puts around the wrist, the hand network
+        run at ``hand_scales``; None without a usable arm or without the hand network."""
+        box = hand_box(shoulder, elbow, wrist, rgb.shape[:2])
         if box is None or self.hand_net is None:
             return None
         x0, y0, side = box
-        s = size / side
-        m = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]], np.float32)
-        crop = cv2.warpAffine(np.ascontiguousarray(rgb[..., ::-1]), m, (size, size), borderValue=(128, 128, 128))
-        x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(256).sub(0.5).to(self.device)
-        heat = self.hand_net(x)[0].permute(1, 2, 0).float().cpu().numpy()
-        heat = cv2.resize(heat, (size, size), interpolation=cv2.INTER_CUBIC)
+        crop = np.ascontiguousarray(rgb[y0:y0 + side, x0:x0 + side, ::-1])
+        (heat,) = self._average_maps(self.hand_net, crop, self.hand_scales)
         pts = decode_hand(heat)
-        ok = pts[:, 2] > 0
-        pts[ok, :2] = pts[ok, :2] / s + (x0, y0)
+        found = pts[:, 2] > 0
+        pts[found, :2] += (x0, y0)
         return pts
 
     @torch.no_grad()
     def maps(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Averaged heatmaps and PAFs at the frame's resolution."""
-        h, w = rgb.shape[:2]
-        bgr = np.ascontiguousarray(rgb[..., ::-1])
-        heat_sum = np.zeros((h, w, 19), np.float32)
-        paf_sum = np.zeros((h, w, 38), np.float32)
-        for s in self.scales:
-            f = 368 * s / h
-            img = cv2.resize(bgr, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
-            ph, pw = (-img.shape[0]) % 8, (-img.shape[1]) % 8
-            img = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=(128, 128, 128))
-            x = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(256).sub(0.5).to(self.device)
-            paf, heat = self.net(x)
-
-            def restore(t: torch.Tensor, shape=img.shape, ph=ph, pw=pw) -> np.ndarray:
-                m = t[0].permute(1, 2, 0).float().cpu().numpy()
-                m = cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
-                m = m[: shape[0] - ph, : shape[1] - pw]
-                return cv2.resize(m, (w, h), interpolation=cv2.INTER_CUBIC)
-
-            heat_sum += restore(heat)
-            paf_sum += restore(paf)
-        return heat_sum / len(self.scales), paf_sum / len(self.scales)
+        """Heatmaps ``(H, W, 19)`` and PAFs ``(H, W, 38)`` averaged over ``scales``, at the frame's resolution."""
+        paf, heat = self._average_maps(self.net, np.ascontiguousarray(rgb[..., ::-1]), self.scales)
+        return heat, paf
 
     def __call__(self, rgb: np.ndarray) -> list[Person]:
         heat, paf = self.maps(rgb)
@@ -336,8 +413,8 @@ class OpenPoseEstimator:
         if self.hand_net is not None:
             for p in people:
                 b = p.body
-                p.right_hand = self.hand(rgb, b[joint("RElbow")], b[joint("RWrist")])
-                p.left_hand = self.hand(rgb, b[joint("LElbow")], b[joint("LWrist")])
+                p.right_hand = self.hand(rgb, b[joint("RShoulder")], b[joint("RElbow")], b[joint("RWrist")])
+                p.left_hand = self.hand(rgb, b[joint("LShoulder")], b[joint("LElbow")], b[joint("LWrist")])
         return people
 
     def close(self) -> None:

@@ -1,7 +1,8 @@
 """Draw keypoints as OpenPose-style stick figures: the images the GAN learns to turn into a character.
 
-Black background, CMU colours and limb order (a limb takes the colour of its second keypoint), thickness scaled
-to the person's size. Deterministic: the same keypoints always give the same pixels.
+Black background, CMU colours and limb order (a limb takes the colour of its second keypoint; hands use CMU's
+graded per-joint colours), thickness scaled to the person's size. Deterministic: the same keypoints always give
+the same pixels.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dancenow_utils.pose.formats import (
     BODY_25_PAIRS,
     COCO_18_COLORS,
     COCO_18_PAIRS,
-    HAND_FINGER_COLORS,
+    HAND_COLORS,
     HAND_PAIRS,
 )
 from dancenow_utils.pose.keypoints import Person, body25_to_coco18
@@ -29,16 +30,15 @@ def limb_width(person: Person, image_height: int) -> int:
 
 
 def _draw_skeleton(canvas: np.ndarray, pts: np.ndarray, pairs, colors, width: int, radius: int) -> None:
-    for k, (a, b) in enumerate(pairs):
+    for a, b in pairs:
         if pts[a, 2] > MIN_CONF and pts[b, 2] > MIN_CONF:
-            color = colors[b] if len(colors) == len(pts) else colors[k // 4 % len(colors)]
+            color = colors[b]
             p, q = np.round(pts[a, :2]).astype(int), np.round(pts[b, :2]).astype(int)
             cv2.line(canvas, tuple(p.tolist()), tuple(q.tolist()), color, width, cv2.LINE_AA)
     if radius > 0:
         for i, (x, y, c) in enumerate(pts):
             if c > MIN_CONF:
-                color = colors[i] if len(colors) == len(pts) else (255, 255, 255)
-                cv2.circle(canvas, (int(round(x)), int(round(y))), radius, color, -1, cv2.LINE_AA)
+                cv2.circle(canvas, (int(round(x)), int(round(y))), radius, colors[i], -1, cv2.LINE_AA)
 
 
 def render_pose(
@@ -67,7 +67,8 @@ def render_pose(
         if draw_hands:
             for hand in (person.left_hand, person.right_hand):
                 if hand is not None:
-                    _draw_skeleton(img, hand, HAND_PAIRS, HAND_FINGER_COLORS, max(1, w // 2), 0)
+                    hw = max(1, w // 2)  # CMU: joint dots about 4/3 of the bone width across
+                    _draw_skeleton(img, hand, HAND_PAIRS, HAND_COLORS, hw, max(1, round(hw * 2 / 3)))
         if draw_face and person.face is not None:
             for x, y, c in person.face:
                 if c > MIN_CONF:
