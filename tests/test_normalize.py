@@ -167,6 +167,9 @@ def test_edn_unmeasured_frames_reuse_the_last_scale_and_shift():
     for i, prev in ((0, 1), (3, 2)):  # a leading unmeasured frame takes the first measured frame's values
         scale, shift = ref.params(edn_measure(src[prev])[1])
         assert out[i].body[joint("Nose"), :2] == pytest.approx(ref.apply(broken[i], scale, shift).body[0, :2])
+    # a sequence with no measurable frame is still mapped (at the close end), none dropped
+    out = norm(broken[:1])
+    assert out[0].body[0, :2] == pytest.approx(ref.apply(broken[0], *ref.params(ref.source_close)).body[0, :2])
 
 
 def test_edn_one_ankle_level_falls_back_to_one_scale():

@@ -254,7 +254,7 @@ class EdnNormalizer:
         """Fit on the source and target sequences (raw keypoints, as EDN does).
 
         ``frame_width`` is the frames' width in pixels: the anchor's x is its half. Without it the source's
-        median hip x is used, which equals EDN's anchor for a dancer centred in the frame.
+        median hip x (else its mean ankle x) is used, which equals EDN's anchor for a dancer centred in the frame.
         """
         s = _stats(lambda ppl: EdnVideoStats.from_people(ppl, median_frac), source, "source")
         t = _stats(lambda ppl: EdnVideoStats.from_people(ppl, median_frac), target, "target")
@@ -273,12 +273,14 @@ class EdnNormalizer:
 
         th_close, th_far = end_heights(t, t_close, t_far)
         sh_close, sh_far = end_heights(s, s.close, s.far)
-        first = next(m for m in (edn_measure(p) for p in source if p is not None) if m is not None)
+        measured = [p for p in source if p is not None and edn_measure(p) is not None]
+        first = edn_measure(measured[0])
+        s_ankle_x = [p.body[[_RANKLE, _LANKLE], 0].mean() for p in measured]
         if frame_width:
             anchor_x = frame_width / 2
         else:
             xs = [x for x in (hip_x(p) for p in source if p is not None) if x is not None]
-            anchor_x = float(np.median(xs)) if xs else 0.0
+            anchor_x = float(np.median(xs)) if xs else float(np.mean(s_ankle_x))
         return cls(s.close, s.far, t_close, t_far, th_close / sh_close, th_far / sh_far, (anchor_x, first[1]))
 
     def params(self, ankle: float) -> tuple[float, float]:
@@ -297,10 +299,8 @@ class EdnNormalizer:
 
     def __call__(self, seq: list[Person | None]) -> list[Person | None]:
         measured = [None if p is None else edn_measure(p) for p in seq]
-        first = next((m for m in measured if m is not None), None)
-        if first is None:
-            return [None] * len(seq)
-        last = self.params(first[1])  # frames before the first measured one (EDN drops them) use its values
+        first = next((m[1] for m in measured if m is not None), self.source_close)
+        last = self.params(first)  # frames before the first measured one (EDN drops them) use its values
         out: list[Person | None] = []
         for p, m in zip(seq, measured):
             if p is None:
