@@ -45,6 +45,7 @@ class TrainConfig:
     use_feat_loss: bool = True
     vgg_loss: str = "auto"  # "auto" | "on" | "off"
     vgg_weights: str = ""  # local VGG19 state-dict file; empty = torchvision's cache or download
+    vgg_normalize_input: bool = False  # False: raw [-1, 1] images into VGG19 as pix2pixHD; True: ImageNet-normalised
     # optimisation
     lr: float = 2e-4
     beta1: float = 0.5

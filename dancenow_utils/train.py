@@ -156,7 +156,7 @@ class Trainer:
         self.moved_aside: Path | None = None
         self._prepare_run(resume)
         if self.world > 1:
-            self._agree_on_resume()
+            self._agree_on_resume()  # also the point where every rank waits for rank 0's folder
             self.model.wrap_ddp()
         if self.is_main:
             cfg.save(self.run.config)
@@ -230,8 +230,6 @@ class Trainer:
         if self.is_main:
             self._move_previous_run_aside()
             self.dir.mkdir(parents=True, exist_ok=True)
-        if self.world > 1:
-            dist.barrier()
 
     def _move_previous_run_aside(self) -> None:
         """Move an earlier run's training files (and its face stage, which was trained on top of it) to

@@ -11,6 +11,7 @@ stays flat however long the video.
 from __future__ import annotations
 
 import shutil
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +22,13 @@ from tqdm.auto import tqdm
 
 from dancenow_utils.data import load_resized
 from dancenow_utils.inference import Generator, load_generator
-from dancenow_utils.io_utils import list_images, read_image, write_image, write_json
+from dancenow_utils.io_utils import list_images, write_image, write_json
 from dancenow_utils.layout import DatasetLayout, ResultsLayout, checkpoint_tag
 from dancenow_utils.pose.crop import people_in_image
 from dancenow_utils.pose.extract import ExtractionSummary, extract
+from dancenow_utils.pose.normalize import DEFAULT_METHOD
 from dancenow_utils.pose.settings import PoseSettings
-from dancenow_utils.video import read_frames, write_gif, write_video
+from dancenow_utils.video import VideoWriter, read_frames, write_gif
 from dancenow_utils.visualize import image_table_page, label
 
 
@@ -43,7 +45,7 @@ class TransferResult:
 def prepare_poses(source: str | Path, dataroot: str | Path = "dataset_transfer", normalize: bool = True,
                   target_keypoints: str | Path = "dataset/train_keypoints", smooth_window: int = 7,
                   image_size: int | tuple[int, int] | list[int] = 256, max_frames: int = 0,
-                  progress: bool = True) -> Path:
+                  normalize_method: str = DEFAULT_METHOD, progress: bool = True) -> Path:
     """Extract, normalise and draw the source's poses into ``{dataroot}/test_A``; returns that folder.
 
     The stick figures are drawn the way the target dataset's were (format, face, hands: its ``settings.json``),
@@ -54,7 +56,8 @@ def prepare_poses(source: str | Path, dataroot: str | Path = "dataset_transfer",
     summary: ExtractionSummary = extract(
         source, dataroot, "test", image_size=image_size, smooth_window=smooth_window,
         pose_format=drawing.pose_format, draw_face=drawing.draw_face, draw_hands=drawing.draw_hands,
-        max_frames=max_frames, normalize_to=str(target_keypoints) if normalize else "", write_frames=False,
+        max_frames=max_frames, normalize_to=str(target_keypoints) if normalize else "",
+        normalize_method=normalize_method, write_frames=False,
         progress=progress)
     print(summary)
     return DatasetLayout(dataroot, "test").A
@@ -113,32 +116,31 @@ def run_transfer(name: str, poses_dir: str | Path, results_dir: str | Path = "re
     staging = ResultsLayout(results_dir, f".{name}.staging")
     shutil.rmtree(staging.dir, ignore_errors=True)
     staging.frames.mkdir(parents=True)
-    poses = (load_resized(f, *gen.size) for f in files)
-    frames = gen.frames(poses, people, batch_size)
-    for n, fake in tqdm(zip(names, frames), total=len(names), desc="generating frames", disable=not progress):
-        write_image(staging.frames / f"{n}.png", fake)
-
-    def generated() -> Iterator[np.ndarray]:
-        return (read_image(staging.frames / f"{n}.png") for n in names)
-
-    step = max(1, len(names) // 60)
+    step = max(1, len(names) // 60)  # the GIF keeps at most about 60 frames
     gif_frames: list[np.ndarray] = []
+    pending: deque[np.ndarray] = deque()  # poses read for the generator, waiting for their frame
 
-    def side_by_side() -> Iterator[np.ndarray]:
-        sources = source_frames(source, names, gen.size)
-        for k, (f, fake, src) in enumerate(zip(files, generated(), sources)):
-            pose = load_resized(f, *gen.size)
-            row = np.concatenate([label(src if src is not None else np.zeros_like(fake), "source"),
-                                  label(pose, "pose"), label(fake, "generated")], axis=1)
+    def poses() -> Iterator[np.ndarray]:
+        for f in files:
+            pending.append(load_resized(f, *gen.size))
+            yield pending[-1]
+
+    sources = source_frames(source, names, gen.size)
+    with VideoWriter(staging.video, fps) as video, VideoWriter(staging.side_by_side, fps) as side_video:
+        rows = zip(names, gen.frames(poses(), people, batch_size), sources)
+        for k, (n, fake, src) in enumerate(tqdm(rows, total=len(names), desc="generating frames",
+                                                disable=not progress)):
+            pose = pending.popleft()
+            write_image(staging.frames / f"{n}.png", fake)
+            video.write(fake)
+            side = np.concatenate([label(src if src is not None else np.zeros_like(fake), "source"),
+                                   label(pose, "pose"), label(fake, "generated")], axis=1)
+            side_video.write(side)
             if k % step == 0:
-                gif_frames.append(row)
-            yield row
-
-    write_video(staging.video, generated(), fps)
-    write_video(staging.side_by_side, side_by_side(), fps)
+                gif_frames.append(side)
     write_gif(staging.gif, gif_frames, fps=min(fps / step, 15), max_side=480)
-    rows = [(f"frame {n}", [("generated", f"frames/{n}.png")]) for n in names[:: max(1, len(names) // 12)]]
-    image_table_page(staging.page, f"Pose transfer: {name}", rows, width=gen.cfg.width,
+    page_rows = [(f"frame {n}", [("generated", f"frames/{n}.png")]) for n in names[:: max(1, len(names) // 12)]]
+    image_table_page(staging.page, f"Pose transfer: {name}", page_rows, width=gen.cfg.width,
                      note='<video> files: transfer.mp4 and side_by_side.mp4 (source | pose | generated); '
                           'transfer.gif is a preview.')
     write_json(staging.record, {"name": name, "checkpoint": checkpoint_tag(which_epoch), "frames": len(names),

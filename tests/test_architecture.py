@@ -58,7 +58,7 @@ def test_one_trainer_for_every_stage(main_run, tiny_dataset):
     assert cfg["face_ngf"] == 8 and cfg["lr"] == cfg["face_lr"]
     # a second call continues the face stage's log instead of restarting it at iteration 0
     train_stage("face", tiny(), tiny_dataset / "dataset", "m", main_run, progress=False, max_iterations=3)
-    rows = [json.loads(x)["iteration"] for x in (main_run / "m" / "face" / "loss_log.jsonl").read_text().split()]
+    rows = [json.loads(x)["iteration"] for x in (main_run / "m" / "face" / "loss_log.jsonl").read_text().splitlines()]
     assert rows == [1, 2, 3]
 
 

@@ -28,7 +28,7 @@ class Pix2PixHD(BaseModel):
         self.nets = {"G": build_generator(cfg).to(device), "D": build_discriminator(cfg).to(device)}
         self.optimizers = {k: self.make_optimizer(n, cfg.lr) for k, n in self.nets.items()}
         weights = resolve_vgg_weights(cfg.vgg_loss, cfg.vgg_weights) if vgg else None
-        self.vgg = VGGLoss(weights).to(device) if weights is not None else None
+        self.vgg = VGGLoss(weights, cfg.vgg_normalize_input).to(device) if weights is not None else None
 
     @property
     def G(self) -> torch.nn.Module:

@@ -29,7 +29,7 @@ from dancenow_utils.layout import DatasetLayout
 from dancenow_utils.pose.crop import Crop, load_keypoint_folder
 from dancenow_utils.pose.detect import detect
 from dancenow_utils.pose.keypoints import Person, write_openpose_json
-from dancenow_utils.pose.normalize import PoseNormalizer
+from dancenow_utils.pose.normalize import DEFAULT_METHOD, check_method, normalize_sequence
 from dancenow_utils.pose.render import render_pose
 from dancenow_utils.pose.settings import PoseSettings
 from dancenow_utils.pose.smoothing import smooth_sequence
@@ -114,6 +114,7 @@ def extract(
     frame_step: int = 1,
     max_frames: int = 0,
     normalize_to: str = "",
+    normalize_method: str = DEFAULT_METHOD,
     write_frames: bool = True,
     workers: int = 0,
     progress: bool = True,
@@ -122,7 +123,8 @@ def extract(
 
     ``image_size`` is a side (square) or ``[width, height]`` (e.g. ``[512, 256]`` for the EDN presets).
     ``normalize_to`` names a target's keypoint folder (e.g. ``dataset/train_keypoints``): poses are then mapped
-    onto that target with global pose normalisation and drawn with the target's crop, ready for transfer.
+    onto that target with global pose normalisation (``normalize_method``: ``"project"`` or EDN's ``"edn"``, see
+    :mod:`~dancenow_utils.pose.normalize`) and drawn with the target's crop, ready for transfer.
     """
     width, height = image_size_of(image_size)
     settings = PoseSettings(pose_format, bool(draw_face), bool(draw_hands), width, height, int(smooth_window),
@@ -130,6 +132,7 @@ def extract(
     src = FrameSource.open(source, frame_step, max_frames)
     target_people, target_crop = None, None
     if normalize_to:  # check the target before any work
+        check_method(normalize_method)
         target_people = load_keypoint_folder(normalize_to)
         target_crop = Crop.load(Path(normalize_to) / "crop.json")
     summary = ExtractionSummary(str(source), ignored_files=src.ignored_files())
@@ -144,11 +147,14 @@ def extract(
     if summary.total == 0:
         raise ValueError(f"{source}: no frames could be read")
 
-    seq = smooth_sequence([r.person for r in results], window=smooth_window)
+    raw = [r.person for r in results]
     if target_people is not None:
-        if sum(p is not None for p in seq) < 3:
+        if sum(p is not None for p in raw) < 3:
             raise ValueError(f"{source}: too few frames with a person to normalise ({summary.no_person} had none)")
-        seq = PoseNormalizer.fit(seq, target_people)(seq)
+        frame_width = next((r.size[0] for r in results if r.status == "ok" and r.size[0]), None)
+        seq = normalize_sequence(raw, target_people, normalize_method, smooth_window, frame_width)
+    else:
+        seq = smooth_sequence(raw, window=smooth_window)
     ok = [(r, p) for r, p in zip(results, seq) if r.status == "ok" and p is not None]
     if not ok:
         raise ValueError(f"{source}: nobody was found in any of its {summary.total} frames; "

@@ -67,7 +67,7 @@ from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.pose.smoothing import smooth_sequence
 
 METHODS = ("edn", "project")
-DEFAULT_METHOD = "edn"
+DEFAULT_METHOD = "project"  # measured on the demo: keeps the source inside the target's crop (docs)
 
 _HEAD = [joint(n) for n in ("Nose", "Neck", "REye", "LEye", "REar", "LEar")]
 _FEET = [joint(n) for n in ("RAnkle", "LAnkle", "RHeel", "LHeel", "RBigToe", "LBigToe")]
