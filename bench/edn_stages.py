@@ -23,6 +23,7 @@ from common import ROOT, demo, machine, report
 
 from dancenow_utils.config import make_config
 from dancenow_utils.evaluation import evaluate
+from dancenow_utils.pose.extract import extract
 from dancenow_utils.stages import train_stage
 
 KEYS = ("ssim", "body_ssim", "face_ssim", "pose_error_px", "flicker", "detection_rate")
@@ -31,8 +32,6 @@ KEYS = ("ssim", "body_ssim", "face_ssim", "pose_error_px", "flicker", "detection
 def ensure_data(dataroot: Path, test: Path) -> None:
     if (dataroot / "train_A").is_dir() and (test / "train_A").is_dir():
         return
-    from dancenow_utils.pose.extract import extract
-
     paths = demo()
     extract(paths.video("target_train"), dataroot, "train", progress=False)
     extract(paths.video("target_heldout"), test, "train", progress=False)
@@ -54,13 +53,12 @@ if __name__ == "__main__":
     ck = ROOT / "bench" / ".data" / "edn_checkpoints"
     shutil.rmtree(ck, ignore_errors=True)
     T = a.budget
-    base = make_config("demo", {"niter": 100, "niter_decay": 0, "display_freq": 10**9})
+    base = make_config("demo", {"niter": 100, "niter_decay": 0, "face_niter": 100, "display_freq": 10**9})
     results = {}
 
     def run(name, stages, cfg):
         for stage, seconds in stages:
-            train_stage(stage, cfg, dataroot, name, ck, resume=True, progress=False, max_seconds=seconds,
-                        face_epochs=100)
+            train_stage(stage, cfg, dataroot, name, ck, resume=True, progress=False, max_seconds=seconds)
         results[name] = score(name, ck, test, dataroot)
         print(name, json.dumps(results[name]), flush=True)
 

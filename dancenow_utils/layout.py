@@ -161,6 +161,14 @@ class RunLayout:
         """The run folder of a sub-stage (``global`` of a local enhancer, ``face``)."""
         return RunLayout(self.checkpoints_dir, f"{self.name}/{stage}")
 
+    def latest_visuals(self) -> list[Path]:
+        """The newest training visuals, one image per kind, in the order they were written."""
+        images = sorted(self.web.glob("images/iter*.png"))
+        if not images:
+            return []
+        tag = images[-1].name.split("_")[0]
+        return sorted(self.web.glob(f"images/{tag}_*.png"), key=lambda p: p.stat().st_mtime_ns)
+
     def temp_files(self) -> list[Path]:
         """Temporary files a killed save left behind (``.latest.pth.*.tmp.pth``)."""
         return sorted(self.dir.glob(".*.tmp.*")) if self.dir.is_dir() else []
@@ -205,6 +213,11 @@ class ResultsLayout:
     def record(self) -> Path:
         return self.dir / "transfer.json"
 
+
+# the five notebooks, in pipeline order (notebooks/<name>.ipynb)
+NOTEBOOKS = ("01_pose_extraction", "02_training", "03_cross_validation", "04_pose_transfer",
+             "05_epoch_visualization")
+LEARNING_RUN = "Initial_epoch"  # notebook 05's default run name
 
 # the default folders of the five steps (README's layout section)
 DATASET = "dataset"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,34 @@ def work_in_project_root() -> Path:
     if cwd.name == "notebooks" and (cwd.parent / "dancenow_utils").is_dir():
         os.chdir(cwd.parent)
     return Path.cwd()
+
+
+def keep_on_drive(drive_folder: str | Path = "/content/drive/MyDrive/dancenow",
+                  folders: tuple[str, ...] = ("checkpoints", "results"), mount: bool = True) -> list[Path]:
+    """Colab: keep ``checkpoints/`` and ``results/`` on Google Drive, so they outlive the runtime.
+
+    Mounts Drive (with ``mount``; only on Colab), moves what the local folders already hold there, and replaces
+    them by links to ``drive_folder/<folder>``; returns the Drive folders. Running it again changes nothing.
+    """
+    if mount and not Path("/content/drive/MyDrive").is_dir():
+        from google.colab import drive  # only exists on Colab
+
+        drive.mount("/content/drive")
+    out = []
+    for name in folders:
+        target, local = Path(drive_folder) / name, Path(name)
+        target.mkdir(parents=True, exist_ok=True)
+        if local.is_symlink() and local.resolve() == target.resolve():
+            out.append(target)
+            continue
+        if local.is_dir():
+            for item in local.iterdir():
+                if not (target / item.name).exists():
+                    shutil.move(str(item), target / item.name)
+            shutil.rmtree(local)
+        local.symlink_to(target.resolve(), target_is_directory=True)
+        out.append(target)
+    return out
 
 
 def ensure_demo(demo_dir: str | Path = "demo_data", n_train: int = 1000, n_heldout: int = 150,

@@ -11,8 +11,35 @@ import json
 import os
 from pathlib import Path
 
+import dominate
+from dominate.tags import (
+    a,
+    caption,
+    figcaption,
+    figure,
+    h1,
+    h2,
+    img,
+    li,
+    meta,
+    p,
+    section,
+    source,
+    style,
+    table,
+    tbody,
+    td,
+    th,
+    thead,
+    tr,
+    ul,
+    video,
+)
+from dominate.util import raw
+
 from dancenow_utils.io_utils import atomic_write_text
-from dancenow_utils.run_notebooks import NOTEBOOKS
+from dancenow_utils.layout import CHECKPOINTS, DEMO_DATA, LEARNING_RUN, NOTEBOOKS, RESULTS, ResultsLayout, RunLayout
+from dancenow_utils.video import codec_of
 
 # (label, model key, nearest-neighbour baseline key, which way is better)
 METRIC_ROWS = (
@@ -55,13 +82,9 @@ class _Page:
 
     @staticmethod
     def missing(what: str, how: str) -> None:
-        from dominate.tags import p
-
         p(f"{what}: not found ({how}).", cls="missing")
 
     def image(self, rel_to_root: str | Path, caption: str, how: str, width: int | None = None) -> bool:
-        from dominate.tags import a, figcaption, figure, img
-
         if not self.exists(rel_to_root):
             self.missing(caption, how)
             return False
@@ -73,8 +96,6 @@ class _Page:
         return True
 
     def video(self, rel_to_root: str | Path, caption: str, how: str) -> bool:
-        from dominate.tags import a, figcaption, figure, source, video
-
         if not self.exists(rel_to_root):
             self.missing(caption, how)
             return False
@@ -87,16 +108,12 @@ class _Page:
         return True
 
     def link(self, rel_to_root: str | Path, text: str) -> None:
-        from dominate.tags import a, p
-
         if self.exists(rel_to_root):
             p(a(text, href=self.rel(rel_to_root)))
 
 
 def _codec_warning(path: Path) -> str:
     """A note when an mp4 is not H.264 (an older run's MPEG-4 Part 2 file does not play in browsers)."""
-    from dancenow_utils.video import codec_of
-
     try:
         codec = codec_of(path)
     except (ImportError, OSError, ValueError):
@@ -117,8 +134,6 @@ def _fmt(value) -> str:
 def metrics_tables(metrics: dict) -> None:
     """The cross-validation metrics as tables: the model beside the nearest-neighbour baseline, then the GAN
     losses on held-out pairs and anything else ``metrics.json`` holds."""
-    from dominate.tags import caption, table, tbody, td, th, thead, tr
-
     shown = set()
     with table(id="metrics"):
         caption("Held-out frames: the trained generator against retrieving the nearest training frame")
@@ -154,26 +169,13 @@ def metrics_tables(metrics: dict) -> None:
                     td(_fmt(v))
 
 
-def _latest_visuals(root: Path, ckpt: str) -> list[tuple[str, str]]:
-    """``(relative path, caption)`` of the newest fixed-sample visuals in ``checkpoints/<name>/web/images``."""
-    images = sorted((root / ckpt / "web" / "images").glob("iter*_generated.png"))
-    if not images:
-        return []
-    tag = images[-1].name.rsplit("_", 1)[0]
-    return [(f"{ckpt}/web/images/{tag}_{kind}.png", f"{kind}, iteration {int(tag[4:])}")
-            for kind in ("input", "generated", "real")]
-
-
 def build_report(root: str | Path, name: str = "demo", page: str | Path = "results/index.html") -> str:
     """The HTML of the results page for run ``name`` under repository ``root``; ``page`` is where it will live
     (relative to ``root``), which the links are relative to."""
-    import dominate
-    from dominate.tags import a, h1, h2, li, meta, p, section, style, ul
-    from dominate.util import raw
-
     root = Path(root).resolve()
     pg = _Page(root, (root / page).parent)
-    ckpt, test, out = f"checkpoints/{name}", f"checkpoints/{name}_test", f"results/{name}"
+    run, out = RunLayout(CHECKPOINTS, name), ResultsLayout(RESULTS, name)  # relative to root
+    learn = RunLayout(CHECKPOINTS, LEARNING_RUN).learning
     doc = dominate.document(title=f"dancenow results: {name}")
     with doc.head:
         meta(charset="utf-8")
@@ -183,51 +185,50 @@ def build_report(root: str | Path, name: str = "demo", page: str | Path = "resul
         p("Everything the five notebooks (or `make demo`) produced, step by step. Click a picture for full size.")
         with section(id="step1"):
             h2("Step 1: pose extraction")
-            pg.image("demo_data/contact_sheet.png", "demo frames with their skeletons", "run notebook 01")
+            pg.image(f"{DEMO_DATA}/contact_sheet.png", "demo frames with their skeletons", "run notebook 01")
         with section(id="step2"):
             h2("Step 2: training")
-            pg.image(f"{ckpt}/loss_curves.png", "loss curves", "run notebook 02")
-            visuals = _latest_visuals(root, ckpt)
+            pg.image(run.loss_curves, "loss curves", "run notebook 02")
+            visuals = RunLayout(root / CHECKPOINTS, name).latest_visuals()
             if visuals:
                 p("Latest fixed training samples: pose input, generated frame, real frame.")
-                for rel, cap in visuals:
-                    pg.image(rel, cap, "run notebook 02")
+                for path in visuals:
+                    pg.image(path.relative_to(root), path.stem.split("_", 1)[1], "run notebook 02")
             else:
                 pg.missing("training visuals", "run notebook 02")
-            if pg.exists(f"{ckpt}/face/face_samples.png"):
-                pg.image(f"{ckpt}/face/face_samples.png", "face stage: pose, generated, corrected and real faces",
+            for path in RunLayout(root / CHECKPOINTS, name).stage("face").latest_visuals():
+                pg.image(path.relative_to(root), f"face stage: {path.stem.split('_', 1)[1]}",
                          "train the face stage in notebook 02")
-            pg.link(f"{ckpt}/web/index.html", "all training visuals, newest first")
+            pg.link(run.web / "index.html", "all training visuals, newest first")
         with section(id="step3"):
             h2("Step 3: cross-validation")
-            metrics_path = root / test / "metrics.json"
+            metrics_path = root / run.test_dir / "metrics.json"
             if metrics_path.exists():
                 try:
                     metrics_tables(json.loads(metrics_path.read_text()))
                 except (json.JSONDecodeError, TypeError, AttributeError) as exc:
-                    pg.missing(f"{test}/metrics.json is unreadable ({exc})", "re-run notebook 03")
+                    pg.missing(f"{run.test_dir}/metrics.json is unreadable ({exc})", "re-run notebook 03")
             else:
                 pg.missing("metrics", "run notebook 03")
-            pg.image(f"{test}/metrics.png", "per-sample metric distributions", "run notebook 03")
-            pg.link(f"{test}/index.html", "every held-out sample: input, generated, real, nearest neighbour")
+            pg.image(run.test_dir / "metrics.png", "per-sample metric distributions", "run notebook 03")
+            pg.link(run.test_dir / "index.html", "every held-out sample: input, generated, real, nearest neighbour")
         with section(id="step4"):
             h2("Step 4: pose transfer")
-            pg.video(f"{out}/transfer.mp4", "the target dancing the source's moves", "run notebook 04")
-            pg.video(f"{out}/side_by_side.mp4", "source | pose | generated", "run notebook 04")
-            pg.image(f"{out}/transfer.gif", "preview GIF", "run notebook 04")
-            pg.link(f"{out}/index.html", "transfer frames page")
+            pg.video(out.video, "the target dancing the source's moves", "run notebook 04")
+            pg.video(out.side_by_side, "source | pose | generated", "run notebook 04")
+            pg.image(out.gif, "preview GIF", "run notebook 04")
+            pg.link(out.page, "transfer frames page")
         with section(id="step5"):
             h2("Step 5: how the generator learns")
-            learn = "checkpoints/Initial_epoch/learning"
-            pg.image(f"{learn}/learning_grid.png", "generated frames over the first iterations", "run notebook 05")
-            pg.image(f"{learn}/learning.gif", "the same, animated", "run notebook 05")
+            pg.image(learn / "learning_grid.png", "generated frames over the first iterations", "run notebook 05")
+            pg.image(learn / "learning.gif", "the same, animated", "run notebook 05")
         with section(id="notebooks"):
             h2("Executed notebooks")
-            done = [n for n in NOTEBOOKS if pg.exists(f"results/notebooks/{n}.ipynb")]
+            done = [n for n in NOTEBOOKS if pg.exists(f"{RESULTS}/notebooks/{n}.ipynb")]
             if done:
                 with ul():
                     for n in done:
-                        li(a(n, href=pg.rel(f"results/notebooks/{n}.ipynb")))
+                        li(a(n, href=pg.rel(f"{RESULTS}/notebooks/{n}.ipynb")))
             else:
                 pg.missing("executed notebooks", "run `make demo`")
     return doc.render()

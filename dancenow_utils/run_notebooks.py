@@ -14,8 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-NOTEBOOKS = ("01_pose_extraction", "02_training", "03_cross_validation", "04_pose_transfer",
-             "05_epoch_visualization")
+import nbformat
+
+from dancenow_utils.layout import CHECKPOINTS, LEARNING_RUN, NOTEBOOKS, RESULTS, ResultsLayout, RunLayout
+from dancenow_utils.report_page import write_report
 
 
 class NotebookError(RuntimeError):
@@ -33,8 +35,6 @@ def run_notebook(path: str | Path, out_path: str | Path, parameters: dict | None
         return pm.execute_notebook(str(path), str(out_path), parameters=parameters or {}, cwd=str(cwd) if cwd else None,
                                    kernel_name="python3", progress_bar=False, execution_timeout=timeout)
     except pm.PapermillExecutionError as exc:
-        import nbformat
-
         nb = nbformat.read(str(out_path), as_version=4)
         failed = [c for c in nb.cells if c.cell_type == "code"
                   and any(o.get("output_type") == "error" for o in c.get("outputs", []))]
@@ -45,8 +45,6 @@ def run_notebook(path: str | Path, out_path: str | Path, parameters: dict | None
 
 def write_index(root: Path) -> Path:
     """``results/index.html``: one page with every step's pictures, videos and metrics (see report_page)."""
-    from dancenow_utils.report_page import write_report
-
     return write_report(root)
 
 
@@ -59,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(a.root).resolve()
     names = NOTEBOOKS if a.all or not a.names else a.names
     # MediaPipe's C++ code logs to the kernel's stderr, which it inherits from us: send that to a file
-    log_path = root / "results" / "notebooks" / "kernel_stderr.log"
+    log_path = root / RESULTS / "notebooks" / "kernel_stderr.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     sys.stderr.flush()
     saved_stderr = os.dup(2)
@@ -77,7 +75,7 @@ def _run_all(root: Path, names, log_path: Path) -> int:
         t0 = time.time()
         print(f"== {name}", flush=True)
         try:
-            run_notebook(root / "notebooks" / f"{name}.ipynb", root / "results" / "notebooks" / f"{name}.ipynb",
+            run_notebook(root / "notebooks" / f"{name}.ipynb", root / RESULTS / "notebooks" / f"{name}.ipynb",
                          cwd=root)
         except NotebookError as exc:
             print(exc, flush=True)
@@ -85,11 +83,12 @@ def _run_all(root: Path, names, log_path: Path) -> int:
             return 1
         print(f"   done in {time.time() - t0:.0f} s", flush=True)
     index = write_index(root)
+    run, out = RunLayout(CHECKPOINTS, "demo"), ResultsLayout(RESULTS, "demo")
     print(f"\nDemo finished. Open {index} to see every step's pictures, videos and metrics; the files:\n"
-          f"  training visuals  checkpoints/demo/web/index.html\n"
-          f"  metrics           checkpoints/demo_test/metrics.json\n"
-          f"  transfer videos   results/demo/transfer.mp4, results/demo/side_by_side.mp4\n"
-          f"  learning grid     checkpoints/Initial_epoch/learning/learning_grid.png")
+          f"  training visuals  {run.web / 'index.html'}\n"
+          f"  metrics           {run.test_dir / 'metrics.json'}\n"
+          f"  transfer videos   {out.video}, {out.side_by_side}\n"
+          f"  learning grid     {RunLayout(CHECKPOINTS, LEARNING_RUN).learning / 'learning_grid.png'}")
     return 0
 
 

@@ -14,12 +14,13 @@ is orthogonal: any stage's generator can be temporal.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from pathlib import Path
 
 import torch
 
-from dancenow_utils.config import TrainConfig
+from dancenow_utils.config import TrainConfig, make_config, parse_key_values
 from dancenow_utils.layout import RunLayout
 from dancenow_utils.models.networks import count_parameters
 from dancenow_utils.train import Trainer, face_stage_config, load_generator_file
@@ -118,3 +119,33 @@ def describe_stages(name: str, checkpoints_dir: str | Path = "checkpoints") -> s
     if s["generator"] == "local":
         parts.append("started from the global stage" if s["global_stage"] else "global stage checkpoint missing")
     return f"{name}: " + "; ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m dancenow_utils.train --dataroot dataset --name demo --preset demo [--stage global]
+    [--set key=value ...]`` (also the entry point for ``torchrun``)."""
+    ap = argparse.ArgumentParser(description="Train the pose-to-appearance GAN (one stage).")
+    ap.add_argument("--dataroot", default="dataset")
+    ap.add_argument("--name", default="demo")
+    ap.add_argument("--preset", default="demo")
+    ap.add_argument("--stage", default="global", choices=STAGES,
+                    help="global (or the global stage of a local preset), local, or face")
+    ap.add_argument("--checkpoints_dir", default="checkpoints")
+    ap.add_argument("--no-resume", action="store_true")
+    ap.add_argument("--max-iterations", type=int, default=0)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    a = ap.parse_args(argv)
+    try:
+        cfg = make_config(a.preset, parse_key_values(a.set))
+    except (KeyError, ValueError) as exc:
+        ap.error(str(exc))
+    if a.max_iterations < 0:
+        ap.error("--max-iterations must be 0 (no limit) or more")
+    trainer = train_stage(a.stage, cfg, a.dataroot, a.name, a.checkpoints_dir, not a.no_resume,
+                          max_iterations=a.max_iterations or None)
+    if trainer.world > 1:
+        torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -335,11 +335,7 @@ class Trainer:
 
     def latest_visuals(self) -> list[Path]:
         """The newest visuals' image files, one per kind (for the notebook)."""
-        images = sorted(self.run.web.glob("images/iter*.png"))
-        if not images:
-            return []
-        tag = images[-1].name.split("_")[0]
-        return sorted(self.run.web.glob(f"images/{tag}_*.png"), key=lambda p: p.stat().st_mtime)
+        return self.run.latest_visuals()
 
     # ------------------------------------------------------------------------------------------------ loop
     def total_iterations(self) -> int:
@@ -440,36 +436,8 @@ def face_stage_config(cfg: TrainConfig) -> TrainConfig:
     return cfg.with_overrides({"lr": cfg.face_lr, "niter": cfg.face_niter, "niter_decay": cfg.face_niter_decay})
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m dancenow_utils.train --dataroot dataset --name demo --preset demo [--stage global]
-    [--set key=value ...]`` (also the entry point for ``torchrun``)."""
-    import argparse
-
-    from dancenow_utils.config import make_config, parse_key_values
-    from dancenow_utils.stages import STAGES, train_stage
-
-    ap = argparse.ArgumentParser(description="Train the pose-to-appearance GAN (one stage).")
-    ap.add_argument("--dataroot", default="dataset")
-    ap.add_argument("--name", default="demo")
-    ap.add_argument("--preset", default="demo")
-    ap.add_argument("--stage", default="global", choices=STAGES,
-                    help="global (or the global stage of a local preset), local, or face")
-    ap.add_argument("--checkpoints_dir", default="checkpoints")
-    ap.add_argument("--no-resume", action="store_true")
-    ap.add_argument("--max-iterations", type=int, default=0)
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
-    a = ap.parse_args(argv)
-    try:
-        cfg = make_config(a.preset, parse_key_values(a.set))
-    except (KeyError, ValueError) as exc:
-        ap.error(str(exc))
-    if a.max_iterations < 0:
-        ap.error("--max-iterations must be 0 (no limit) or more")
-    trainer = train_stage(a.stage, cfg, a.dataroot, a.name, a.checkpoints_dir, not a.no_resume,
-                          max_iterations=a.max_iterations or None)
-    if trainer.world > 1:
-        dist.destroy_process_group()
-
-
 if __name__ == "__main__":
+    # the CLI trains any stage; stages builds on this module, so the command lives there
+    from dancenow_utils.stages import main
+
     main()

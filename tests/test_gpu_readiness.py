@@ -165,3 +165,17 @@ def test_ranks_that_would_resume_differently_are_stopped(tiny_dataset, tmp_path)
     Trainer(cfg, tiny_dataset / "dataset", "r", tmp_path / "node0", resume=False, progress=False).train(2)
     out = _two_ranks(tmp_path, 29542, "resume", tiny_dataset / "dataset", tmp_path)
     assert out.count("ranks disagree on where to resume") == 2 and "iterations by rank [2, 0]" in out
+
+
+def test_keep_on_drive_links_and_keeps_existing_files(tmp_path, monkeypatch):
+    from dancenow_utils.pipeline import keep_on_drive
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checkpoints" / "demo").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "demo" / "latest.pth").write_bytes(b"x")
+    drive = tmp_path / "drive"
+    assert keep_on_drive(drive, mount=False) == [drive / "checkpoints", drive / "results"]
+    assert (tmp_path / "checkpoints").is_symlink() and (drive / "checkpoints" / "demo" / "latest.pth").exists()
+    assert (tmp_path / "checkpoints" / "demo" / "latest.pth").read_bytes() == b"x"
+    keep_on_drive(drive, mount=False)  # again: nothing changes
+    assert (tmp_path / "checkpoints").resolve() == (drive / "checkpoints").resolve()

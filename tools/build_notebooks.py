@@ -19,6 +19,24 @@ from dancenow_utils.visualize import show
 work_in_project_root()  # under `make lab` Jupyter starts in notebooks/: data and checkpoints belong one level up
 """
 
+# The first cell of every notebook. In Jupyter, `make lab` or papermill dancenow is installed and the cell does
+# nothing; on Colab (or any fresh runtime) it clones and installs dancenow into the running kernel, without a restart.
+BOOTSTRAP = """# Colab or a fresh runtime: install dancenow into this kernel (where installed, this does nothing)
+import importlib.util, os, subprocess, sys
+REPO_URL = os.environ.get("DANCENOW_REPO", "")  # the git URL of the dancenow repository this notebook came from
+if importlib.util.find_spec("dancenow_utils") is None:
+    if not os.path.isdir("dancenow_utils"):
+        if not REPO_URL:
+            raise RuntimeError("dancenow is not installed in this runtime: set REPO_URL in this cell to the git URL "
+                               "of the dancenow repository (where this notebook came from) and run it again")
+        if not os.path.isdir("/content/dancenow"):
+            subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, "/content/dancenow"], check=True)
+        os.chdir("/content/dancenow")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "."], check=True)
+    sys.path.insert(0, os.getcwd())  # importable now: an editable install is only seen by new processes
+    importlib.invalidate_caches()
+"""
+
 NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
     "01_pose_extraction.ipynb": [
         ("md", """# Step 1: pose extraction
@@ -44,7 +62,7 @@ phase = "train"
 backend = "mediapipe"  # "mediapipe" | "openpose" | "openpose_json"
 weights = ""           # OpenPose body weights (body_pose_model.pth) for the openpose backend
 keypoints_dir = ""     # folder of OpenPose JSON files for the openpose_json backend
-image_size = 256
+image_size = 256       # a side, or [width, height] for wide presets (e.g. [512, 256] for edn_global)
 pose_format = "BODY_25"  # or "COCO_18"
 draw_face = True
 draw_hands = True
@@ -222,6 +240,7 @@ dataroot = "dataset_transfer"
 name = "demo"
 results_dir = "results"
 normalize = True
+normalize_method = "project"  # or "edn": Everybody Dance Now's own statistics (README: pose normalisation)
 smooth_window = 7
 fps = 30
 target_keypoints = "dataset/train_keypoints"
@@ -241,7 +260,8 @@ from dancenow_utils.layout import RunLayout
         ("code", """src, ready = pipeline.resolve_transfer_source(source, dataroot, demo_dir)
 cfg = TrainConfig.load(RunLayout(checkpoints_dir, name).config)
 poses_dir = src if ready else prepare_poses(src, dataroot, normalize, target_keypoints, smooth_window,
-                                            image_size=[cfg.width, cfg.height], max_frames=max_frames)
+                                            image_size=[cfg.width, cfg.height], max_frames=max_frames,
+                                            normalize_method=normalize_method)
 print("poses from", poses_dir)
 """),
         ("md", "## Generate the frames and videos"),
@@ -290,7 +310,8 @@ def build(name: str) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                    "language_info": {"name": "python"}}
-    for kind, src in NOTEBOOKS[name]:
+    cells = NOTEBOOKS[name]
+    for kind, src in [cells[0], ("code", BOOTSTRAP), *cells[1:]]:
         if kind == "md":
             cell = nbformat.v4.new_markdown_cell(src.strip())
         else:

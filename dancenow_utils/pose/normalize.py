@@ -57,7 +57,7 @@ OpenPose's BODY_23 layout (we on BODY_25, the same joints); both methods need 3 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -130,9 +130,6 @@ class VideoStats:
         h_close = np.percentile(height[ankle >= close - tol], 90)
         h_far = np.percentile(height[ankle <= far + tol], 90)
         return cls(float(close), float(far), float(h_close), float(h_far), float(np.median(arr[:, 2])))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -310,9 +307,6 @@ class EdnNormalizer:
                 last = self.params(m[1])
             out.append(self.apply(p, *last))
         return out
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # ------------------------------------------------------------------------------------------------------ choosing

@@ -17,6 +17,7 @@ from dancenow_utils.pose.formats import (
     COCO_18_PAIRS,
     HAND_COLORS,
     HAND_PAIRS,
+    POSE_FORMATS,
 )
 from dancenow_utils.pose.keypoints import Person, body25_to_coco18
 
@@ -54,8 +55,8 @@ def render_pose(
 
     Pass ``canvas`` (an RGB frame) to draw on top of it instead of black, e.g. for overlays.
     """
-    if pose_format not in ("BODY_25", "COCO_18"):
-        raise ValueError(f"unknown pose_format {pose_format!r}; use 'BODY_25' or 'COCO_18'")
+    if pose_format not in POSE_FORMATS:
+        raise ValueError(f"unknown pose_format {pose_format!r}; use one of {POSE_FORMATS}")
     img = np.zeros((height, width, 3), np.uint8) if canvas is None else np.ascontiguousarray(canvas).copy()
     for person in people:
         w = limb_width(person, height)
