@@ -3,6 +3,10 @@
 ``python -m dancenow_utils.run_notebooks --all`` runs 01..05 in order with their default (demo) parameters,
 saves the executed copies under ``results/notebooks/`` and writes ``results/index.html``. A failing notebook
 stops the run with its failing cell's source and error: nothing "passes" by being skipped.
+
+The kernels inherit this process's environment; :func:`run_notebook` adds the allocator settings of
+:mod:`dancenow_utils.runtime_env` to it first (unless ``GLIBC_TUNABLES`` is already set), so kernels started from
+plain ``python -m dancenow_utils.run_notebooks`` train as fast as under ``make demo``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import time
 from pathlib import Path
 
 from dancenow_utils.io_utils import atomic_write_text
+from dancenow_utils.runtime_env import apply_allocator_env
 
 NOTEBOOKS = ("01_pose_extraction", "02_training", "03_cross_validation", "04_pose_transfer",
              "05_epoch_visualization")
@@ -28,6 +33,7 @@ def run_notebook(path: str | Path, out_path: str | Path, parameters: dict | None
     """Execute one notebook with papermill; raise :class:`NotebookError` naming the failing cell."""
     import papermill as pm
 
+    apply_allocator_env()  # glibc reads it at process start: it takes effect in the kernel papermill starts
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     try:
