@@ -87,6 +87,17 @@ def resolve_precision(amp: str, device: torch.device) -> str:
     return amp
 
 
+def available_precisions(device: torch.device) -> list[str]:
+    """The precisions ``device`` runs natively: fp32 always; bf16 on CPUs with bf16 instructions and on GPUs of
+    compute capability 8.0 and later; fp16 on every CUDA GPU. (For benchmarks: what is worth timing here.)"""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return ["fp32"] + (["bf16"] if torch.cuda.get_device_capability(device) >= (8, 0) else []) + ["fp16"]
+    if device.type == "cpu" and _has_bf16_instructions(cpu_flags()):
+        return ["fp32", "bf16"]
+    return ["fp32"]
+
+
 def _auto_choice(device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp16"
@@ -285,5 +296,5 @@ def _write_cache_entry(key: str, entry: dict) -> None:
                     path, exc, ENV_CACHE)
 
 
-__all__ = ["MIN_SPEEDUP", "PRECISIONS", "autocast", "cache_path", "calibrate_cpu_bf16", "cpu_flags",
-           "describe_cpu", "needs_grad_scaler", "resolve_precision", "validate_amp"]
+__all__ = ["MIN_SPEEDUP", "PRECISIONS", "autocast", "available_precisions", "cache_path", "calibrate_cpu_bf16",
+           "cpu_flags", "describe_cpu", "needs_grad_scaler", "resolve_precision", "validate_amp"]

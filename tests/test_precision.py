@@ -179,6 +179,19 @@ def test_only_fp16_on_cuda_needs_a_grad_scaler():
     assert not precision.needs_grad_scaler(CPU, "bf16")
 
 
+@pytest.mark.parametrize("flags, expected", [(ZEN3, ["fp32"]), (AMD_ZEN4, ["fp32", "bf16"]),
+                                             (INTEL_SPR, ["fp32", "bf16"])])
+def test_available_precisions_on_cpu(monkeypatch, tmp_path, flags, expected):
+    fake_cpu(monkeypatch, tmp_path, flags)
+    assert precision.available_precisions(CPU) == expected
+
+
+@pytest.mark.parametrize("capability, expected", [((8, 6), ["fp32", "bf16", "fp16"]), ((7, 5), ["fp32", "fp16"])])
+def test_available_precisions_on_cuda(monkeypatch, capability, expected):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert precision.available_precisions(CUDA) == expected
+
+
 def test_describe_cpu_names_the_model_and_the_simd_flags(monkeypatch, tmp_path):
     fake_cpu(monkeypatch, tmp_path, INTEL_SPR, model="Intel(R) Xeon(R) Platinum 8480+")
     text = precision.describe_cpu()

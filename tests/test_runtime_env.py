@@ -40,6 +40,12 @@ def test_apply_sets_the_variable_but_keeps_the_users_own():
     assert not apply_allocator_env(env) and env["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2"
 
 
+def test_the_module_prints_a_shell_export():
+    out = subprocess.run([sys.executable, "-m", "dancenow_utils.runtime_env"], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.strip() == f"export GLIBC_TUNABLES={GLIBC_TUNABLES}"
+
+
 def test_notebook_kernels_inherit_the_setting(monkeypatch, tmp_path):
     import papermill
 
