@@ -9,10 +9,11 @@ weights, once per precision available here (fp32; bf16 on CPUs with bf16 instruc
 
 For each precision the two steps alternate (A B, B A, A B, ...: drift and other processes' load hit both alike)
 and the bench reports the medians, the ratio plain / project and its range over the rounds, with the CPU's
-model and SIMD flags and the allocator setting in effect. Defaults: the ``seed`` networks at 256x256, batch 1,
-VGG off (issue 13), about 3-4 minutes on two cores.
+model and SIMD flags and the allocator setting in effect. On a shared machine it also gives the fastest round of
+each (the least disturbed by other processes) and the load average per round. Defaults: the ``seed`` networks at
+256x256, batch 1, VGG off (issue 13); about 2 minutes on two idle cores.
 
-    .venv/bin/python bench/train_speed.py [--preset seed] [--size 256] [--rounds 5] [--precisions fp32,bf16]
+    .venv/bin/python bench/train_speed.py [--preset seed] [--size 256] [--rounds 7] [--precisions fp32,bf16]
 
 Run it through ``make bench`` (or with ``GLIBC_TUNABLES`` set as in dancenow_utils/runtime_env.py) to time what
 ``make demo`` gets.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import time
 
@@ -102,12 +104,24 @@ def build_project(cfg: TrainConfig, device: torch.device, prec: str) -> Pix2PixH
     return Pix2PixHD(cfg.with_overrides({"amp": prec}), device)
 
 
-def timed(fn) -> float:
-    t = time.perf_counter()
+def load_average() -> float:
+    """The 1-minute load average (other processes competing for the cores; 0 where unknown)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return 0.0
+
+
+def timed(fn, usage: list | None = None) -> float:
+    """Wall seconds of ``fn()``; appends (minor page faults, system CPU seconds) during it to ``usage``."""
+    r0, t = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     fn()
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    return time.perf_counter() - t
+    sec, r1 = time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF)
+    if usage is not None:
+        usage.append((r1.ru_minflt - r0.ru_minflt, r1.ru_stime - r0.ru_stime))
+    return sec
 
 
 def compare(cfg: TrainConfig, device: torch.device, prec: str, rounds: int, plain: PlainPix2PixHD,
@@ -128,22 +142,29 @@ def compare(cfg: TrainConfig, device: torch.device, prec: str, rounds: int, plai
     for fn in runs.values():
         fn()
     times: dict[str, list[float]] = {"plain": [], "project": []}
+    usage: dict[str, list] = {"plain": [], "project": []}
     for r in range(rounds):
         for name in (("plain", "project") if r % 2 == 0 else ("project", "plain")):
-            times[name].append(timed(runs[name]))
+            times[name].append(timed(runs[name], usage[name]))
         print(f"  [{prec}] round {r + 1}/{rounds}: plain {times['plain'][-1]:.3f} s, "
-              f"project {times['project'][-1]:.3f} s", flush=True)
+              f"project {times['project'][-1]:.3f} s (load average {load_average()})", flush=True)
     with torch.no_grad(), precision.autocast(device, prec):
         model.G.eval()
         inference = statistics.median(timed(lambda: model.G(batch["A"])) for _ in range(3))
     plain_s, project_s = statistics.median(times["plain"]), statistics.median(times["project"])
+    plain_best, project_best = min(times["plain"]), min(times["project"])
     per_round = [p / q for p, q in zip(times["plain"], times["project"])]
     return {"plain_fp32_s": round(plain_s, 3), "project_s": round(project_s, 3),
             "ratio": round(plain_s / project_s, 2),
             "ratio_range": [round(min(per_round), 2), round(max(per_round), 2)],
+            "plain_fp32_best_s": round(plain_best, 3), "project_best_s": round(project_best, 3),
+            "ratio_of_best": round(plain_best / project_best, 2),
             "plain_rounds_s": [round(t, 3) for t in times["plain"]],
             "project_rounds_s": [round(t, 3) for t in times["project"]],
-            "project_G_inference_s": round(inference, 3)}
+            "project_G_inference_s": round(inference, 3),
+            # allocator behaviour, insensitive to other processes' load (see dancenow_utils/runtime_env.py)
+            "minor_page_faults_per_step": {k: int(statistics.median(f for f, _ in u)) for k, u in usage.items()},
+            "system_s_per_step": {k: round(statistics.median(st for _, st in u), 3) for k, u in usage.items()}}
 
 
 def matmul_gflops(device: torch.device, prec: str, n: int = 2048) -> float:
@@ -158,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="seed", help="network sizes from this config preset (default: seed)")
     ap.add_argument("--size", type=int, default=256, help="image width and height (default: 256)")
-    ap.add_argument("--rounds", type=int, default=5, help="timed steps of each kind per precision (default: 5)")
+    ap.add_argument("--rounds", type=int, default=7, help="timed steps of each kind per precision (default: 7)")
     ap.add_argument("--precisions", default="", help="comma-separated, e.g. fp32,bf16 (default: all available)")
     ap.add_argument("--device", default="auto")
     a = ap.parse_args(argv)
@@ -172,6 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"{'' if tunables == GLIBC_TUNABLES else '  (not the project setting: run through make bench)'}\n"
           f"{a.preset} networks at {a.size}x{a.size}, batch 1, VGG off; precisions {precs}; amp='auto' here: "
           f"{precision.resolve_precision('auto', device)}", flush=True)
+    load_start = load_average()
     batch = make_batch(cfg, device)
     torch.manual_seed(cfg.seed)
     plain = PlainPix2PixHD(cfg, device)
@@ -181,9 +203,12 @@ def main(argv: list[str] | None = None) -> dict:
     results = {}
     for prec in precs:
         results[prec] = compare(cfg, device, prec, a.rounds, plain, batch)
-        print(f"{prec}: plain fp32 {results[prec]['plain_fp32_s']} s, project {results[prec]['project_s']} s, "
-              f"ratio {results[prec]['ratio']}x (rounds {results[prec]['ratio_range']})", flush=True)
+        res = results[prec]
+        print(f"{prec}: medians plain fp32 {res['plain_fp32_s']} s, project {res['project_s']} s, ratio "
+              f"{res['ratio']}x (rounds {res['ratio_range'][0]}-{res['ratio_range'][1]}x); best "
+              f"{res['plain_fp32_best_s']} s against {res['project_best_s']} s, {res['ratio_of_best']}x", flush=True)
     out = {"machine": machine(), "cpu": precision.describe_cpu(), "glibc_tunables": tunables,
+           "load_average": {"start": load_start, "end": load_average()},
            "preset": a.preset, "size": a.size, "rounds": a.rounds, "gflop_per_step": round(gflop, 1),
            "matmul_gflops": {p: matmul_gflops(device, p) for p in precs}, "steps": results}
     report("train_speed", out)
