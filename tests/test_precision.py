@@ -30,12 +30,12 @@ def fake_cpu(monkeypatch, tmp_path, flags: str, model: str = "Test CPU 9000") ->
     monkeypatch.setattr(precision, "CPUINFO", info)
 
 
-def fake_calibration(monkeypatch, choice: str) -> list[int]:
+def fake_calibration(monkeypatch, choice: str, reliable: bool = True) -> list[int]:
     calls: list[int] = []
 
     def calibrate() -> dict:
         calls.append(1)
-        return {"choice": choice, "speedup": 1.5 if choice == "bf16" else 1.0}
+        return {"choice": choice, "speedup": 1.5 if choice == "bf16" else 1.0, "reliable": reliable}
 
     monkeypatch.setattr(precision, "calibrate_cpu_bf16", calibrate)
     return calls
@@ -99,6 +99,15 @@ def test_avx512_bf16_without_amx_is_measured_once_then_read_from_the_cache(monke
     [(key, entry)] = data["entries"].items()
     assert "Test CPU 9000" in key and "avx512_bf16" in key and torch.__version__ in key
     assert entry["choice"] == measured
+
+
+def test_a_disturbed_calibration_is_used_but_not_cached(monkeypatch, tmp_path):
+    fake_cpu(monkeypatch, tmp_path, AMD_ZEN4)
+    calls = fake_calibration(monkeypatch, "bf16", reliable=False)
+    assert precision.resolve_precision("auto", CPU) == "bf16"
+    assert precision.resolve_precision("auto", CPU) == "bf16"
+    assert len(calls) == 2
+    assert not precision.cache_path().exists()
 
 
 def test_the_cache_is_keyed_by_thread_count(monkeypatch, tmp_path):
@@ -202,12 +211,15 @@ def test_describe_cpu_names_the_model_and_the_simd_flags(monkeypatch, tmp_path):
     assert "amx_bf16" in precision.cpu_flags()
 
 
-def test_the_real_calibration_reports_a_choice_and_leaves_the_random_state_alone():
+def test_the_real_calibration_reports_a_choice_and_leaves_random_state_and_threads_alone():
     torch.manual_seed(123)
     expected = torch.rand(3)
+    threads = torch.get_num_threads()
     torch.manual_seed(123)
     result = precision.calibrate_cpu_bf16(size=32, rounds=3)
     assert torch.equal(torch.rand(3), expected)
+    assert torch.get_num_threads() == threads
+    assert isinstance(result["reliable"], bool) and result["spread"] >= 1.0
     assert result["choice"] in ("fp32", "bf16")
     assert result["rounds"] == 3 and result["fp32_ms"] > 0 and result["bf16_ms"] > 0
     assert result["choice"] == ("bf16" if result["speedup"] >= precision.MIN_SPEEDUP else "fp32")
