@@ -4,6 +4,10 @@
 saves the executed copies under ``results/notebooks/`` and writes ``results/index.html`` (one page
 with every step's pictures, videos and metrics). A failing notebook stops the run with its failing cell's
 source and error: nothing "passes" by being skipped.
+
+The kernels inherit this process's environment; :func:`run_notebook` adds the allocator settings of
+:mod:`dancenow_utils.runtime_env` to it first (unless ``GLIBC_TUNABLES`` is already set), so kernels started from
+plain ``python -m dancenow_utils.run_notebooks`` train as fast as under ``make demo``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import nbformat
 
 from dancenow_utils.layout import CHECKPOINTS, LEARNING_RUN, NOTEBOOKS, RESULTS, ResultsLayout, RunLayout
 from dancenow_utils.report_page import write_report
+from dancenow_utils.runtime_env import apply_allocator_env
 
 
 class NotebookError(RuntimeError):
@@ -29,6 +34,7 @@ def run_notebook(path: str | Path, out_path: str | Path, parameters: dict | None
     """Execute one notebook with papermill; raise :class:`NotebookError` naming the failing cell."""
     import papermill as pm
 
+    apply_allocator_env()  # glibc reads it at process start: it takes effect in the kernel papermill starts
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     try:
