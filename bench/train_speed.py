@@ -42,12 +42,9 @@ Batch = dict[str, torch.Tensor]
 
 
 def project_step(model: Pix2PixHD, batch: Batch) -> object:
-    """One training step of the project's model: the only place the bench calls its API.
-
-    Today's API is ``train_step(A, B)``; when it becomes ``train_step(batch)`` (a dict with "A" and "B",
-    returning a dict of losses), change this line to ``return model.train_step(batch)``.
-    """
-    return model.train_step(batch["A"], batch["B"])
+    """One training step of the project's model (its precision comes from ``cfg.amp``): the only place the bench
+    calls its API."""
+    return model.train_step(batch)
 
 
 class PlainPix2PixHD:
@@ -130,10 +127,7 @@ def compare(cfg: TrainConfig, device: torch.device, prec: str, rounds: int, plai
     model = build_project(cfg, device, prec)
 
     def run_project() -> None:
-        # The model does not apply dancenow_utils.precision yet, so the bench applies autocast around its step;
-        # once Pix2PixHD takes its precision from cfg.amp this wrapper is redundant (nested autocast, same dtype).
-        with precision.autocast(device, prec):
-            project_step(model, batch)
+        project_step(model, batch)
 
     def run_plain() -> None:
         plain.step(batch)

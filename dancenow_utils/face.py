@@ -91,8 +91,9 @@ class FaceModel(BaseModel):
 
     loss_names = FACE_LOSS_NAMES
 
-    def __init__(self, cfg: TrainConfig, device: torch.device, main_G: nn.Module, main_cfg: TrainConfig) -> None:
-        super().__init__(cfg, device)
+    def __init__(self, cfg: TrainConfig, device: torch.device, main_G: nn.Module, main_cfg: TrainConfig,
+                 precision: str | None = None) -> None:
+        super().__init__(cfg, device, precision)
         self.side = face_box_side(cfg.width)
         self.main_G, self.main_cfg = main_G.to(device).eval(), main_cfg
         for p in self.main_G.parameters():

@@ -47,6 +47,7 @@ from dancenow_utils.models.networks import build_generator
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
 from dancenow_utils.pose.crop import people_in_image
 from dancenow_utils.pose.settings import PoseSettings
+from dancenow_utils.precision import resolve_precision
 from dancenow_utils.visualize import image_table_page, plot_losses
 
 log = logging.getLogger("dancenow")
@@ -198,11 +199,20 @@ class Trainer:
                 f"{cfg.width}x{cfg.height}: the images would be squashed. Extract with image_size=[{cfg.width}, "
                 f"{cfg.height}] (notebook 01), or choose a preset with this aspect ratio.")
 
+    def _precision(self) -> str:
+        """The precision every rank trains in: rank 0 decides (it may measure this CPU) and tells the others."""
+        if self.world == 1:
+            return resolve_precision(self.cfg.amp, self.device)
+        choice = [resolve_precision(self.cfg.amp, self.device) if self.is_main else None]
+        dist.broadcast_object_list(choice, src=0)
+        return choice[0]
+
     def _build_model(self, main_name: str | None) -> BaseModel:
+        precision = self._precision()
         if self.kind == "pix2pixhd":
             if self.world > 1 and not self.is_main:
                 dist.barrier()  # rank 0 finds (or fetches) the VGG19 weights first
-            model = Pix2PixHD(self.cfg, self.device)
+            model = Pix2PixHD(self.cfg, self.device, precision=precision)
             if self.world > 1 and self.is_main:
                 dist.barrier()
             return model
@@ -211,7 +221,7 @@ class Trainer:
         main_cfg = TrainConfig.from_dict(main_ckpt["config"])
         main_G = build_generator(main_cfg)
         main_G.load_state_dict(main_ckpt["G"])
-        return FaceModel(self.cfg, self.device, main_G, main_cfg)
+        return FaceModel(self.cfg, self.device, main_G, main_cfg, precision)
 
     def _dataset_record(self) -> dict:
         return {"dataroot": str(self.data_layout.root.resolve()), "phase": self.data_layout.phase,

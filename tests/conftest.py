@@ -10,6 +10,9 @@ import pytest
 os.environ.setdefault("DANCENOW_OFFLINE", "1")  # never try to download VGG weights in tests
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# one precision for every process a test starts (amp="auto" may measure the CPU; a resumed subprocess must match the
+# run it is compared with); bf16 and the automatic choice have their own tests
+os.environ.setdefault("DANCENOW_PRECISION", "fp32")
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -179,3 +179,12 @@ def test_keep_on_drive_links_and_keeps_existing_files(tmp_path, monkeypatch):
     assert (tmp_path / "checkpoints" / "demo" / "latest.pth").read_bytes() == b"x"
     keep_on_drive(drive, mount=False)  # again: nothing changes
     assert (tmp_path / "checkpoints").resolve() == (drive / "checkpoints").resolve()
+
+
+def test_cpu_bf16_training_keeps_fp32_weights(tiny_dataset, tmp_path):
+    cfg = make_config("tiny", {"max_dataset_size": 4, "amp": "bf16"})
+    tr = Trainer(cfg, tiny_dataset / "dataset", "bf16", tmp_path, resume=False, progress=False)
+    losses = tr.train(max_iterations=2)
+    assert tr.model.precision == "bf16" and not tr.model.scaler.is_enabled()
+    assert all(np.isfinite(v) for v in losses.values())
+    assert all(p.dtype == torch.float32 for p in tr.model.G.parameters())

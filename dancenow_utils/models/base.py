@@ -39,9 +39,9 @@ class BaseModel:
     loss_names: tuple[str, ...] = ()
     generator_key = "G"
 
-    def __init__(self, cfg: TrainConfig, device: torch.device) -> None:
+    def __init__(self, cfg: TrainConfig, device: torch.device, precision: str | None = None) -> None:
         self.cfg, self.device = cfg, device
-        self.precision = resolve_precision(cfg.amp, device)
+        self.precision = precision or resolve_precision(cfg.amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device, self.precision))
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}

@@ -23,8 +23,8 @@ class Pix2PixHD(BaseModel):
 
     loss_names = LOSS_NAMES
 
-    def __init__(self, cfg: TrainConfig, device: torch.device, vgg: bool = True) -> None:
-        super().__init__(cfg, device)
+    def __init__(self, cfg: TrainConfig, device: torch.device, vgg: bool = True, precision: str | None = None) -> None:
+        super().__init__(cfg, device, precision)
         self.nets = {"G": build_generator(cfg).to(device), "D": build_discriminator(cfg).to(device)}
         self.optimizers = {k: self.make_optimizer(n, cfg.lr) for k, n in self.nets.items()}
         weights = resolve_vgg_weights(cfg.vgg_loss, cfg.vgg_weights) if vgg else None
