@@ -1,15 +1,16 @@
 """A forensic detector: tell frames the generator made from real frames of the target.
 
-Everybody Dance Now ships such a detector as a safeguard against misuse. This one is a small fully convolutional
-classifier (a few conv layers, global average pooling, one logit) trained on random crops of real target frames
-(``dataset/train_B``) against the frames the trained generator draws for the same poses; optionally it also sees
-the pose image (6 input channels), so it can check that the frame matches its skeleton. Evaluated on frames it
-never saw (the held-out clip: its real frames against frames generated from its poses), it reports accuracy and
-ROC AUC. It scores frames at full size (the network is fully convolutional), so any frame or video can be scored.
+Everybody Dance Now ships such a detector as a safeguard against misuse. This one is a small convolutional
+classifier (five conv layers, global average pooling, one logit) trained on random 64 px windows of real target
+frames (``dataset/train_B``) against the frames the trained generator draws for the same poses; optionally it
+also sees the pose image (6 input channels), so it can check that the frame matches its skeleton. Half the
+training windows of both classes are JPEG-compressed, so that compression is not what it learns (shared videos
+are compressed). A frame is scored by averaging the logits of overlapping windows covering it. Evaluated on
+frames it never saw (the held-out clip: its real frames against frames generated from its poses), it reports
+accuracy and ROC AUC; any frame, image folder or video can be scored.
 
-It runs on a CPU in seconds: crops of 64 px, a few hundred steps, deterministic for a seed. What it learns is
-specific to one generator and one target: retrain it for another model. Video compression changes the fine
-texture it relies on, so scores of re-encoded frames are less reliable (``bench/RESULTS.md`` measures it).
+It runs on a CPU in seconds (a few hundred steps, Adam with a cosine-decaying rate) and is deterministic for a
+seed. What it learns is specific to one generator and one target: retrain it for another model.
 """
 
 from __future__ import annotations
@@ -95,7 +96,9 @@ class Detector:
     def score(self, frames: Sequence[np.ndarray], poses: Sequence[np.ndarray] | None = None,
               batch_size: int = 16) -> np.ndarray:
         """Probability that each RGB uint8 frame was generated (pose images required for a pose+frame
-        detector); frames of any size, each scored whole."""
+        detector). Each frame is cut into windows of the training crop size (half overlapping, covering the
+        frame) and the windows' logits are averaged: the network sees what it was trained on, so 0.5 stays
+        a meaningful threshold."""
         frames = list(frames)
         if self.uses_pose and poses is None:
             raise ValueError("this detector was trained on pose + frame: pass the pose images too (poses=...)")
@@ -109,9 +112,18 @@ class Detector:
             while j < len(frames) and j - k < batch_size and frames[j].shape == frames[k].shape:
                 j += 1
             x = _to_input(frames[k:j], None if poses is None else poses[k:j]).to(self.device)
-            out[k:j] = torch.sigmoid(self.net(x)).double().cpu().numpy()
+            out[k:j] = torch.sigmoid(self._window_logits(x)).double().cpu().numpy()
             k = j
         return out
+
+    def _window_logits(self, x: torch.Tensor) -> torch.Tensor:
+        crop = self.meta.get("crop", 0)
+        h, w = x.shape[2:]
+        if not crop or (h <= crop and w <= crop):
+            return self.net(x)
+        ys, xs = _window_starts(h, crop), _window_starts(w, crop)
+        logits = [self.net(x[:, :, y: y + crop, x0: x0 + crop]) for y in ys for x0 in xs]
+        return torch.stack(logits).mean(0)
 
     def save(self, path: str | Path) -> None:
         """``torch.save`` to a temp file, then rename (a crash keeps the previous file); tensors and plain types
@@ -139,10 +151,18 @@ class Detector:
         return cls(net.to(dev).eval(), meta, dev)
 
 
+def _window_starts(length: int, crop: int) -> list[int]:
+    """Start positions of ``crop``-long windows, half overlapping, the last one flush with the end."""
+    if length <= crop:
+        return [0]
+    starts = list(range(0, length - crop, max(1, crop // 2)))
+    return starts + [length - crop]
+
+
 def _random_crops(frames: list[np.ndarray], poses: list[np.ndarray] | None, idx: np.ndarray, crop: int,
-                  rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+                  rng: np.random.Generator, compress: float = 0.0) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
     """A random ``crop`` x ``crop`` window of each chosen frame (same window in its pose image), randomly
-    mirrored."""
+    mirrored; with probability ``compress`` the frame window is JPEG-compressed at a random quality (60-95)."""
     out_f, out_p = [], [] if poses is not None else None
     for i in idx:
         f = frames[i]
@@ -153,6 +173,10 @@ def _random_crops(frames: list[np.ndarray], poses: list[np.ndarray] | None, idx:
         cut = [v[y: y + crop, x: x + crop] for v in views]
         if flip:
             cut = [c[:, ::-1] for c in cut]
+        if compress and rng.random() < compress:
+            q = int(rng.integers(60, 96))
+            ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(cut[0]), [cv2.IMWRITE_JPEG_QUALITY, q])
+            cut[0] = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
         out_f.append(cut[0])
         if out_p is not None:
             out_p.append(cut[1])
@@ -162,11 +186,13 @@ def _random_crops(frames: list[np.ndarray], poses: list[np.ndarray] | None, idx:
 def train_detector(real_frames: Sequence[np.ndarray], fake_frames: Sequence[np.ndarray],
                    real_poses: Sequence[np.ndarray] | None = None, fake_poses: Sequence[np.ndarray] | None = None,
                    crop: int = 64, steps: int = 300, batch_size: int = 32, lr: float = 1e-3, width: int = 16,
-                   seed: int = 0, device: str | torch.device = "cpu", progress: bool = True) -> Detector:
+                   compress: float = 0.5, seed: int = 0, device: str | torch.device = "cpu",
+                   progress: bool = True) -> Detector:
     """Train a detector on real frames (label 0) against generated frames (label 1).
 
-    Each step sees ``batch_size`` random ``crop``-pixel windows, half real, half generated. With pose images for
-    both sets the detector takes pose + frame (6 channels). The same ``seed`` gives the same detector.
+    Each step sees ``batch_size`` random ``crop``-pixel windows, half real, half generated, a share ``compress``
+    of them JPEG-compressed. With pose images for both sets the detector takes pose + frame (6 channels). The
+    learning rate decays from ``lr`` to 0 along a cosine. The same ``seed`` gives the same detector.
     """
     real, fake = list(real_frames), list(fake_frames)
     with_pose = real_poses is not None or fake_poses is not None
@@ -181,6 +207,7 @@ def train_detector(real_frames: Sequence[np.ndarray], fake_frames: Sequence[np.n
         torch.manual_seed(seed)
         net = DetectorNet(6 if with_pose else 3, width).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.5, 0.999))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / max(steps, 1))))
     loss_fn = nn.BCEWithLogitsLoss()
     rng = np.random.default_rng(seed)
     half = max(1, batch_size // 2)
@@ -189,17 +216,18 @@ def train_detector(real_frames: Sequence[np.ndarray], fake_frames: Sequence[np.n
     recent: list[float] = []
     bar = tqdm(range(steps), desc="training the forensic detector", disable=not progress)
     for _ in bar:
-        r_f, r_p = _random_crops(real, rp, rng.integers(0, len(real), half), crop, rng)
-        f_f, f_p = _random_crops(fake, fp, rng.integers(0, len(fake), half), crop, rng)
+        r_f, r_p = _random_crops(real, rp, rng.integers(0, len(real), half), crop, rng, compress)
+        f_f, f_p = _random_crops(fake, fp, rng.integers(0, len(fake), half), crop, rng, compress)
         x = _to_input(r_f + f_f, None if rp is None else r_p + f_p).to(dev)
         loss = loss_fn(net(x), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sched.step()
         recent = (recent + [float(loss.detach())])[-20:]
         bar.set_postfix(loss=f"{np.mean(recent):.3f}")
     net.eval()
-    meta = {"in_channels": 6 if with_pose else 3, "width": width, "crop": crop, "steps": steps,
+    meta = {"in_channels": 6 if with_pose else 3, "width": width, "crop": crop, "steps": steps, "compress": compress,
             "batch_size": batch_size, "lr": lr, "seed": seed, "n_real": len(real), "n_fake": len(fake),
             "frame_size": list(real[0].shape[:2]), "final_loss": round(float(np.mean(recent)), 4) if recent else None}
     log.info(json.dumps({"event": "forensic_detector_trained", **meta}))
@@ -211,10 +239,11 @@ def evaluate_detector(detector: Detector, real: Sequence[np.ndarray], fake: Sequ
                       threshold: float = 0.5) -> dict:
     """Accuracy (at ``threshold``) and ROC AUC of ``detector`` on real (negative) and generated (positive)
     frames, with the mean score of each class; ``n`` is the number of frames scored."""
-    return _metrics(detector.score(real, real_poses), detector.score(fake, fake_poses), threshold)
+    return detection_metrics(detector.score(real, real_poses), detector.score(fake, fake_poses), threshold)
 
 
-def _metrics(s_real: np.ndarray, s_fake: np.ndarray, threshold: float = 0.5) -> dict:
+def detection_metrics(s_real: np.ndarray, s_fake: np.ndarray, threshold: float = 0.5) -> dict:
+    """Accuracy, ROC AUC and mean scores from the scores of real (negative) and generated (positive) frames."""
     scores = np.concatenate([s_real, s_fake])
     labels = np.concatenate([np.zeros(len(s_real)), np.ones(len(s_fake))])
     auc = roc_auc(labels, scores)
@@ -333,7 +362,7 @@ def forensic_check(name: str, dataroot: str | Path = "dataset", test_dataroot: s
                "train": evaluate_detector(det, reals, fakes, poses, poses)}
     _, t_reals, t_fakes, t_poses = sets["heldout"]
     s_real, s_fake = det.score(t_reals, t_poses), det.score(t_fakes, t_poses)
-    metrics["heldout"] = _metrics(s_real, s_fake)
+    metrics["heldout"] = detection_metrics(s_real, s_fake)
     metrics["detector"] = det.meta
     out.mkdir(parents=True, exist_ok=True)
     det.save(out / "forensic_detector.pth")

@@ -119,6 +119,17 @@ def test_score_video_and_folder(detector, data, tmp_path):
         score_video(detector, tmp_path / "nothing.mp4", progress=False)
 
 
+def test_large_frames_are_scored_by_overlapping_windows(detector, data):
+    from dancenow_utils.forensics import _window_starts
+
+    assert _window_starts(128, 64) == [0, 32, 64] and _window_starts(100, 64) == [0, 32, 36]
+    assert _window_starts(64, 64) == [0] and _window_starts(40, 64) == [0]
+    *_, test, _, test_fake = data
+    wide = [np.concatenate([f, f[:, :36]], axis=1) for f in test[:3] + test_fake[:3]]  # 64 x 100 frames
+    scores = detector.score(wide)
+    assert scores.shape == (6,) and scores[3:].min() > scores[:3].max()
+
+
 def test_bad_frames_are_reported():
     with pytest.raises(ValueError, match="real_frames: no frames"):
         train_detector([], [np.zeros((8, 8, 3), np.uint8)], steps=1, progress=False)
