@@ -176,7 +176,8 @@ def _random_crops(frames: list[np.ndarray], poses: list[np.ndarray] | None, idx:
         if compress and rng.random() < compress:
             q = int(rng.integers(60, 96))
             ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(cut[0]), [cv2.IMWRITE_JPEG_QUALITY, q])
-            cut[0] = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+            if ok:  # OpenCV takes the array as BGR and decodes it back the same way: channels keep their order
+                cut[0] = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
         out_f.append(cut[0])
         if out_p is not None:
             out_p.append(cut[1])
