@@ -32,8 +32,8 @@ from dancenow_utils.coverage import (
     coverage_report,
     coverage_vs_quality,
     load_pose_folder,
+    per_sample_values,
     pose_distances,
-    read_per_sample,
 )
 
 
@@ -105,9 +105,8 @@ def novel_clip(work: Path, dataroot: Path, ck: Path, n: int = 150, seed: int = 1
     video = work / "novel.mp4"
     write_video(video, (render_character(TARGET_STYLE, p, 256, 256, bg)[0] for p in params), 30)
     print(extract(video, root, "train", workers=1, progress=progress))
-    (nck / "demo").mkdir(parents=True, exist_ok=True)
-    for f in ("latest.pth", "config.json"):
-        shutil.copy(ck / "demo" / f, nck / "demo" / f)
+    shutil.rmtree(nck, ignore_errors=True)
+    shutil.copytree(ck / "demo", nck / "demo")  # its own copy: evaluate() writes beside the run
     evaluate("demo", root, checkpoints_dir=nck, train_dataroot=dataroot, progress=progress)
     return root, csv_path
 
@@ -115,11 +114,11 @@ def novel_clip(work: Path, dataroot: Path, ck: Path, n: int = 150, seed: int = 1
 def _quality(rep, csv_path: Path, dataroot: Path) -> dict[str, np.ndarray]:
     """Per frame of a coverage report: distance, largest part distance, SSIM, body SSIM and body-box area (the
     body SSIM's window: a larger box holds more easy background)."""
-    from dancenow_utils.evaluation import body_box
+    from dancenow_utils.metrics import body_box
 
-    cols = {c: read_per_sample(csv_path, c) for c in ("ssim", "body_ssim")}
+    cols = {c: per_sample_values(csv_path, c) for c in ("ssim", "body_ssim")}
     idx = [i for i, name in enumerate(rep.names) if name in cols["ssim"]]
-    bodies = load_pose_folder(dataroot / "train_keypoints", 128).bodies
+    bodies = load_pose_folder(dataroot / "train_keypoints", (128, 128)).bodies
     area = [(lambda b: (b[2] - b[0]) * (b[3] - b[1]))(body_box(bodies[i], (128, 128))) for i in idx]
     max_part = np.nanmax(np.stack(list(rep.parts.values())), axis=0)
     return {"distance": rep.distance[idx], "max_part": max_part[idx], "area": np.array(area, np.float64),

@@ -160,11 +160,11 @@ def coverage_vs_quality(distances: np.ndarray, per_frame_ssim: np.ndarray) -> di
 # ------------------------------------------------------------------------------------------------ pose folders
 @dataclass
 class PoseSet:
-    """Named BODY_25 poses in the pixels of ``image_size`` x ``image_size`` images (a keypoint folder's crop)."""
+    """Named BODY_25 poses in the pixels of ``size`` = (width, height) images (a keypoint folder's crop)."""
 
     names: list[str]
     bodies: np.ndarray  # (N, 25, 3)
-    image_size: int
+    size: tuple[int, int]
     folder: Path | None = None
 
     def __post_init__(self) -> None:
@@ -180,10 +180,11 @@ class PoseSet:
         return d if d.is_dir() else None
 
 
-def load_pose_folder(folder: str | Path, image_size: int | None = None) -> PoseSet:
+def load_pose_folder(folder: str | Path, size: tuple[int, int] | None = None) -> PoseSet:
     """Read ``{phase}_keypoints/*_keypoints.json`` (original-frame pixels) and map every pose through the
-    folder's ``crop.json`` into the pixels of the ``image_size`` images (default: the crop's own size)."""
-    from dancenow_utils.pose.extract import Crop, people_in_image
+    folder's ``crop.json`` into the pixels of images of ``size`` = (width, height) (default: the crop's own)."""
+    from dancenow_utils.layout import DatasetLayout
+    from dancenow_utils.pose.crop import Crop, people_in_image
 
     kdir = Path(folder)
     if not kdir.is_dir():
@@ -194,13 +195,14 @@ def load_pose_folder(folder: str | Path, image_size: int | None = None) -> PoseS
     names = sorted(f.name.removesuffix("_keypoints.json") for f in kdir.glob("*_keypoints.json"))
     if not names:
         raise ValueError(f"{kdir}: no *_keypoints.json files; run pose extraction (notebook 01) first")
-    size = image_size or Crop.load(kdir / "crop.json").image_size
-    people = people_in_image(kdir.parent, kdir.name.removesuffix("_keypoints"), names, size, size)
-    return PoseSet(names, np.stack([p.body for p in people]), size, kdir)
+    layout = DatasetLayout.of_keypoints_dir(kdir)
+    w, h = size or Crop.load(layout.crop).size
+    people = people_in_image(layout, names, w, h)
+    return PoseSet(names, np.stack([p.body for p in people]), (int(w), int(h)), kdir)
 
 
-def _pose_set(x: PoseSet | str | Path, image_size: int | None = None) -> PoseSet:
-    return x if isinstance(x, PoseSet) else load_pose_folder(x, image_size)
+def _pose_set(x: PoseSet | str | Path, size: tuple[int, int] | None = None) -> PoseSet:
+    return x if isinstance(x, PoseSet) else load_pose_folder(x, size)
 
 
 # ------------------------------------------------------------------------------------------------------ report
@@ -291,10 +293,10 @@ def coverage_report(query_people: PoseSet | str | Path, train_people: PoseSet | 
     them it draws the skeletons from the keypoints. Every file is written atomically.
     """
     train = _pose_set(train_people)
-    query = _pose_set(query_people, train.image_size)
-    if query.image_size != train.image_size:
-        raise ValueError(f"query poses are in {query.image_size} px images but training poses in "
-                         f"{train.image_size} px; load both at one size (load_pose_folder(..., image_size))")
+    query = _pose_set(query_people, train.size)
+    if tuple(query.size) != tuple(train.size):
+        raise ValueError(f"query poses are in {query.size} px images but training poses in {train.size} px; "
+                         "load both at one size (load_pose_folder(..., size))")
     if not query.names:
         raise ValueError("query: no poses to measure")
     res = pose_distances(query.bodies, train.bodies)
@@ -345,47 +347,54 @@ def plot_coverage(report: CoverageReport, path: str | Path, title: str = "") -> 
     plt.close(fig)
 
 
-def _image_or_skeleton(folder: Path | None, name: str | None, body: np.ndarray, size: int, tile: int) -> np.ndarray:
-    """The image ``folder/<name>.*`` at ``tile`` px, or the skeleton drawn from ``body`` when there is none."""
+def _image_or_skeleton(folder: Path | None, name: str | None, body: np.ndarray, size: tuple[int, int],
+                       tile: tuple[int, int]) -> np.ndarray:
+    """The image ``folder/<name>.*`` resized to ``tile`` (width, height), or the skeleton drawn from ``body`` (in
+    ``size`` pixels) when there is none."""
     from dancenow_utils.pose.render import render_pose
 
     if folder is not None and name is not None:
         for ext in (".png", ".jpg", ".jpeg"):
             f = folder / f"{name}{ext}"
             if f.exists():
-                return cv2.resize(read_image(f), (tile, tile), interpolation=cv2.INTER_AREA)
-    img = render_pose([Person(body)], size, size)
-    return cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA)
+                return cv2.resize(read_image(f), tile, interpolation=cv2.INTER_AREA)
+    return cv2.resize(render_pose([Person(body)], *size), tile, interpolation=cv2.INTER_AREA)
 
 
 def worst_sheet(report: CoverageReport, query: PoseSet, train: PoseSet, train_frames_dir: Path | None,
                 query_pose_images: Path | None, tile: int = 128) -> np.ndarray:
-    """Contact sheet: per worst frame, its pose | the nearest training frame | that frame under the pose."""
+    """Contact sheet: per worst frame, its pose | the nearest training frame | that frame under the pose; tiles
+    ``tile`` pixels high with the training images' aspect ratio."""
     from dancenow_utils.visualize import grid, label, overlay
 
     if query_pose_images is not None and not list_images(query_pose_images):
         query_pose_images = None
+    w, h = train.size
+    box = (max(8, round(tile * w / h)), tile)
     triples = []
     index = {n: j for j, n in enumerate(train.names)}
     for i in report.worst:
         j = index[report.nearest[i]]
-        pose = _image_or_skeleton(query_pose_images, report.names[i], query.bodies[i], query.image_size, tile)
-        frame = _image_or_skeleton(train_frames_dir, train.names[j], train.bodies[j], train.image_size, tile)
+        pose = _image_or_skeleton(query_pose_images, report.names[i], query.bodies[i], query.size, box)
+        frame = _image_or_skeleton(train_frames_dir, train.names[j], train.bodies[j], train.size, box)
         part = report.worst_part(i)
         triples.append([label(pose, f"{report.names[i]} {report.distance[i]:.3f}"),
                         label(frame, f"nearest {train.names[j]}"),
                         label(overlay((frame * 0.6).astype(np.uint8), pose), f"{part} {report.parts[part][i]:.3f}")])
     if not triples:
-        return label(np.full((tile, 3 * tile, 3), 64, np.uint8), "no frame with a person")
+        return label(np.full((tile, 3 * box[0], 3), 64, np.uint8), "no frame with a person")
     per_row = 2
     rows = [sum(triples[k: k + per_row], []) for k in range(0, len(triples), per_row)]
     return grid(rows)
 
 
 # ------------------------------------------------------------------------------------- against measured quality
-def read_per_sample(path: str | Path, column: str = "body_ssim") -> dict[str, float]:
-    """``name -> value`` of one column of the evaluation's ``per_sample.csv`` (notebook 03)."""
+def per_sample_values(path: str | Path, column: str = "body_ssim") -> dict[str, float]:
+    """``name -> value`` of one column of the evaluation's ``per_sample.csv`` (notebook 03; the file or the
+    ``checkpoints/<name>_test`` folder holding it)."""
     path = Path(path)
+    if path.is_dir():
+        path = path / "per_sample.csv"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no per-sample metrics; run the cross-validation (notebook 03) first")
     with path.open(newline="") as fh:
@@ -398,7 +407,7 @@ def read_per_sample(path: str | Path, column: str = "body_ssim") -> dict[str, fl
 def coverage_vs_per_sample(report: CoverageReport, per_sample_csv: str | Path, column: str = "body_ssim") -> dict:
     """:func:`coverage_vs_quality` of a held-out coverage report against notebook 03's per-frame metric, joined
     by frame name; adds the mean metric below and above the report's threshold."""
-    quality = read_per_sample(per_sample_csv, column)
+    quality = per_sample_values(per_sample_csv, column)
     idx = [i for i, n in enumerate(report.names) if n in quality]
     if not idx:
         raise ValueError(f"{per_sample_csv}: no frame name in common with the coverage report; measure coverage "

@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dancenow_utils.io_utils import IMAGE_EXTENSIONS, atomic_path, atomic_write_text, list_images
+from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.stats import roc_auc
 
 log = logging.getLogger("dancenow")
@@ -297,24 +298,25 @@ def score_video(detector: Detector, path: str | Path, frame_step: int = 1, max_f
 # ------------------------------------------------------------------------------- generated frames, end to end
 def generate_for_poses(name: str, pose_images: Sequence[np.ndarray | str | Path],
                        checkpoints_dir: str | Path = "checkpoints", device: str = "auto",
-                       which_epoch: str = "latest", batch_size: int = 8) -> list[np.ndarray]:
-    """The trained generator's frame for each pose image (arrays or files, resized to the generator's size).
-
-    The one place this module runs the generator. The face stage is not applied (it needs keypoints).
-    """
+                       which_epoch: str | int = "latest", people: Sequence[Person | None] | None = None,
+                       batch_size: int = 8) -> list[np.ndarray]:
+    """The trained generator's frame for each pose image (arrays or files, resized to the generator's size), as
+    the pipeline draws it: with ``people`` (the poses' keypoints in those images' pixels) the run's face stage, if
+    it has one, corrects the faces. The one place this module runs the generator."""
     from dancenow_utils.data import load_resized
-    from dancenow_utils.inference import generate_frames, load_generator
+    from dancenow_utils.inference import load_generator
 
-    G, cfg, dev = load_generator(name, which_epoch, checkpoints_dir, device)
+    gen = load_generator(name, which_epoch, checkpoints_dir, device)
+    w, h = gen.size
     poses = []
     for p in pose_images:
         if isinstance(p, (str, Path)):
-            poses.append(load_resized(Path(p), cfg.width, cfg.height))
-        elif p.shape[:2] != (cfg.height, cfg.width):
-            poses.append(cv2.resize(p, (cfg.width, cfg.height), interpolation=cv2.INTER_AREA))
+            poses.append(load_resized(Path(p), w, h))
+        elif p.shape[:2] != (h, w):
+            poses.append(cv2.resize(p, (w, h), interpolation=cv2.INTER_AREA))
         else:
             poses.append(p)
-    return list(generate_frames(G, poses, dev, batch_size, cfg.temporal))
+    return list(gen.frames(poses, people, batch_size))
 
 
 def _pairs(dataroot: str | Path, max_items: int) -> tuple[list[str], list[Path], list[Path]]:
@@ -344,14 +346,23 @@ def forensic_check(name: str, dataroot: str | Path = "dataset", test_dataroot: s
     it on ``test_dataroot`` (real held-out frames against frames generated from their poses), and write
     ``forensic_detector.pth``, ``forensics.json`` and ``forensics.png`` into ``out_dir``
     (default ``checkpoints/<name>_test``)."""
+    from dancenow_utils.config import TrainConfig
     from dancenow_utils.data import load_resized
-    from dancenow_utils.models.pix2pixhd import resolve_device
+    from dancenow_utils.device import resolve_device
+    from dancenow_utils.layout import DatasetLayout, RunLayout
+    from dancenow_utils.pose.crop import people_in_image
 
-    out = Path(out_dir) if out_dir else Path(checkpoints_dir) / f"{name}_test"
+    run = RunLayout(checkpoints_dir, name)
+    out = Path(out_dir) if out_dir else run.test_dir
     sets = {}
     for split, root, cap in (("train", dataroot, max_train), ("heldout", test_dataroot, max_test)):
         names, a_files, b_files = _pairs(root, cap)
-        fakes = generate_for_poses(name, a_files, checkpoints_dir, device)
+        layout, config = DatasetLayout(root, "train"), run.config
+        people = None
+        if layout.crop.exists() and config.exists():  # keypoints in the generator's pixels, for the face stage
+            cfg = TrainConfig.load(config)
+            people = people_in_image(layout, names, cfg.width, cfg.height)
+        fakes = generate_for_poses(name, a_files, checkpoints_dir, device, people=people)
         h, w = fakes[0].shape[:2]
         reals = [load_resized(f, w, h) for f in b_files]
         poses = [load_resized(f, w, h) for f in a_files] if with_pose else None

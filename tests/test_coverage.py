@@ -159,7 +159,7 @@ def _write_folder(root, phase, bodies, crop, frames=False):
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     """Training poses of the synthetic dancer, and a query: 6 training poses then 10 held-out ones."""
-    from dancenow_utils.pose.extract import Crop
+    from dancenow_utils.pose.crop import Crop
     from dancenow_utils.synthetic.character import TARGET_STYLE, skeleton
     from dancenow_utils.synthetic.dance import dance_trajectory
 
@@ -168,7 +168,7 @@ def folders(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("cov")
     train = bodies(60, 0, "train")
-    crop = Crop(20.0, 10.0, 230.0, 64)
+    crop = Crop(20.0, 10.0, 64 / 230, 64, 64)  # a 230 px square of the 256 px frames, drawn at 64 px
     tk = _write_folder(root / "dataset", "train", train, crop, frames=True)
     qk = _write_folder(root / "dataset_transfer", "test", train[:6] + bodies(10, 1, "heldout"), crop)
     return tk, qk
@@ -177,9 +177,9 @@ def folders(tmp_path_factory):
 def test_load_pose_folder_maps_through_the_crop(folders):
     tk, _ = folders
     ps = load_pose_folder(tk)
-    assert ps.image_size == 64 and len(ps.names) == 60 and ps.bodies.shape == (60, 25, 3)
+    assert ps.size == (64, 64) and len(ps.names) == 60 and ps.bodies.shape == (60, 25, 3)
     assert ps.bodies[:, :19, :2].max() <= 64 and ps.sibling("_B") is not None and ps.sibling("_A") is None
-    big = load_pose_folder(tk, image_size=128)
+    big = load_pose_folder(tk, size=(128, 128))
     assert np.allclose(big.bodies[..., :2], 2 * ps.bodies[..., :2], atol=1e-3)
     with pytest.raises(ValueError, match="_keypoints"):
         load_pose_folder(tk.parent / "train_B")
@@ -216,3 +216,16 @@ def test_coverage_against_per_sample_quality(folders, tmp_path):
     assert out["above_threshold_mean"] < out["below_threshold_mean"]
     with pytest.raises(KeyError, match="no column"):
         coverage_vs_per_sample(rep, tmp_path / "per_sample.csv", column="lpips")
+
+
+def test_a_wide_crop_keeps_its_aspect_in_the_sheet(tmp_path):
+    """EDN presets train on 2:1 images: poses map through the wide crop, and sheet tiles are 2:1 too."""
+    from dancenow_utils.pose.crop import Crop
+
+    bodies = [figure(), mirrored(figure())]
+    crop = Crop(-100.0, 0.0, 0.25, 128, 64)  # a 512 x 256 region of the frame, drawn at 128 x 64
+    tk = _write_folder(tmp_path / "dataset", "train", bodies[:1], crop)
+    qk = _write_folder(tmp_path / "dataset_transfer", "test", bodies, crop)
+    rep = coverage_report(qk, tk, tmp_path / "out", tile=64, n_worst=2, min_gap=0)
+    assert rep.distance[0] == 0 and rep.distance[1] > 0.05 and rep.flagged.tolist() == [False, True]
+    assert read_image(rep.sheet_path).shape == (64, 6 * 128 + 5 * 2, 3)

@@ -19,8 +19,9 @@ from dancenow_utils.forensics import (
 )
 
 
-def _clip(n: int, seed: int, combos: str, size: int = 64) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Frames of the synthetic target and their stick figures."""
+def _clip(n: int, seed: int, combos: str, size: int = 64, people: list | None = None
+          ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Frames of the synthetic target and their stick figures (their keypoints appended to ``people``)."""
     from dancenow_utils.pose.render import render_pose
     from dancenow_utils.synthetic.character import TARGET_STYLE, background, render_character
     from dancenow_utils.synthetic.dance import dance_trajectory
@@ -31,6 +32,8 @@ def _clip(n: int, seed: int, combos: str, size: int = 64) -> tuple[list[np.ndarr
         img, _, person = render_character(TARGET_STYLE, p, size, size, bg)
         frames.append(img)
         poses.append(render_pose([person], size, size))
+        if people is not None:
+            people.append(person)
     return frames, poses
 
 
@@ -138,16 +141,25 @@ def test_bad_frames_are_reported():
 
 
 def test_forensic_check_on_a_tiny_model(data, tmp_path):
-    """Pairs on disk, a generator trained for 4 steps, then the detector against its frames, end to end."""
+    """Pairs and keypoints on disk, a generator trained for 4 steps, then the detector against its frames."""
     from dancenow_utils.config import make_config
     from dancenow_utils.io_utils import write_image
+    from dancenow_utils.pose.crop import Crop
+    from dancenow_utils.pose.keypoints import write_openpose_json
     from dancenow_utils.train import Trainer
 
     train, train_poses, _, test, test_poses, _ = data
-    for root, frames, poses in (("dataset", train[:16], train_poses[:16]), ("dataset_test", test[:8], test_poses[:8])):
+    people: list = []
+    _clip(8, 1, "heldout", people=people)  # the held-out clip's keypoints (frames already in `data`)
+    for root, frames, poses, persons in (("dataset", train[:16], train_poses[:16], None),
+                                         ("dataset_test", test[:8], test_poses[:8], people)):
         for i, (f, p) in enumerate(zip(frames, poses)):
             write_image(tmp_path / root / "train_A" / f"{i:04d}.png", p)
             write_image(tmp_path / root / "train_B" / f"{i:04d}.png", f)
+            if persons is not None:  # keypoints and crop as extraction writes them: read for the face stage
+                write_openpose_json(tmp_path / root / "train_keypoints" / f"{i:04d}_keypoints.json", [persons[i]])
+        if persons is not None:
+            Crop(0.0, 0.0, 1.0, 64, 64).save(tmp_path / root / "train_keypoints" / "crop.json")
     ck = tmp_path / "checkpoints"
     Trainer(make_config("tiny"), tmp_path / "dataset", "m", ck, resume=False, progress=False).train(max_iterations=4)
     fakes = generate_for_poses("m", train_poses[:3], ck, "cpu")
