@@ -15,12 +15,14 @@ sliders in Jupyter (an ``IntSlider`` per joint and an ``Image`` widget, no ``int
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from dancenow_utils.inference import Generator, load_generator
 from dancenow_utils.io_utils import write_image
@@ -101,15 +103,19 @@ class Puppet:
     ``base`` is a person in the pixels of the target dataset's images (``settings.width`` x ``settings.height``,
     as :meth:`from_dataset` reads them); ``settings`` is how that dataset's poses were drawn (default: the
     generator's record of it). ``poses`` (optional) are other training poses to start from (:meth:`use_pose`).
+    On a CPU the generator runs with ``cpu_threads`` torch threads (0: torch's setting): one 128 px frame gains
+    little from a second thread, and one thread stays fast when other processes share the cores (a second one
+    then waits for them: bench/RESULTS.md).
     """
 
     def __init__(self, gen: Generator, base: Person, settings: PoseSettings | None = None,
-                 poses: list[Person] | None = None) -> None:
+                 poses: list[Person] | None = None, cpu_threads: int = 1) -> None:
         settings = settings or gen.pose_settings or PoseSettings(width=gen.size[0], height=gen.size[1])
         check_same_drawing(gen.pose_settings, settings, str(gen.path), "the puppet's drawing settings")
         self.gen, self.settings, self.base = gen, settings, base
         self.poses = poses or [base]
         self.angles: dict[str, float] = {}
+        self.cpu_threads = cpu_threads
         self.last_ms = 0.0  # wall time of the last set(): drawing plus generating
 
     @classmethod
@@ -169,7 +175,20 @@ class Puppet:
         w, h = self.gen.size
         s = self.settings
         person = self.person(angles).transformed(np.array([w / s.width, h / s.height], np.float32), (0.0, 0.0))
-        return next(iter(self.gen.frames([self.pose_image(angles)], [person])))
+        with self._threads():
+            return next(iter(self.gen.frames([self.pose_image(angles)], [person])))
+
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        if self.gen.device.type != "cpu" or self.cpu_threads <= 0:
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.cpu_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     def set(self, angles: Mapping[str, float]) -> np.ndarray:
         """Make ``angles`` the puppet's angles (joints not named: 0, the training pose) and return its frame."""
