@@ -103,9 +103,9 @@ class Puppet:
     ``base`` is a person in the pixels of the target dataset's images (``settings.width`` x ``settings.height``,
     as :meth:`from_dataset` reads them); ``settings`` is how that dataset's poses were drawn (default: the
     generator's record of it). ``poses`` (optional) are other training poses to start from (:meth:`use_pose`).
-    On a CPU the generator runs with ``cpu_threads`` torch threads (0: torch's setting): one 128 px frame gains
-    little from a second thread, and one thread stays fast when other processes share the cores (a second one
-    then waits for them: bench/RESULTS.md).
+    On a CPU the generator runs with ``cpu_threads`` torch threads (0: torch's setting): one thread stays fast
+    when other processes share the cores, where a second one makes a frame several times slower
+    (bench/RESULTS.md).
     """
 
     def __init__(self, gen: Generator, base: Person, settings: PoseSettings | None = None,
