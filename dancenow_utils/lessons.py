@@ -360,7 +360,7 @@ class NormalizationLesson:
                 if a is not None:
                     ax.axhline(y_in_crop(a), color="white", lw=0.8, alpha=0.7, label="this frame's ankles")
                 if col == 0:
-                    ax.set_title(f"source frame {i}: before (raw position and size)", fontsize=9)
+                    ax.set_title(f"source frame {i}: before normalisation", fontsize=9)
                 else:
                     s = self.scale(i)
                     ax.set_title(f"after: scale {s:.2f}" if s is not None else "after", fontsize=9)
