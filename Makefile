@@ -12,7 +12,7 @@ MALLOC := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr
 RUN := env PATH="$(CURDIR)/$(BIN):$$PATH" $(if $(MALLOC),LD_PRELOAD=$(MALLOC)) MPLBACKEND=Agg
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint lab bench bench-stages constraints clean-results
+.PHONY: install demo test lint lab bench bench-stages constraints clean-results notebook-outputs
 
 install: $(STAMP)
 
@@ -32,6 +32,11 @@ test: $(STAMP) lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check dancenow_utils tests bench tools
+
+# Run the five notebooks on a small demo (a few minutes) and store their slimmed outputs in notebooks/*.ipynb, so a
+# code host shows their figures (tests/test_notebooks.py checks the cells still match tools/build_notebooks.py).
+notebook-outputs: $(STAMP)
+	$(RUN) $(BIN)/python tools/build_notebooks.py --execute
 
 lab: $(STAMP)
 	$(RUN) $(BIN)/jupyter lab notebooks
