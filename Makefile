@@ -14,7 +14,7 @@ MALLOC_TUNABLES ?= glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_thre
 RUN := env PATH="$(CURDIR)/$(BIN):$$PATH" GLIBC_TUNABLES=$(MALLOC_TUNABLES) MPLBACKEND=Agg
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint lab bench bench-stages constraints clean-results
+.PHONY: install demo test lint lab bench bench-stages constraints clean-results notebook-outputs
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ test: $(STAMP) lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check dancenow_utils tests bench tools
+
+# Run the five notebooks on a small demo (a few minutes) and store their slimmed outputs in notebooks/*.ipynb, so a
+# code host shows their figures (tests/test_notebooks.py checks the cells still match tools/build_notebooks.py).
+notebook-outputs: $(STAMP)
+	$(RUN) $(BIN)/python tools/build_notebooks.py --execute
 
 lab: $(STAMP)
 	$(RUN) $(BIN)/jupyter lab notebooks

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-import platform
+import os
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from dancenow_utils.precision import describe_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,9 +29,10 @@ def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> tuple[
 
 
 def machine() -> str:
+    """The machine a figure was measured on, with the CPU's SIMD flags (they decide CPU speed and precision)."""
     cuda = torch.cuda.get_device_name() if torch.cuda.is_available() else "no"
-    return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-            f"torch {torch.__version__}, CUDA: {cuda}")
+    return (f"{describe_cpu()}; {torch.get_num_threads()} torch threads, torch {torch.__version__}, CUDA: {cuda}, "
+            f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', 'unset')}")
 
 
 def demo(out: Path | None = None, n_train: int = 1000, n_heldout: int = 150, n_source: int = 300):

@@ -12,6 +12,7 @@ import numpy as np
 from dancenow_utils.evaluation import read_per_sample
 from dancenow_utils.io_utils import list_images, read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
+from dancenow_utils.lessons import ExtractionLesson
 from dancenow_utils.pose.extract import ExtractionSummary, extract
 from dancenow_utils.synthetic.demo import DemoPaths, make_demo
 from dancenow_utils.train import Trainer
@@ -78,6 +79,20 @@ def pose_step(source: str = "", dataroot: str = "dataset", phase: str = "train",
         dataroot: extract(demo.video("target_train"), dataroot, phase, **extract_kwargs),
         heldout_dataroot: extract(demo.video("target_heldout"), heldout_dataroot, phase, **extract_kwargs),
     }
+
+
+def extraction_lesson(source: str = "", dataroot: str | Path = "dataset", phase: str = "train",
+                      demo_dir: str | Path = "demo_data", n_frames: int = 40, frame_step: int = 1, weights: str = "",
+                      keypoints_dir: str = "") -> ExtractionLesson:
+    """Notebook 01's lesson: the first ``n_frames`` frames of what :func:`pose_step` extracted (``source``, or the
+    demo's training clip with its ground truth) through each stage, with the crop and drawing settings that
+    extraction saved in ``{dataroot}/{phase}_keypoints``."""
+    truth: str | Path = ""
+    if not source:
+        demo = DemoPaths(Path(demo_dir))
+        source, truth = str(demo.video("target_train")), demo.keypoints("target_train")
+    return ExtractionLesson.run(source, DatasetLayout(dataroot, phase).keypoints, n_frames, frame_step, weights,
+                                keypoints_dir, truth)
 
 
 def _pair(layout: DatasetLayout, pose_file: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -68,6 +68,25 @@ def grid(rows: Sequence[Sequence[np.ndarray]], pad: int = 2) -> np.ndarray:
     return out
 
 
+def hstack(images: Sequence[np.ndarray], height: int | None = None, pad: int = 2) -> np.ndarray:
+    """RGB images side by side at one ``height`` (default: the first one's), each keeping its aspect ratio,
+    with a white gap: for images of different sizes, which :func:`grid` would stretch."""
+    height = height or images[0].shape[0]
+    resized = []
+    for img in images:
+        h, w = img.shape[:2]
+        if h != height:
+            interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR
+            img = cv2.resize(img, (max(1, round(w * height / h)), height), interpolation=interp)
+        resized.append(img)
+    out = np.full((height, sum(i.shape[1] for i in resized) + pad * (len(resized) - 1), 3), 255, np.uint8)
+    x = 0
+    for img in resized:
+        out[:, x: x + img.shape[1]] = img
+        x += img.shape[1] + pad
+    return out
+
+
 def overlay(frame: np.ndarray, stick: np.ndarray, alpha: float = 0.85) -> np.ndarray:
     """Draw a stick-figure image (black background) over a frame."""
     mask = stick.max(axis=2, keepdims=True) > 20

@@ -1,12 +1,18 @@
 """Write notebooks/*.ipynb from the cell lists below (the readable source of the notebooks).
 
-Run ``python tools/build_notebooks.py`` after editing; ``tests/test_notebooks.py`` checks the committed notebooks
-match this file.
+Run ``python tools/build_notebooks.py`` after editing (it keeps the committed notebooks' outputs when the cells
+are unchanged); ``python tools/build_notebooks.py --execute`` (``make notebook-outputs``) also runs the five notebooks
+on a small demo and stores their slimmed outputs (:mod:`dancenow_utils.notebook_outputs`), so that a code host shows
+the figures. ``tests/test_notebooks.py`` checks the committed notebooks' cells match this file exactly.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import nbformat
@@ -37,6 +43,12 @@ if importlib.util.find_spec("dancenow_utils") is None:
     importlib.invalidate_caches()
 """
 
+# The end of every notebook's introduction: the outputs committed with it come from a small run.
+OUTPUTS_NOTE = """
+*The outputs saved in this notebook come from a small run of the demo (`make notebook-outputs`: fewer frames and
+training steps than the defaults), so its pictures are rougher than a full run's.*
+"""
+
 NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
     "01_pose_extraction.ipynb": [
         ("md", """# Step 1: pose extraction
@@ -55,7 +67,9 @@ the target and a picture of the pose in that frame. This notebook makes those pa
 
 With an empty `source` the notebook uses the built-in **demo character**, a procedurally drawn game character, and
 also prepares a held-out clip of new moves in `dataset_test/` for cross-validation (notebook 03).
-"""),
+
+After the extraction has run, one frame is taken through each of the four stages, with a figure per stage.
+""" + OUTPUTS_NOTE),
         ("params", """source = ""            # a video file or a folder of images; empty: the demo character
 dataroot = "dataset"
 phase = "train"
@@ -73,6 +87,8 @@ normalize_to = ""      # a target's keypoint folder, to prepare a transfer sourc
 heldout_dataroot = "dataset_test"
 demo_dir = "demo_data"
 demo_frames = [1000, 150, 300]  # demo clip lengths: training, held-out, source dancer
+lesson_frames = 40     # frames the stage-by-stage lesson detects again (raw keypoints are not saved)
+lesson_joint = "RWrist"  # the joint whose track the smoothing figure plots
 """),
         ("code", SETUP + """from dancenow_utils import pipeline
 from dancenow_utils.synthetic.demo import DemoPaths
@@ -89,6 +105,49 @@ never leaves half a dataset. Frames where nobody (or more than one person) is fo
     max_frames=max_frames, normalize_to=normalize_to)
 for root, summary in summaries.items():
     print(summary)
+"""),
+        ("md", """## One frame through each stage
+
+Extraction ran all four stages in one call. To see what each does, the lesson runs the detector again on the first
+`lesson_frames` frames (extraction keeps only the smoothed keypoints) and takes the middle frame through the
+stages with the crop and drawing settings extraction saved (`{phase}_keypoints/crop.json` and `settings.json`).
+"""),
+        ("code", """lesson = pipeline.extraction_lesson(source, dataroot, phase, demo_dir, lesson_frames, frame_step,
+                                    weights, keypoints_dir)
+"""),
+        ("md", """### 1. Detect
+
+The detector's keypoints on the original frame: body joints, face points and hand joints, each with a confidence.
+They are *raw*: a detector looks at every frame on its own, so a joint wobbles a little from frame to frame.
+"""),
+        ("code", """show(lesson.detected_image(), "raw keypoints", figsize=(6, 6))
+"""),
+        ("md", """### 2. Smooth
+
+A median over `smooth_window` frames, per joint and coordinate, using confident detections only (short gaps are
+filled in between). A median removes jitter and single-frame mistakes but keeps sharp moves; the price is a lag
+at the turns of a fast move. The demo draws its character from known keypoints, so its ground truth is plotted
+too: compare the distance of each curve to it. On the clean demo video the detector barely jitters, so the figure
+mostly shows the lag; the median is there for real footage, where blur and occlusion can make single frames
+jump.
+"""),
+        ("code", """display(lesson.jitter_figure(lesson_joint))
+"""),
+        ("md", """### 3. Crop
+
+One box for the whole video, around every keypoint of every frame plus a margin, at the training images' aspect
+ratio: a box per frame would make the background jump. Everything outside it is dropped and the rest is resized
+to `image_size`.
+"""),
+        ("code", """show(lesson.crop_image(), "the crop", figsize=(10, 5))
+"""),
+        ("md", """### 4. Draw
+
+The smoothed keypoints, moved into the crop, drawn as an OpenPose stick figure on black: this pair (frame and
+pose) is one training example. The generator only ever sees the stick figure, so everything it knows about the
+pose must be in these coloured lines.
+"""),
+        ("code", """show(lesson.drawn_image(), "a training pair", figsize=(12, 4.5))
 """),
         ("md", """## The demo character
 
@@ -108,9 +167,19 @@ arm, green left arm, green-to-cyan right leg, blue left leg.
         ("code", """for root in summaries:
     show(pipeline.sample_pairs_figure(root, phase), root, figsize=(14, 5))
 """),
-        ("md", "## Browse the frames\n\nIn Jupyter, move the slider to check every pair (a saved notebook shows "
-               "the first one; the static figure above is always there)."),
+        ("md", "## Browse the frames\n\nIn Jupyter, move the slider to check every pair (the slider needs a running "
+               "kernel; the static figure above is always there)."),
         ("code", "pipeline.frame_browser(dataroot, phase)"),
+        ("md", """## What to try next
+
+- **Your own video**: `source="me.mp4"` (whole body in view, steady camera), with `max_frames=300` and
+  `frame_step=2` for a first try.
+- **Smoothing**: run again with `smooth_window=1` (off) or `15` and look at the jitter figure: what happens to the
+  wrist at the turns of a fast move? Try `lesson_joint="LAnkle"` too: feet stand still more often.
+- **The drawing**: `draw_hands=False`, `draw_face=False` or `pose_format="COCO_18"` change what the generator
+  sees (a model must be trained on poses drawn the way it will be used).
+- **Real OpenPose**: `backend="openpose_json"` with `keypoints_dir` set to OpenPose's `--write_json` folder.
+"""),
     ],
     "02_training.ipynb": [
         ("md", """# Step 2: training the pose-to-appearance GAN
@@ -123,7 +192,7 @@ VGG features (perceptual loss).
 Everything the run produces lives in `checkpoints/<name>/`: the config, checkpoints (`latest.pth`, `epoch_N.pth`),
 a loss log with named columns, loss curves and a page of visuals. Re-running this notebook **resumes exactly**
 where the last run stopped: same weights, optimiser state, learning rate and data order.
-"""),
+""" + OUTPUTS_NOTE),
         ("params", """dataroot = "dataset"
 name = "demo"
 preset = "demo"        # "demo" | "tiny" | "seed" | "edn_global" | "edn_local"
@@ -178,6 +247,15 @@ pose, generated, corrected and real face crops.
         ("code", """for path in pipeline.training_figures(trainer):
     display(Image(filename=str(path)))
 """),
+        ("md", """## What to try next
+
+- **Train longer**: `overrides={"niter": 10, "niter_decay": 10}`; interrupt it and run the notebook again: it
+  resumes where it stopped. Compare the loss curves and the visuals with this run's.
+- **Less flicker**: `overrides={"temporal": True}`, then compare the `flicker` score in notebook 03.
+- **A sharper face**: after training, run with `stage="face"`.
+- **Bigger models**: on a GPU, `preset="edn_global"` (Everybody Dance Now's 512x256 global stage) or `"seed"`.
+- **The learning rate**: `overrides={"lr": 2e-3}` or `{"lr": 2e-5}`: watch `D_real`/`D_fake` and the visuals.
+"""),
     ],
     "03_cross_validation.ipynb": [
         ("md", """# Step 3: cross-validation on poses the model never saw
@@ -194,7 +272,7 @@ the target and compare them with the real frames:
 
 The evaluation uses whatever stages the checkpoint has (temporal generator, face GAN) and prints which; `face_ssim`
 scores the face box the face GAN works on.
-"""),
+""" + OUTPUTS_NOTE),
         ("params", """dataroot = "dataset_test"
 name = "demo"
 which_epoch = "latest"
@@ -220,6 +298,15 @@ display(Image(filename=str(RunLayout(checkpoints_dir, name).test_dir / "metrics.
         ("code", """show(pipeline.cross_validation_samples(name, checkpoints_dir, n=4),
      "input | generated | ground truth | nearest neighbour", figsize=(9, 9.6))
 """),
+        ("md", """## What to try next
+
+- **Earlier checkpoints**: `which_epoch=1` (after notebook 02 saved one): from which epoch on does the GAN beat the
+  nearest neighbour?
+- **The worst poses**: sort `checkpoints/<name>_test/per_sample.csv` by `ssim` and look those samples up on the
+  page: are they poses the training clip never showed?
+- **Less data**: train with `overrides={"max_dataset_size": 100}` in notebook 02 and evaluate again; does the
+  gap to the nearest-neighbour baseline shrink (memorising rather than learning)?
+"""),
     ],
     "04_pose_transfer.ipynb": [
         ("md", """# Step 4: pose transfer
@@ -234,7 +321,10 @@ Now the target dances like someone else. The **source** video's poses are extrac
 The results go to `results/<name>/`: frames, `transfer.mp4`, `side_by_side.mp4` (source | pose | generated), a
 GIF and an HTML page. A folder holding ready pose images (`test_A`) can be given as `source` instead.
 A temporal generator is run frame by frame, each output fed back; a trained face stage corrects every face.
-"""),
+
+Two figures explain the method: the source skeleton over the target before and after normalisation, and a
+**pose puppet**: bend the skeleton's joints with sliders and watch what the generator draws.
+""" + OUTPUTS_NOTE),
         ("params", """source = ""             # a source video or image folder; empty: the demo's source dancer
 dataroot = "dataset_transfer"
 name = "demo"
@@ -253,6 +343,9 @@ max_frames = 0
 from dancenow_utils.transfer import prepare_poses, run_transfer
 from dancenow_utils.config import TrainConfig
 from dancenow_utils.layout import RunLayout
+from dancenow_utils.lessons import NormalizationLesson
+from dancenow_utils.puppet import Puppet
+from dancenow_utils.video import notebook_video
 """),
         ("md", "## Prepare the source poses\n\nThe stick figures are drawn at the size the generator was trained at, "
                "and the way the target's training poses were drawn (keypoint format, face, hands: the target "
@@ -264,13 +357,57 @@ poses_dir = src if ready else prepare_poses(src, dataroot, normalize, target_key
                                             normalize_method=normalize_method)
 print("poses from", poses_dir)
 """),
+        ("md", """## Global pose normalisation, drawn
+
+The source dancer stands elsewhere and has another size than the target. Normalisation gives every source frame
+one **scale** and one shift, read from where its feet are: each video's **ankle lines** (the ankles' position when
+the dancer is farthest from the camera and closest to it) are mapped onto each other, and the scale grows from
+the far end to the close end, so that a dancer walking towards the camera grows as the target would.
+
+Below, the source skeleton is drawn over the target's crop before normalisation (left, with the source's ankle
+lines) and after it (middle, with the target's); the right plot shows the scale of every frame against its
+ankle position. `normalize_method="edn"` uses Everybody Dance Now's statistics, `"project"` a more robust variant
+(docs/normalization.md). The lesson detects the source's bodies again: extraction keeps only the normalised ones.
+"""),
+        ("code", """if normalize and not ready:
+    norm = NormalizationLesson.run(src, target_keypoints, normalize_method, smooth_window, max_frames)
+    print(norm.describe())
+    display(norm.figure())
+"""),
         ("md", "## Generate the frames and videos"),
         ("code", """result = run_transfer(name, poses_dir, results_dir, source="" if ready else src,
                       which_epoch=which_epoch, checkpoints_dir=checkpoints_dir, fps=fps)
 print(f"{result.n_frames} frames -> {result.video}, {result.side_by_side}, {result.gif}")
 """),
-        ("md", "## Watch it\n\nSource | normalised pose | generated target."),
-        ("code", """display(Image(filename=str(result.gif)))"""),
+        ("md", """## Watch it
+
+Source | normalised pose | generated target: the H.264 video plays here, in Colab and in browsers (a saved
+notebook embeds it); the GIF below is what a code host such as GitHub shows.
+"""),
+        ("code", """display(notebook_video(result.side_by_side, width=3 * cfg.width))
+display(Image(filename=str(result.gif)))
+"""),
+        ("md", """## The pose puppet
+
+Start from a training pose of the target, turn its joints and see what the generator draws: a sharp, plausible
+frame near poses it was trained on, smudges far from them. Each slider is a rotation from the training pose in
+degrees (counter-clockwise on the screen); a shoulder carries its elbow and hand along. The figure below (a few
+preset poses, saved as `results/<name>/puppet.png`) is there in every run; the sliders need a running kernel.
+"""),
+        ("code", """puppet = Puppet.load(name, target_keypoints, which_epoch, checkpoints_dir)
+show(puppet.save_grid(result.out_dir / "puppet.png"), "preset poses (top) and what the generator draws (bottom)",
+     figsize=(14, 5))
+"""),
+        ("code", """puppet.widget()"""),
+        ("md", """## What to try next
+
+- **Without normalisation**: `normalize=False`: the source's skeleton keeps its own size and place; how do the
+  frames change?
+- **The two methods**: `normalize_method="edn"` and `"project"`: compare the figures' scales and ankle lines.
+- **Break the generator**: with the puppet, lift a knee or an arm beyond anything the target did in training.
+  Where does the picture fall apart? That is where more varied training video helps.
+- **Your own dancer**: `source="dancer.mp4"`; a clip with the whole body in view and steady feet works best.
+"""),
     ],
     "05_epoch_visualization.ipynb": [
         ("md", """# Step 5: watching the network learn
@@ -279,7 +416,7 @@ The original project showed how the generator's output evolves in its first iter
 reproduces that figure: it trains a **fresh** model for `iterations` steps and keeps its outputs for a fixed set
 of poses every `snapshot_every` steps. First the output is noise, then a silhouette, then colours (the shirt,
 trousers), and only later the details (face, star).
-"""),
+""" + OUTPUTS_NOTE),
         ("params", """dataroot = "dataset"
 name = "Initial_epoch"
 preset = "demo"
@@ -302,6 +439,13 @@ print(f"{len(snaps.iterations)} snapshots in {snaps.out_dir}")
         ("md", "## Browse the iterations\n\nA slider in Jupyter; the animated GIF below plays everywhere."),
         ("code", """snaps.browser()"""),
         ("code", """display(Image(filename=str(snaps.gif_path)))"""),
+        ("md", """## What to try next
+
+- **Longer**: `iterations=500, snapshot_every=50`: when does the star on the shirt appear?
+- **The learning rate**: `overrides={"lr": 1e-3}` or `{"lr": 5e-5}`: faster, slower, or unstable?
+- **A smaller generator**: `overrides={"ngf": 8}`: what does it stop drawing?
+- **Another seed**: `overrides={"seed": 1}`: does it learn in the same order?
+"""),
     ],
 }
 
@@ -325,14 +469,89 @@ def build(name: str) -> nbformat.NotebookNode:
 
 
 def render(name: str) -> str:
+    """The notebook's text without outputs (what the committed notebook is, its outputs stripped)."""
     return nbformat.writes(build(name)) + "\n"
 
 
-def main() -> int:
+# The small demo whose outputs are committed (`--execute`): a few minutes on two CPU cores.
+OUTPUT_PARAMETERS: dict[str, dict] = {
+    "01_pose_extraction.ipynb": {"demo_frames": [120, 30, 30]},
+    "02_training.ipynb": {"overrides": {"niter": 2, "niter_decay": 1}},
+    "03_cross_validation.ipynb": {},
+    "04_pose_transfer.ipynb": {},
+    "05_epoch_visualization.ipynb": {"iterations": 40, "snapshot_every": 10},
+}
+
+
+def _with_kept_outputs(name: str, path: Path) -> str:
+    """The committed notebook when its cells still match the source (its outputs are kept), else the source."""
+    from dancenow_utils.notebook_outputs import strip_outputs
+
+    if path.exists():
+        text = path.read_text()
+        committed = nbformat.reads(text, as_version=4)
+        if nbformat.writes(strip_outputs(committed)) + "\n" == render(name):
+            return text
+        if any(c.get("outputs") for c in committed.cells):
+            print(f"{name}: cells changed, outputs dropped; run `make notebook-outputs` to store new ones")
+    return render(name)
+
+
+def execute(out: Path, workdir: Path) -> None:
+    """Run every notebook in ``workdir`` on the small demo, in pipeline order, and write each with its slimmed
+    outputs to ``out``."""
+    from dancenow_utils.notebook_outputs import image_outputs, merge_outputs
+    from dancenow_utils.run_notebooks import run_notebook
+
+    executed_dir = workdir / "executed"
+    for name in NOTEBOOKS:
+        (out / name).write_text(render(name))  # the notebook papermill runs is the current source
+    # the kernels inherit fd 2: MediaPipe's native log lines go to a file, shown only if a notebook fails
+    log_path = workdir / "kernel_stderr.log"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(log_path, "w") as log:
+            os.dup2(log.fileno(), 2)
+            for name in NOTEBOOKS:
+                t0 = time.time()
+                print(f"== {name}", flush=True)
+                run_notebook(out / name, executed_dir / name, OUTPUT_PARAMETERS[name], cwd=workdir, timeout=1800)
+                merged = merge_outputs(build(name), nbformat.read(str(executed_dir / name), as_version=4))
+                text = nbformat.writes(merged) + "\n"
+                (out / name).write_text(text)
+                print(f"   {time.time() - t0:.0f} s, {image_outputs(merged)} pictures, {len(text) / 1e3:.0f} kB",
+                      flush=True)
+    except Exception:
+        print("--- the kernels' stderr (last lines) ---\n" + "".join(log_path.read_text().splitlines(True)[-30:]))
+        raise
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--execute", action="store_true",
+                    help="run the notebooks on a small demo and store their outputs (a few minutes)")
+    ap.add_argument("--workdir", default="", help="with --execute: where the demo runs (default: a temporary "
+                                                   "folder, removed afterwards)")
+    a = ap.parse_args(argv)
     out = ROOT / "notebooks"
     out.mkdir(exist_ok=True)
+    if a.execute:
+        if a.workdir:
+            Path(a.workdir).mkdir(parents=True, exist_ok=True)
+            execute(out, Path(a.workdir).resolve())
+        else:
+            with tempfile.TemporaryDirectory(prefix="dancenow-outputs-") as tmp:
+                execute(out, Path(tmp))
+        total = sum((out / n).stat().st_size for n in NOTEBOOKS)
+        print(f"stored outputs in {len(NOTEBOOKS)} notebooks in {out} ({total / 1e6:.2f} MB)")
+        return 0
     for name in NOTEBOOKS:
-        (out / name).write_text(render(name))
+        path = out / name
+        path.write_text(_with_kept_outputs(name, path))
     print(f"wrote {len(NOTEBOOKS)} notebooks to {out}")
     return 0
 

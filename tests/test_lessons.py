@@ -1,0 +1,77 @@
+"""Lesson figures show what the pipeline really did: the same crop, drawing and normalisation as extraction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dancenow_utils.io_utils import read_image
+from dancenow_utils.lessons import ExtractionLesson, NormalizationLesson
+from dancenow_utils.pose.crop import load_keypoint_folder
+from dancenow_utils.pose.extract import extract
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from dancenow_utils.synthetic import make_demo
+
+    return make_demo(tmp_path_factory.mktemp("demo"), size=128, n_train=16, n_heldout=2, n_source=12, seed=3,
+                     progress=False)
+
+
+@pytest.fixture(scope="module")
+def target(demo, tmp_path_factory):
+    """The target's pairs, from the demo's ground-truth keypoints (the ``openpose_json`` backend: no detector)."""
+    root = tmp_path_factory.mktemp("data") / "dataset"
+    extract(demo.video("target_train"), root, "train", backend="openpose_json",
+            keypoints_dir=str(demo.keypoints("target_train")), image_size=64, smooth_window=3, progress=False)
+    return root
+
+
+def test_extraction_lesson_draws_what_extraction_wrote(demo, target):
+    truth = demo.keypoints("target_train")
+    lesson = ExtractionLesson.run(demo.video("target_train"), target / "train_keypoints", n_frames=10,
+                                  json_dir=str(truth), truth_dir=truth)
+    assert len(lesson.raw) == 10 and lesson.index == 5
+    # stage 4's stick figure is the pose image extraction wrote for that frame, pixel for pixel
+    written = read_image(target / "train_A" / f"{lesson.frame_ids[lesson.index]}.png")
+    assert np.array_equal(lesson.pose_image(), written)
+    assert lesson.drawn_image().shape == (64, 3 * 64 + 2 * 2, 3)
+    # the ground truth is the raw input here: no error before smoothing
+    stats = lesson.jitter("RWrist")
+    assert stats["raw_error_px"] == pytest.approx(0, abs=0.01)
+    assert set(stats) == {"raw_jitter_px", "smoothed_jitter_px", "raw_error_px", "smoothed_error_px"}
+    frame_h = lesson.frame.shape[0]
+    assert lesson.detected_image().shape == lesson.frame.shape
+    assert lesson.crop_image().shape[0] == frame_h
+    assert len(lesson.jitter_figure("RWrist").axes) == 2
+    with pytest.raises(ValueError, match="RAnkle"):
+        lesson.jitter("Ankle")
+
+
+def test_extraction_lesson_needs_the_extraction_first(demo, tmp_path):
+    with pytest.raises(FileNotFoundError, match="settings.json"):
+        ExtractionLesson.run(demo.video("target_train"), tmp_path / "train_keypoints")
+
+
+def test_normalization_lesson_fits_as_transfer_does(demo, target, tmp_path):
+    """The lesson's normalised skeletons are the keypoints pose transfer writes for the same source."""
+    pytest.importorskip("mediapipe")
+    keypoints = target / "train_keypoints"
+    lesson = NormalizationLesson.run(demo.video("source_dancer"), keypoints, "edn", smooth_window=3)
+    extract(demo.video("source_dancer"), tmp_path / "transfer", "test", image_size=64, smooth_window=3,
+            normalize_to=str(keypoints), normalize_method="edn", write_frames=False, progress=False)
+    written = load_keypoint_folder(tmp_path / "transfer" / "test_keypoints")
+    mine = [p for p in lesson.after if p is not None]
+    assert len(mine) == len(written)
+    for a, b in zip(mine, written):
+        np.testing.assert_allclose(a.body, b.body, atol=0.01)
+    lines = lesson.ankle_lines()
+    assert lines["source"][0] <= lines["source"][1] and lines["target"][0] <= lines["target"][1]
+    scales = [lesson.scale(i) for i in range(len(lesson.raw))]
+    assert all(s is None or s > 0 for s in scales)
+    frames = lesson.pick_frames()
+    assert 1 <= len(frames) <= 2
+    fig = lesson.figure()
+    assert len(fig.axes) == 2 * len(frames) + 1
+    assert "edn" in lesson.describe()
