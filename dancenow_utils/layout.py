@@ -213,6 +213,11 @@ class ResultsLayout:
     def record(self) -> Path:
         return self.dir / "transfer.json"
 
+    @property
+    def coverage(self) -> Path:
+        """The pose-coverage report of the source, made before generation: ``results/<name>_coverage``."""
+        return self.results_dir / f"{self.name}_coverage"
+
 
 # the five notebooks, in pipeline order (notebooks/<name>.ipynb)
 NOTEBOOKS = ("01_pose_extraction", "02_training", "03_cross_validation", "04_pose_transfer",

@@ -75,11 +75,15 @@ def test_02_training(workdir):
 
 
 def test_03_cross_validation(workdir):
-    execute("03_cross_validation", workdir, max_samples=6)
-    metrics = json.loads((workdir / "checkpoints" / "demo_test" / "metrics.json").read_text())
+    execute("03_cross_validation", workdir, max_samples=6, forensic_steps=10)
+    test_dir = workdir / "checkpoints" / "demo_test"
+    metrics = json.loads((test_dir / "metrics.json").read_text())
     assert metrics["n_samples"] == 6
     assert 0 <= metrics["ssim"] <= 1 and 0 <= metrics["nn_ssim"] <= 1
-    assert (workdir / "checkpoints" / "demo_test" / "index.html").exists()
+    assert (test_dir / "index.html").exists()
+    coverage = json.loads((test_dir / "coverage" / "coverage.json").read_text())
+    assert coverage and (test_dir / "coverage" / "coverage.png").exists()
+    assert {"accuracy", "auc"} <= set(json.loads((test_dir / "forensics.json").read_text())["heldout"])
 
 
 def test_04_pose_transfer(workdir):
@@ -91,6 +95,7 @@ def test_04_pose_transfer(workdir):
     assert count_frames(out / "side_by_side.mp4") == 10
     assert (out / "transfer.gif").exists() and (out / "index.html").exists()
     assert (out / "puppet.png").exists()  # the puppet's static figure, for headless runs
+    assert (workdir / "results" / "demo_coverage" / "coverage_worst.png").exists()
 
 
 def test_05_epoch_visualization(workdir):

@@ -279,11 +279,15 @@ which_epoch = "latest"
 checkpoints_dir = "checkpoints"
 max_samples = 0        # 0: all held-out frames
 train_dataroot = "dataset"
+forensic_steps = 300   # training steps of the forensic detector (0: skip it)
 """),
         ("code", SETUP + """import json
 from dancenow_utils import pipeline
+from dancenow_utils.coverage import coverage_report, coverage_vs_per_sample
 from dancenow_utils.evaluation import evaluate
-from dancenow_utils.layout import RunLayout
+from dancenow_utils.forensics import forensic_check
+from dancenow_utils.io_utils import read_image
+from dancenow_utils.layout import DatasetLayout, RunLayout
 """),
         ("code", """metrics = evaluate(name, dataroot, which_epoch, checkpoints_dir, max_samples, train_dataroot)
 print(json.dumps(metrics, indent=1))
@@ -298,6 +302,34 @@ display(Image(filename=str(RunLayout(checkpoints_dir, name).test_dir / "metrics.
         ("code", """show(pipeline.cross_validation_samples(name, checkpoints_dir, n=4),
      "input | generated | ground truth | nearest neighbour", figsize=(9, 9.6))
 """),
+        ("md", """## Where will the output fail? Pose coverage
+
+A generator draws poses near the ones it was trained on well, and poses far from all of them badly. The
+**coverage** of a frame is the distance of its pose to the nearest training pose, in fractions of the target's
+height (per body part too). Measured on the held-out clip, it should go with lower quality: the correlation below
+is what the threshold (frames flagged above it) rests on. Notebook 04 runs the same check on a source video
+*before* generating anything.
+"""),
+        ("code", """test_dir = RunLayout(checkpoints_dir, name).test_dir
+cov = coverage_report(DatasetLayout(dataroot).keypoints, DatasetLayout(train_dataroot).keypoints,
+                      test_dir / "coverage")
+print(cov.summary())
+print("coverage against body SSIM:", coverage_vs_per_sample(cov, test_dir, "body_ssim"))
+show(read_image(cov.curve_path), "pose coverage of the held-out clip", figsize=(12, 4))
+"""),
+        ("md", """## Telling generated frames from real ones
+
+Everybody Dance Now ships a forensic detector with its method, as a safeguard against misuse. This one is a small
+CNN trained on real target frames against frames this generator made for the same poses, then scored on held-out
+frames it never saw (accuracy and ROC AUC; 0.5 would be chance). `forensics.score_video` scores any video with the
+saved detector.
+"""),
+        ("code", """if forensic_steps:
+    res = forensic_check(name, train_dataroot, dataroot, checkpoints_dir, steps=forensic_steps,
+                         max_train=200, max_test=max_samples)
+    print(res.metrics["heldout"])
+    display(Image(filename=str(res.figure_path)))
+"""),
         ("md", """## What to try next
 
 - **Earlier checkpoints**: `which_epoch=1` (after notebook 02 saved one): from which epoch on does the GAN beat the
@@ -306,6 +338,8 @@ display(Image(filename=str(RunLayout(checkpoints_dir, name).test_dir / "metrics.
   page: are they poses the training clip never showed?
 - **Less data**: train with `overrides={"max_dataset_size": 100}` in notebook 02 and evaluate again; does the
   gap to the nearest-neighbour baseline shrink (memorising rather than learning)?
+- **Fool the detector**: train the generator longer (or with the face stage) and run the forensic section again:
+  does its held-out AUC drop?
 """),
     ],
     "04_pose_transfer.ipynb": [
@@ -342,7 +376,9 @@ max_frames = 0
         ("code", SETUP + """from dancenow_utils import pipeline
 from dancenow_utils.transfer import prepare_poses, run_transfer
 from dancenow_utils.config import TrainConfig
-from dancenow_utils.layout import RunLayout
+from dancenow_utils.coverage import coverage_report
+from dancenow_utils.io_utils import read_image
+from dancenow_utils.layout import DatasetLayout, ResultsLayout, RunLayout
 from dancenow_utils.lessons import NormalizationLesson
 from dancenow_utils.puppet import Puppet
 from dancenow_utils.video import notebook_video
@@ -373,6 +409,20 @@ ankle position. `normalize_method="edn"` uses Everybody Dance Now's statistics, 
     norm = NormalizationLesson.run(src, target_keypoints, normalize_method, smooth_window, max_frames)
     print(norm.describe())
     display(norm.figure())
+"""),
+        ("md", """## Which source frames will be hard? Pose coverage, before generating
+
+For every source frame, the distance of its normalised pose to the nearest pose in the target's training video
+(notebook 03 shows that this distance goes with lower quality). Frames above the threshold ask for poses the target
+never showed: expect smudges there. The sheet shows the worst ones beside their nearest training frames.
+"""),
+        ("code", """if not ready:
+    cov = coverage_report(DatasetLayout.of_pose_dir(poses_dir).keypoints, target_keypoints,
+                          ResultsLayout(results_dir, name).coverage)
+    print(cov.summary())
+    show(read_image(cov.curve_path), "pose coverage of the source", figsize=(12, 4))
+    show(read_image(cov.sheet_path), "worst frames | nearest training frame | that frame under the pose",
+         figsize=(12, 6))
 """),
         ("md", "## Generate the frames and videos"),
         ("code", """result = run_transfer(name, poses_dir, results_dir, source="" if ready else src,
