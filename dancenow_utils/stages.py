@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     trainer = train_stage(a.stage, cfg, a.dataroot, a.name, a.checkpoints_dir, not a.no_resume,
                           max_iterations=a.max_iterations or None)
     if trainer.world > 1:
+        torch.distributed.barrier()  # rank 0 may still be saving: leave together, or gloo aborts the others
         torch.distributed.destroy_process_group()
 
 

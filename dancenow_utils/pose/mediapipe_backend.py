@@ -160,6 +160,12 @@ class MediaPipeEstimator:
                                                      min_detection_confidence=min_detection_confidence)
             self._faces = (mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.6)
                            if count_people else None)
+            # The graphs open their models (and log about it) in their own threads after start; one blank frame
+            # through each waits for that inside this quiet block, so no log line arrives later in a notebook.
+            blank = np.zeros((64, 64, 3), np.uint8)
+            for graph in (self._model, self._faces):
+                if graph is not None:
+                    graph.process(blank)
 
     def close(self) -> None:
         with quiet_native_logs():
