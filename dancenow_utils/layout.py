@@ -5,7 +5,8 @@ Dataset (``dataset/``, ``dataset_test/``, ``dataset_transfer/``), for a ``phase`
     {root}/{phase}_A/<id>.png                      stick figures (the generator's input)
     {root}/{phase}_B/<id>.png                      frames (absent for transfer poses)
     {root}/{phase}_keypoints/<id>_keypoints.json   OpenPose JSON in original-frame pixels
-    {root}/{phase}_keypoints/crop.json             the crop that maps frames to training images
+    {root}/{phase}_keypoints/crop.json             the crop that maps a video's frames to training images
+    {root}/{phase}_keypoints/crops.json            or, for independent images, one crop per image
     {root}/{phase}_keypoints/settings.json         how the stick figures were drawn (format, face, hands, size)
     {root}/{phase}_keypoints/summary.json          what extraction found
 
@@ -63,6 +64,11 @@ class DatasetLayout:
     @property
     def crop(self) -> Path:
         return self.keypoints / "crop.json"
+
+    @property
+    def crops(self) -> Path:
+        """Per-image crops of independent images (instead of ``crop.json``)."""
+        return self.keypoints / "crops.json"
 
     @property
     def settings(self) -> Path:
