@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from dancenow_utils.pose.cuts import ChangeMeter, change
+from dancenow_utils.pose.cuts import ChangeMeter, change, find_cuts
 from dancenow_utils.pose.keypoints import Person, read_openpose_json
 from dancenow_utils.pose.mediapipe_backend import MULTI_PERSON_BACKFILL
 from dancenow_utils.pose.sources import FrameSource
@@ -176,8 +176,10 @@ def _backfill_multiple(results: list[FrameResult], backend: str, sequence: bool)
     if backend != "mediapipe" or not sequence:
         return results
     flagged = [i for i, r in enumerate(results) if r.status == "multiple"]
+    cuts = find_cuts([r.change for r in results])  # people are counted again at a cut: never look back past one
     for i in flagged:
-        for r in results[max(0, i - MULTI_PERSON_BACKFILL): i]:
+        start = max([max(0, i - MULTI_PERSON_BACKFILL)] + [c for c in cuts if c <= i])
+        for r in results[start: i]:
             if r.status == "ok":
                 r.status, r.person = "multiple", None
                 r.message = f"{r.frame_id}: just before a frame with several people (counted every few frames)"

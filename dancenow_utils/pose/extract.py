@@ -119,10 +119,13 @@ class ExtractionSummary:
         more = len(self.messages) - n
         return "; ".join(self.messages[:n]) + (f"; ... ({more} more)" if more > 0 else "")
 
-    def nothing_usable(self, what: str) -> str:
+    def nothing_usable(self, what: str = "") -> str:
         """The error when no pair can be written: counts by reason, the first files, and what to try."""
         skipped = self.skipped()
         main = max(skipped, key=skipped.get) if skipped else "no_person"
+        if not what:
+            what = (f"nobody was found in any of its {self.total} frames" if set(skipped) == {"no_person"}
+                    else "no frame gave a usable pose")
         text = f"{self.source}: {what}. Of {self.total} frames: {self.counts_text()}."
         if self.messages:
             text += f" First files: {self.first_files()}."
@@ -301,7 +304,7 @@ def extract(
     raw = [r.person if r.status == "ok" else None for r in results]
     if target_people is not None:
         if sum(p is not None for p in raw) < 3:
-            raise ValueError(summary.nothing_usable("too few frames with one person to normalise (at least 3)"))
+            raise ValueError(summary.nothing_usable("too few frames with a person to normalise (at least 3 needed)"))
         frame_width = next((r.size[0] for r in results if r.status == "ok" and r.size[0]), None)
         seq = normalize_sequence(raw, target_people, normalize_method, smooth_window, frame_width)
     elif sequence:
@@ -310,7 +313,7 @@ def extract(
         seq = raw  # independent images: nothing is shared between them
     ok = [(r, p) for r, p in zip(results, seq) if r.status == "ok" and p is not None]
     if not ok:
-        raise ValueError(summary.nothing_usable("no frame gave a usable pose"))
+        raise ValueError(summary.nothing_usable())
     if target_crop is not None:
         crops = Crops(single=target_crop.resized(width, height))
     elif sequence:
