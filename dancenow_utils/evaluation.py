@@ -36,9 +36,9 @@ from dancenow_utils.metrics import (
     summarize,
 )
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
+from dancenow_utils.params import check_int
 from dancenow_utils.pose.crop import people_in_image
 from dancenow_utils.pose.keypoints import Person
-from dancenow_utils.pose.sources import check_int
 from dancenow_utils.visualize import image_table_page, save_figure
 
 

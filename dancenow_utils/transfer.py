@@ -26,11 +26,11 @@ from dancenow_utils.data import load_resized
 from dancenow_utils.inference import Generator, load_generator
 from dancenow_utils.io_utils import list_images, read_image, write_image, write_json
 from dancenow_utils.layout import DatasetLayout, ResultsLayout, checkpoint_tag
+from dancenow_utils.params import check_int
 from dancenow_utils.pose.crop import Crops, people_in_image
 from dancenow_utils.pose.extract import ExtractionSummary, ExtractionWarning, extract
 from dancenow_utils.pose.normalize import DEFAULT_METHOD
 from dancenow_utils.pose.settings import PoseSettings
-from dancenow_utils.pose.sources import check_int
 from dancenow_utils.video import VideoWriter, read_frames, write_gif
 from dancenow_utils.visualize import image_table_page, label
 

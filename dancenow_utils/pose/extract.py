@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from dancenow_utils.io_utils import write_image, write_json
 from dancenow_utils.layout import DatasetLayout
+from dancenow_utils.params import check_bool, check_int
 from dancenow_utils.pose.crop import Crop, Crops, normalisation_target
 from dancenow_utils.pose.cuts import CUT_MARGIN, find_cuts
 from dancenow_utils.pose.detect import BACKENDS, REASONS, FrameResult, detect
@@ -40,7 +41,7 @@ from dancenow_utils.pose.normalize import DEFAULT_METHOD, check_method, normaliz
 from dancenow_utils.pose.render import render_pose
 from dancenow_utils.pose.settings import PoseSettings
 from dancenow_utils.pose.smoothing import smooth_sequence
-from dancenow_utils.pose.sources import FrameSource, check_int
+from dancenow_utils.pose.sources import FrameSource
 
 MAX_OUTSIDE_CROP = 0.5  # normalised poses: refuse when more than this share would be drawn entirely outside
 
@@ -61,13 +62,6 @@ def image_size_of(image_size: int | tuple[int, int] | list[int]) -> tuple[int, i
     if min(size) < 16:
         raise ValueError(f"image_size must be at least 16 px on each side, got {image_size!r}")
     return size
-
-
-def check_bool(name: str, value: object) -> bool:
-    """``value`` if it is a bool (papermill passes True/False), else an error naming ``name``."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 # what to try when every frame was rejected for one reason

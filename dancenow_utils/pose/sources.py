@@ -15,17 +15,8 @@ import cv2
 import numpy as np
 
 from dancenow_utils.io_utils import IMAGE_EXTENSIONS, read_image
+from dancenow_utils.params import check_int
 from dancenow_utils.video import VIDEO_EXTENSIONS, read_frames
-
-
-def check_int(name: str, value: object, minimum: int, meaning: str = "") -> int:
-    """``value`` as an int of at least ``minimum`` (integral floats from papermill pass); errors name ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or \
-            (isinstance(value, (float, np.floating)) and not float(value).is_integer()):
-        raise ValueError(f"{name} must be a whole number{meaning}, got {value!r}")
-    if int(value) < minimum:
-        raise ValueError(f"{name} must be at least {minimum}{meaning}, got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
