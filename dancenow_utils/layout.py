@@ -87,13 +87,11 @@ class DatasetLayout:
 
 def checkpoint_tag(which_epoch: str | int) -> str:
     """``"latest"``, ``5``, ``"5"`` or ``"epoch_5"`` -> ``"latest"`` / ``"epoch_5"`` (papermill passes ints)."""
-    if isinstance(which_epoch, bool):
-        raise ValueError(f"which_epoch must be 'latest' or an epoch number, got {which_epoch!r}")
     text = str(which_epoch).strip()
     if text == "latest":
         return text
     number = text.removeprefix("epoch_")
-    if not number.isdigit() or int(number) < 1:
+    if isinstance(which_epoch, bool) or not number.isdigit() or int(number) < 1:
         raise ValueError(f"which_epoch must be 'latest' or an epoch number such as 5 or 'epoch_5', "
                          f"got {which_epoch!r}")
     return f"epoch_{int(number)}"

@@ -3,9 +3,8 @@
 A cut is a frame that differs from the one before it much more than its neighbours differ from theirs. The
 change between two frames is the mean absolute difference of small HSV thumbnails (hue taken on its circle), in
 [0, 1]. A frame starts a new shot when its change is at least :data:`MIN_CHANGE` and at least :data:`RATIO` times
-the mean change of the :data:`WINDOW` frames on each side. On the demo generator's hard footage, cuts score
-0.055-0.15 and 11-23 times their neighbours; dancing, a dancer entering the frame and close-ups stay under 0.025
-and 3.1 times (``bench/hard_footage.py``).
+the median change of the :data:`WINDOW` frames on each side (a median, so two cuts close together are both
+found). Measured on the demo generator's hard footage in ``bench/RESULTS.md``.
 
 Smoothing must not run across a cut and MediaPipe's tracker must not carry a person from one shot into the next,
 so the extractor resets the tracker where :class:`ChangeMeter` sees a jump and skips the first
@@ -45,7 +44,7 @@ def find_cuts(changes: list[float] | np.ndarray) -> list[int]:
         if c[i] < MIN_CHANGE:
             continue
         around = np.r_[c[max(1, i - WINDOW): i], c[i + 1: i + 1 + WINDOW]]
-        if c[i] >= RATIO * (float(around.mean()) if len(around) else 0.0) + 1e-9:
+        if c[i] >= RATIO * (float(np.median(around)) if len(around) else 0.0) + 1e-9:
             cuts.append(i)
     return cuts
 
@@ -64,6 +63,6 @@ class ChangeMeter:
         self.previous = thumb
         if np.isnan(value):
             return value, False
-        likely = value >= MIN_CHANGE and value >= RATIO * (np.mean(self.recent) if self.recent else 0.0)
+        likely = value >= MIN_CHANGE and value >= RATIO * (np.median(self.recent) if self.recent else 0.0)
         self.recent = (self.recent + [value])[-WINDOW:]
         return value, bool(likely)

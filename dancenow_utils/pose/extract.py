@@ -92,7 +92,7 @@ class ExtractionSummary:
     sequence: bool = True
     cuts: list[str] = field(default_factory=list)  # frame ids that start a new shot
     outside_crop: int = 0  # normalised poses drawn entirely outside the image (black pose images)
-    partly_outside: int = 0  # normalised poses with some keypoints outside the image
+    partly_outside: int = 0  # normalised poses with a body joint clearly beyond an edge of the image
     ignored_files: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)  # per skipped frame: which and why (in frame order)
     warnings: list[str] = field(default_factory=list)
@@ -188,13 +188,18 @@ def _check_sizes(src: FrameSource) -> None:
                          "video share a size. Pass sequence=False for independent images (each gets its own crop).")
 
 
-def _outside(person: Person, width: int, height: int) -> tuple[bool, bool]:
-    """``(entirely outside, partly outside)`` the ``width`` x ``height`` image, for a person in image pixels."""
+def _outside(person: Person, width: int, height: int, tolerance: float = 0.05) -> tuple[bool, bool]:
+    """``(entirely, partly)`` outside the ``width`` x ``height`` image, for a person in image pixels: entirely
+    when no keypoint is inside (the pose image is black); partly when a body joint lies beyond an edge by more
+    than ``tolerance`` of the image's size (a fingertip or a hair beyond the edge does not count)."""
     pts = person.all_points()
-    if not len(pts):
-        return True, False
     inside = (pts[:, 0] >= 0) & (pts[:, 0] < width) & (pts[:, 1] >= 0) & (pts[:, 1] < height)
-    return not inside.any(), bool(inside.any() and not inside.all())
+    if not inside.any():
+        return True, False
+    body = person.body[person.body[:, 2] > 0.05, :2]
+    tx, ty = tolerance * width, tolerance * height
+    beyond = (body[:, 0] < -tx) | (body[:, 0] >= width + tx) | (body[:, 1] < -ty) | (body[:, 1] >= height + ty)
+    return False, bool(beyond.any())
 
 
 def _check_inside(summary: ExtractionSummary, ok: list[tuple[FrameResult, Person]], crops: Crops,
@@ -210,7 +215,7 @@ def _check_inside(summary: ExtractionSummary, ok: list[tuple[FrameResult, Person
     if not blank and not summary.partly_outside:
         return
     counts = (f"{summary.outside_crop} of {len(ok)} normalised poses fall entirely outside the target's crop "
-              f"(their pose images would be black) and {summary.partly_outside} partly")
+              f"(their pose images would be black) and {summary.partly_outside} partly (a body joint beyond an edge)")
     names = f" (first: {', '.join(blank[:5])})" if blank else ""
     if summary.outside_crop > MAX_OUTSIDE_CROP * len(ok):
         raise ValueError(f"{summary.source}: {counts}{names}; nothing was written. The source moves where the target "
