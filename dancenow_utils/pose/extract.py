@@ -44,6 +44,7 @@ from dancenow_utils.pose.smoothing import smooth_sequence
 from dancenow_utils.pose.sources import FrameSource
 
 MAX_OUTSIDE_CROP = 0.5  # normalised poses: refuse when more than this share would be drawn entirely outside
+MAX_MESSAGES = 100  # per-frame reasons kept in the summary (the counts cover every frame)
 
 
 class ExtractionWarning(UserWarning):
@@ -94,7 +95,7 @@ class ExtractionSummary:
     outside_crop: int = 0  # normalised poses drawn entirely outside the image (black pose images)
     partly_outside: int = 0  # normalised poses with a body joint clearly beyond an edge of the image
     ignored_files: list[str] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)  # per skipped frame: which and why (in frame order)
+    messages: list[str] = field(default_factory=list)  # per skipped frame, which and why (the first 100)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -110,7 +111,7 @@ class ExtractionSummary:
         return ", ".join(f"{REASONS[k]} {n}" for k, n in self.skipped().items()) or "none skipped"
 
     def first_files(self, n: int = 5) -> str:
-        more = len(self.messages) - n
+        more = sum(self.skipped().values()) - n
         return "; ".join(self.messages[:n]) + (f"; ... ({more} more)" if more > 0 else "")
 
     def nothing_usable(self, what: str = "") -> str:
@@ -147,7 +148,7 @@ class ExtractionSummary:
                          + (" ..." if len(self.ignored_files) > 5 else ""))
         lines += [f"  {m}" for m in self.messages[:5]]
         if len(self.messages) > 5:
-            lines.append(f"  ... ({len(self.messages) - 5} more in summary.json)")
+            lines.append(f"  ... ({sum(self.skipped().values()) - 5} more; the first {MAX_MESSAGES} in summary.json)")
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -292,7 +293,7 @@ def extract(
     for r in results:
         if r.status != "ok":
             setattr(summary, r.status, getattr(summary, r.status) + 1)
-            if r.message:
+            if r.message and len(summary.messages) < MAX_MESSAGES:
                 summary.messages.append(r.message)
     if summary.cuts:
         summary.warn(f"{len(summary.cuts)} shot cut(s) found (new shots at {', '.join(summary.cuts[:5])}"
