@@ -35,22 +35,6 @@ def machine() -> str:
             f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', 'unset')}")
 
 
-def cpu_flags() -> str:
-    """The CPU's model and the instruction-set flags that change inference speed (AVX, FMA, AMX...)."""
-    model, flags = platform.processor() or platform.machine(), []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", "x86_64"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = [f for f in line.split(":", 1)[1].split()
-                         if f.startswith(("avx", "fma", "sse4", "amx", "f16c"))]
-                break
-    except OSError:
-        pass
-    return f"{model}; flags: {' '.join(flags) or 'unknown'}"
-
-
 def demo(out: Path | None = None, n_train: int = 1000, n_heldout: int = 150, n_source: int = 300):
     """The full-size demo (made once under bench/.data)."""
     from dancenow_utils.pipeline import ensure_demo

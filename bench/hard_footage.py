@@ -21,7 +21,7 @@ import argparse
 import time
 
 import numpy as np
-from common import ROOT, cpu_flags, machine, report
+from common import ROOT, machine, report
 
 from dancenow_utils.pose.cuts import WINDOW, find_cuts
 from dancenow_utils.pose.detect import detect
@@ -95,8 +95,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=150)
     a = ap.parse_args()
     paths = make_hard_footage(ROOT / "bench" / ".data" / f"hard{a.size}", a.size, a.frames, seed=0, progress=False)
-    print(machine())
-    print(cpu_flags())
+    print(machine())  # with the CPU's SIMD flags
     out: dict = {"size": a.size, "frames": a.frames}
     for clip in HARD_CLIPS:
         truth = np.array(paths.truth(clip)["people"])
