@@ -257,6 +257,16 @@ def test_4_a_target_of_independent_images_normalises_in_image_pixels(mixed):
     assert pts.min() > -8 and pts.max() < 72  # every image's pose inside its own 64 px image
 
 
+def test_4_pose_coverage_reads_per_image_crops(mixed):
+    from dancenow_utils.coverage import load_pose_folder
+
+    root, _, _ = mixed
+    poses = load_pose_folder(root / "ds" / "train_keypoints")
+    assert poses.size == (64, 64) and len(poses.names) == 4
+    found = poses.bodies[:, :15]
+    assert (found[found[..., 2] > 0.5][:, :2] > -8).all() and (found[found[..., 2] > 0.5][:, :2] < 72).all()
+
+
 @pytest.mark.parametrize("value", ["yes", 1, 0.0])
 def test_4_sequence_must_be_true_or_false(gt_frames, tmp_path, value):
     frames, _ = gt_frames
@@ -540,7 +550,7 @@ def test_10_image_size_is_checked_before_detection(tiny_demo, tmp_path, monkeypa
 @pytest.mark.parametrize("overrides,message", [
     ({"batch_size": 0}, "'batch_size' must be at least 1"),
     ({"device": "gpu"}, "'device' must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got 'gpu'"),
-    ({"amp": "fast"}, "'amp' must be one of"),
+    ({"amp": "fast"}, "amp='fast' is not valid; choose one of 'auto'"),
     ({"netG": "big"}, "'netG' must be one of"),
     ({"width": 100}, "must be multiples of 8"),
     ({"lr": -1}, "'lr' must be 0 or more"),
