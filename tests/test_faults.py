@@ -275,6 +275,17 @@ def test_4_sequence_must_be_true_or_false(gt_frames, tmp_path, value):
 
 
 # ======================================================================== 5. several people, cuts, close-ups
+def test_5_the_demo_generator_makes_the_hard_footage_deterministically(hard, tmp_path):
+    again = make_hard_footage(tmp_path / "again", size=128, n_frames=HARD_FRAMES, seed=0, progress=False)
+    assert snap(again.root) == snap(hard.root)
+    people = {clip: hard.truth(clip)["people"] for clip in ("two_people", "crowd", "cuts", "closeup")}
+    assert people["two_people"][0] == 1 and people["two_people"][-1] == 2
+    assert min(people["crowd"]) >= 5 and set(people["cuts"]) == set(people["closeup"]) == {1}
+    assert len(hard.truth("cuts")["cuts"]) == 3
+    closeup = read_openpose_json(hard.keypoints("closeup") / "frame_000000_keypoints.json")[0]
+    assert closeup.body[[11, 14], 2].tolist() == [0, 0] and closeup.body[[2, 5], 2].tolist() == [1, 1]
+
+
 def _people_with_head(hard, clip: str, i: int) -> int:
     """People in frame ``i`` with their head and at least 8 body joints in view."""
     people = read_openpose_json(hard.keypoints(clip) / f"frame_{i:06d}_keypoints.json")
