@@ -183,9 +183,10 @@ class PoseSet:
 
 def load_pose_folder(folder: str | Path, size: tuple[int, int] | None = None) -> PoseSet:
     """Read ``{phase}_keypoints/*_keypoints.json`` (original-frame pixels) and map every pose through the
-    folder's ``crop.json`` into the pixels of images of ``size`` = (width, height) (default: the crop's own)."""
+    folder's ``crop.json`` (or each image's crop in ``crops.json``) into the pixels of images of ``size`` =
+    (width, height) (default: the crop's own)."""
     from dancenow_utils.layout import DatasetLayout
-    from dancenow_utils.pose.crop import Crop, people_in_image
+    from dancenow_utils.pose.crop import Crops, people_in_image
 
     kdir = Path(folder)
     if not kdir.is_dir():
@@ -197,7 +198,7 @@ def load_pose_folder(folder: str | Path, size: tuple[int, int] | None = None) ->
     if not names:
         raise ValueError(f"{kdir}: no *_keypoints.json files; run pose extraction (notebook 01) first")
     layout = DatasetLayout.of_keypoints_dir(kdir)
-    w, h = size or Crop.load(layout.crop).size
+    w, h = size or Crops.load(layout).size
     people = people_in_image(layout, names, w, h)
     return PoseSet(names, np.stack([p.body for p in people]), (int(w), int(h)), kdir)
 

@@ -45,6 +45,35 @@ def pair_files(dataroot: str | Path, phase: str = "train", need_b: bool = True) 
     return [(files_a[k], files_b[k]) for k in sorted(files_a)]
 
 
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from an image file's header (nothing decoded); None when unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except Exception:  # unreadable: reading it later names the file
+        return None
+
+
+def check_pair_sizes(pairs: list[tuple[Path, Path | None]]) -> None:
+    """Each pose must have its frame's aspect ratio: a pose drawn for another framing would not line up.
+
+    Sizes may differ at the same aspect (both are resized to the config's size)."""
+    bad = []
+    for a, b in pairs:
+        if b is None:
+            continue
+        sa, sb = image_size(a), image_size(b)
+        if sa and sb and abs(sa[0] / sa[1] - sb[0] / sb[1]) > 0.01:
+            bad.append(f"{a.name} (pose {sa[0]}x{sa[1]}, frame {sb[0]}x{sb[1]})")
+    if bad:
+        root = pairs[0][0].parent.parent
+        raise ValueError(f"{root}: {len(bad)} pose(s) do not have their frame's shape, so the stick figure would not "
+                         f"line up with the body: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}. Re-run pose "
+                         "extraction (notebook 01) rather than replacing files in _A or _B by hand.")
+
+
 def load_resized(path: Path, width: int, height: int) -> np.ndarray:
     img = read_image(path)
     if img.shape[:2] != (height, width):
@@ -74,6 +103,7 @@ class AlignedDataset(Dataset):
         self.pairs = pair_files(dataroot, phase, need_b)
         if max_size:
             self.pairs = self.pairs[:max_size]
+        check_pair_sizes(self.pairs)
         if temporal and len(self.pairs) < 2:
             raise ValueError(f"{self.layout.A}: the temporal model needs at least two consecutive frames")
         self.width, self.height, self.temporal = width, height, temporal

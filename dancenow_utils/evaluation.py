@@ -36,6 +36,7 @@ from dancenow_utils.metrics import (
     summarize,
 )
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
+from dancenow_utils.params import check_int
 from dancenow_utils.pose.crop import people_in_image
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.visualize import image_table_page, save_figure
@@ -163,8 +164,8 @@ def evaluate(name: str, dataroot: str | Path = "dataset_test", which_epoch: str 
              train_dataroot: str | Path = "dataset", device: str = "auto", batch_size: int = 8,
              progress: bool = True) -> dict:
     """Compute the metrics (module docstring) and write ``checkpoints/<name>_test/``; returns the metrics."""
-    if max_samples < 0:
-        raise ValueError(f"max_samples must be 0 (all) or more, got {max_samples}")
+    max_samples = check_int("max_samples", max_samples, 0, " (0 = all held-out pairs)")
+    batch_size = check_int("batch_size", batch_size, 1)
     gen = load_generator(name, which_epoch, checkpoints_dir, device)
     print(gen.stages)
     run = RunLayout(checkpoints_dir, name)

@@ -350,7 +350,7 @@ def forensic_check(name: str, dataroot: str | Path = "dataset", test_dataroot: s
     from dancenow_utils.data import load_resized
     from dancenow_utils.device import resolve_device
     from dancenow_utils.layout import DatasetLayout, RunLayout
-    from dancenow_utils.pose.crop import people_in_image
+    from dancenow_utils.pose.crop import Crops, people_in_image
 
     run = RunLayout(checkpoints_dir, name)
     out = Path(out_dir) if out_dir else run.test_dir
@@ -359,7 +359,7 @@ def forensic_check(name: str, dataroot: str | Path = "dataset", test_dataroot: s
         names, a_files, b_files = _pairs(root, cap)
         layout, config = DatasetLayout(root, "train"), run.config
         people = None
-        if layout.crop.exists() and config.exists():  # keypoints in the generator's pixels, for the face stage
+        if Crops.exist(layout) and config.exists():  # keypoints in the generator's pixels, for the face stage
             cfg = TrainConfig.load(config)
             people = people_in_image(layout, names, cfg.width, cfg.height)
         fakes = generate_for_poses(name, a_files, checkpoints_dir, device, people=people)

@@ -5,7 +5,8 @@ Dataset (``dataset/``, ``dataset_test/``, ``dataset_transfer/``), for a ``phase`
     {root}/{phase}_A/<id>.png                      stick figures (the generator's input)
     {root}/{phase}_B/<id>.png                      frames (absent for transfer poses)
     {root}/{phase}_keypoints/<id>_keypoints.json   OpenPose JSON in original-frame pixels
-    {root}/{phase}_keypoints/crop.json             the crop that maps frames to training images
+    {root}/{phase}_keypoints/crop.json             the crop that maps a video's frames to training images
+    {root}/{phase}_keypoints/crops.json            or, for independent images, one crop per image
     {root}/{phase}_keypoints/settings.json         how the stick figures were drawn (format, face, hands, size)
     {root}/{phase}_keypoints/summary.json          what extraction found
 
@@ -65,6 +66,11 @@ class DatasetLayout:
         return self.keypoints / "crop.json"
 
     @property
+    def crops(self) -> Path:
+        """Per-image crops of independent images (instead of ``crop.json``)."""
+        return self.keypoints / "crops.json"
+
+    @property
     def settings(self) -> Path:
         return self.keypoints / "settings.json"
 
@@ -81,13 +87,11 @@ class DatasetLayout:
 
 def checkpoint_tag(which_epoch: str | int) -> str:
     """``"latest"``, ``5``, ``"5"`` or ``"epoch_5"`` -> ``"latest"`` / ``"epoch_5"`` (papermill passes ints)."""
-    if isinstance(which_epoch, bool):
-        raise ValueError(f"which_epoch must be 'latest' or an epoch number, got {which_epoch!r}")
     text = str(which_epoch).strip()
     if text == "latest":
         return text
     number = text.removeprefix("epoch_")
-    if not number.isdigit() or int(number) < 1:
+    if isinstance(which_epoch, bool) or not number.isdigit() or int(number) < 1:
         raise ValueError(f"which_epoch must be 'latest' or an epoch number such as 5 or 'epoch_5', "
                          f"got {which_epoch!r}")
     return f"epoch_{int(number)}"

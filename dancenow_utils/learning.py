@@ -17,6 +17,7 @@ from dancenow_utils.config import TrainConfig
 from dancenow_utils.data import to_image
 from dancenow_utils.io_utils import write_image
 from dancenow_utils.layout import RunLayout
+from dancenow_utils.params import check_int
 from dancenow_utils.train import Trainer
 from dancenow_utils.video import write_gif
 from dancenow_utils.visualize import grid, image_browser, label
@@ -55,8 +56,9 @@ def learn_with_snapshots(cfg: TrainConfig, dataroot: str | Path = "dataset", nam
                          iterations: int = 100, snapshot_every: int = 5, n_samples: int = 4,
                          checkpoints_dir: str | Path = "checkpoints", progress: bool = True) -> LearningSnapshots:
     """Train a fresh model for ``iterations`` steps, saving outputs every ``snapshot_every`` steps."""
-    if snapshot_every < 1 or iterations < 1:
-        raise ValueError("iterations and snapshot_every must be at least 1")
+    iterations = check_int("iterations", iterations, 1)
+    snapshot_every = check_int("snapshot_every", snapshot_every, 1, " (iterations between snapshots)")
+    n_samples = check_int("n_samples", n_samples, 1)
     run = RunLayout(checkpoints_dir, name)
     if run.dir.exists() and any(run.dir.iterdir()):
         if not run.learning.is_dir():

@@ -141,6 +141,10 @@ class Trainer:
         self.data_layout = DatasetLayout(dataroot, phase)
         self.pose_settings = PoseSettings.load(self.data_layout.settings)
         self._check_aspect()
+        if cfg.temporal and model != "face" and self.pose_settings is not None and not self.pose_settings.sequence:
+            raise ValueError(f"temporal=True learns from consecutive frames, but {self.data_layout.root} holds "
+                             "independent images (extracted with sequence=False). Use temporal=False, or extract "
+                             "the frames of a video (or pass sequence=True for consecutive frames).")
         self.num_workers = self._workers()
         base = AlignedDataset(dataroot, phase, cfg.width, cfg.height, cfg.max_dataset_size,
                               cfg.cache_images and self.num_workers == 0, temporal=cfg.temporal and model != "face")

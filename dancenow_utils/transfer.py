@@ -10,7 +10,9 @@ stays flat however long the video.
 
 from __future__ import annotations
 
+import math
 import shutil
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,10 +24,11 @@ from tqdm.auto import tqdm
 
 from dancenow_utils.data import load_resized
 from dancenow_utils.inference import Generator, load_generator
-from dancenow_utils.io_utils import list_images, write_image, write_json
+from dancenow_utils.io_utils import list_images, read_image, write_image, write_json
 from dancenow_utils.layout import DatasetLayout, ResultsLayout, checkpoint_tag
-from dancenow_utils.pose.crop import people_in_image
-from dancenow_utils.pose.extract import ExtractionSummary, extract
+from dancenow_utils.params import check_int
+from dancenow_utils.pose.crop import Crops, people_in_image
+from dancenow_utils.pose.extract import ExtractionSummary, ExtractionWarning, extract
 from dancenow_utils.pose.normalize import DEFAULT_METHOD
 from dancenow_utils.pose.settings import PoseSettings
 from dancenow_utils.video import VideoWriter, read_frames, write_gif
@@ -45,11 +48,14 @@ class TransferResult:
 def prepare_poses(source: str | Path, dataroot: str | Path = "dataset_transfer", normalize: bool = True,
                   target_keypoints: str | Path = "dataset/train_keypoints", smooth_window: int = 7,
                   image_size: int | tuple[int, int] | list[int] = 256, max_frames: int = 0,
-                  normalize_method: str = DEFAULT_METHOD, progress: bool = True) -> Path:
+                  normalize_method: str = DEFAULT_METHOD, progress: bool = True, sequence: bool = True) -> Path:
     """Extract, normalise and draw the source's poses into ``{dataroot}/test_A``; returns that folder.
 
     The stick figures are drawn the way the target dataset's were (format, face, hands: its ``settings.json``),
-    so the generator sees the same kind of input it was trained on.
+    so the generator sees the same kind of input it was trained on. A transfer source is a dance, so a folder of
+    images is taken as consecutive frames (``sequence=True``); pass ``sequence=False`` (and ``normalize=False``)
+    for unrelated pictures. Normalised poses that mostly leave the target's crop are refused (see
+    :func:`~dancenow_utils.pose.extract.extract`).
     """
     target = DatasetLayout.of_keypoints_dir(target_keypoints)
     drawing = PoseSettings.load(target.settings) or PoseSettings()
@@ -58,7 +64,7 @@ def prepare_poses(source: str | Path, dataroot: str | Path = "dataset_transfer",
         pose_format=drawing.pose_format, draw_face=drawing.draw_face, draw_hands=drawing.draw_hands,
         max_frames=max_frames, normalize_to=str(target_keypoints) if normalize else "",
         normalize_method=normalize_method, write_frames=False,
-        progress=progress)
+        progress=progress, sequence=sequence)
     print(summary)
     return DatasetLayout(dataroot, "test").A
 
@@ -91,23 +97,38 @@ def _people(layout: DatasetLayout, names: list[str], gen: Generator) -> list | N
     """The poses' keypoints in image pixels, for the face stage (None for ready pose images without them)."""
     if gen.face is None:
         return None
-    if not layout.crop.exists():
+    if not Crops.exist(layout):
         print(f"face stage not applied: {layout.A} has no keypoints beside it (ready pose images)")
         return None
     return people_in_image(layout, names, *gen.size)
+
+
+def blank_poses(files: list[Path]) -> list[Path]:
+    """The pose images with nothing drawn on them (all black): the generator would draw no character there."""
+    return [f for f in files if not read_image(f).any()]
 
 
 def run_transfer(name: str, poses_dir: str | Path, results_dir: str | Path = "results", source: str | Path = "",
                  which_epoch: str | int = "latest", checkpoints_dir: str | Path = "checkpoints", fps: float = 30.0,
                  batch_size: int = 8, device: str = "auto", progress: bool = True) -> TransferResult:
     """Generate a frame for every pose image in ``poses_dir`` and write the videos and page."""
-    if not fps or fps <= 0:
-        raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
+        raise ValueError(f"fps must be a positive number of frames per second (e.g. 30), got {fps!r}")
+    batch_size = check_int("batch_size", batch_size, 1)
     gen = load_generator(name, which_epoch, checkpoints_dir, device)
     print(gen.stages)
     files = list_images(poses_dir)
     if not files:
         raise ValueError(f"{poses_dir}: no pose images to transfer; check the source or run prepare_poses")
+    blank = blank_poses(files)
+    if len(blank) == len(files):
+        raise ValueError(f"{poses_dir}: all {len(files)} pose images are entirely black (first: "
+                         f"{', '.join(f.name for f in blank[:5])}); nothing to transfer. Re-run prepare_poses (its "
+                         "summary says why), e.g. with normalize_method='project' or normalize=False.")
+    if blank:
+        message = (f"{poses_dir}: {len(blank)} of {len(files)} pose images are entirely black (first: "
+                   f"{', '.join(f.name for f in blank[:5])}); those frames will show no character")
+        warnings.warn(message, ExtractionWarning, stacklevel=2)
     layout = DatasetLayout.of_pose_dir(poses_dir)
     gen.check_poses(layout)
     names = [f.stem for f in files]
@@ -144,7 +165,7 @@ def run_transfer(name: str, poses_dir: str | Path, results_dir: str | Path = "re
                      note='<video> files: transfer.mp4 and side_by_side.mp4 (source | pose | generated); '
                           'transfer.gif is a preview.')
     write_json(staging.record, {"name": name, "checkpoint": checkpoint_tag(which_epoch), "frames": len(names),
-                                "fps": fps, "source": str(source), "stages": gen.stages})
+                                "blank_poses": len(blank), "fps": fps, "source": str(source), "stages": gen.stages})
     if out.dir.exists():
         shutil.rmtree(out.dir)
     staging.dir.rename(out.dir)

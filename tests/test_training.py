@@ -147,11 +147,12 @@ def test_corrupt_and_empty_images_are_named(tmp_path):
 
 
 def test_mixed_sizes_grayscale_and_rgba_become_config_size(tmp_path):
-    _pairs(tmp_path, ["a"], size=(80, 60), b_size=(100, 120))
+    """Any size, grayscale or RGBA is read; a pose and its frame share an aspect ratio (tests/test_faults.py)."""
+    _pairs(tmp_path, ["a"], size=(80, 60), b_size=(160, 120))
     import cv2
 
     cv2.imwrite(str(tmp_path / "train_A" / "g.png"), np.zeros((30, 30), np.uint8))
-    cv2.imwrite(str(tmp_path / "train_B" / "g.png"), np.zeros((50, 40, 4), np.uint8))
+    cv2.imwrite(str(tmp_path / "train_B" / "g.png"), np.zeros((50, 50, 4), np.uint8))
     ds = AlignedDataset(tmp_path, "train", 64, 32)
     for i in range(len(ds)):
         assert ds[i]["A"].shape == ds[i]["B"].shape == (3, 32, 64)

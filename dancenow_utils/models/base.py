@@ -104,7 +104,7 @@ class BaseModel:
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(ok, op=dist.ReduceOp.MIN)
         if not bool(ok):
-            bad = {k: float(v) for k, v in losses.items() if not torch.isfinite(v.detach()).all()}
+            bad = {k: float(v.detach()) for k, v in losses.items() if not torch.isfinite(v.detach()).all()}
             raise FloatingPointError(f"non-finite loss {bad or '(on another rank)'}")
 
     def update(self, loss: torch.Tensor, key: str) -> None:

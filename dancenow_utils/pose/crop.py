@@ -1,4 +1,9 @@
-"""The crop that maps a video's frames to training images, and keypoints read back in training-image pixels."""
+"""The crops that map frames to training images, and keypoints read back in training-image pixels.
+
+A video (or any sequence) has one crop for all its frames (``crop.json``): the character keeps its place and size
+from frame to frame. Independent images each have their own (``crops.json``, frame id -> crop), since they may
+differ in size and framing; :class:`Crops` reads either.
+"""
 
 from __future__ import annotations
 
@@ -89,29 +94,99 @@ class Crop:
         return cls(x0, y0, height / region_h, width, height)
 
 
+@dataclass
+class Crops:
+    """The crops of one dataset phase: one for every frame (``single``) or one per frame id (``per_frame``)."""
+
+    single: Crop | None = None
+    per_frame: dict[str, Crop] | None = None
+
+    def of(self, frame_id: str) -> Crop:
+        if self.per_frame is None:
+            assert self.single is not None
+            return self.single
+        try:
+            return self.per_frame[frame_id]
+        except KeyError:
+            raise KeyError(f"no crop for {frame_id!r} in crops.json; re-run pose extraction") from None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the training images the crops make."""
+        crop = self.single if self.single is not None else next(iter(self.per_frame.values()))
+        return crop.size
+
+    def save(self, keypoints_dir: Path) -> None:
+        """``crop.json`` (one crop) or ``crops.json`` (one per frame) in ``keypoints_dir``."""
+        if self.single is not None:
+            self.single.save(Path(keypoints_dir) / "crop.json")
+        else:
+            data = {k: asdict(c) for k, c in sorted(self.per_frame.items())}
+            atomic_write_text(Path(keypoints_dir) / "crops.json", json.dumps(data, indent=1) + "\n")
+
+    @staticmethod
+    def exist(layout: DatasetLayout) -> bool:
+        return layout.crop.exists() or layout.crops.exists()
+
+    @classmethod
+    def load(cls, layout: DatasetLayout) -> Crops:
+        if layout.crops.exists():
+            try:
+                data = json.loads(layout.crops.read_text())
+                return cls(per_frame={k: Crop(**v) for k, v in data.items()})
+            except (json.JSONDecodeError, TypeError, AttributeError) as exc:
+                raise ValueError(f"{layout.crops}: not a valid crops file ({exc}); re-run pose extraction") from None
+        return cls(single=Crop.load(layout.crop))
+
+
 def people_in_image(layout: DatasetLayout, names: list[str], width: int, height: int) -> list[Person]:
     """Each frame's person, mapped from original-frame pixels into the training images' pixels (``width`` x
-    ``height``) with the crop saved by extraction; an empty :class:`Person` where the JSON has nobody."""
-    crop = Crop.load(layout.crop)
-    sx, sy = width / crop.width, height / crop.height
+    ``height``) with the crop(s) saved by extraction; an empty :class:`Person` where the JSON has nobody."""
+    crops = Crops.load(layout)
     out = []
     for name in names:
+        crop = crops.of(name)
+        sx, sy = width / crop.width, height / crop.height
         people = read_openpose_json(layout.keypoint_file(name))
         p = crop.apply_person(people[0]) if people else Person()
         out.append(p.transformed(np.array([sx, sy], np.float32), (0.0, 0.0)))
     return out
 
 
-def load_keypoint_folder(folder: str | Path) -> list[Person | None]:
-    """Every ``*_keypoints.json`` of a folder (sorted), one person or ``None`` per frame."""
+def keypoint_files(folder: str | Path) -> list[Path]:
+    """Every ``*_keypoints.json`` of a folder, sorted; errors name the folder and the fix."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such keypoint folder; run pose extraction on that video first")
     files = sorted(folder.glob("*_keypoints.json"))
     if not files:
-        raise ValueError(f"{folder}: no *_keypoints.json files")
+        raise ValueError(f"{folder}: no *_keypoints.json files; run pose extraction on that video first")
+    return files
+
+
+def load_keypoint_folder(folder: str | Path) -> list[Person | None]:
+    """Every ``*_keypoints.json`` of a folder (sorted), one person or ``None`` per frame."""
     out = []
-    for f in files:
+    for f in keypoint_files(folder):
         people = read_openpose_json(f)
         out.append(people[0] if len(people) == 1 else None)
     return out
+
+
+def normalisation_target(keypoints_dir: str | Path) -> tuple[list[Person | None], Crop]:
+    """A target's poses for normalisation and the crop to draw the normalised poses with.
+
+    A video target: its poses in frame pixels and its one crop. A target of independent images (``crops.json``):
+    each pose mapped into its training image's pixels with its own crop, and the identity crop of that size.
+    """
+    layout = DatasetLayout.of_keypoints_dir(keypoints_dir)
+    if not layout.crops.exists():
+        return load_keypoint_folder(keypoints_dir), Crop.load(layout.crop)
+    crops = Crops.load(layout)
+    people: list[Person | None] = []
+    for f in keypoint_files(keypoints_dir):
+        found = read_openpose_json(f)
+        frame_id = f.name.removesuffix("_keypoints.json")
+        people.append(crops.of(frame_id).apply_person(found[0]) if len(found) == 1 else None)
+    width, height = crops.size
+    return people, Crop(0.0, 0.0, 1.0, width, height)

@@ -128,14 +128,18 @@ def people_from_json(data: dict, source: str = "<json>") -> list[Person]:
     for i, d in enumerate(data["people"]):
         pose = d.get("pose_keypoints_2d") or []
         if len(pose) == N_BODY * 3:
-            body = np.asarray(pose, np.float32).reshape(N_BODY, 3)
+            body = _as_float_array(pose, source, i, "pose_keypoints_2d").reshape(N_BODY, 3)
         elif len(pose) == N_COCO * 3:
-            body = coco18_to_body25(pose)
+            coco = _finite_points(_as_float_array(pose, source, i, "pose_keypoints_2d").reshape(N_COCO, 3), source,
+                                  i, "pose_keypoints_2d", required=True)
+            body = coco18_to_body25(coco)
         else:
             raise ValueError(
                 f"{source}: person {i} has {len(pose)} pose numbers; expected {N_BODY * 3} (BODY_25) or "
                 f"{N_COCO * 3} (COCO-18). Re-export with OpenPose's --write_json and a BODY_25 or COCO model."
             )
+
+        body = _finite_points(body, source, i, "pose_keypoints_2d", required=True)
 
         def part(key: str, n: int, d: dict = d, i: int = i) -> np.ndarray | None:
             vals = d.get(key) or []
@@ -143,11 +147,31 @@ def people_from_json(data: dict, source: str = "<json>") -> list[Person]:
                 return None
             if len(vals) != n * 3:
                 raise ValueError(f"{source}: person {i} {key} has {len(vals)} numbers; expected {n * 3}")
-            return np.asarray(vals, np.float32).reshape(n, 3)
+            return _finite_points(_as_float_array(vals, source, i, key).reshape(n, 3), source, i, key)
 
         people.append(Person(body, part("face_keypoints_2d", N_FACE), part("hand_left_keypoints_2d", N_HAND),
                              part("hand_right_keypoints_2d", N_HAND)))
     return people
+
+
+def _as_float_array(values: list, source: str, i: int, key: str) -> np.ndarray:
+    try:
+        return np.asarray(values, np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"{source}: person {i} {key} holds values that are not numbers") from None
+
+
+def _finite_points(points: np.ndarray, source: str, i: int, key: str, required: bool = False) -> np.ndarray:
+    """Keypoints with a NaN or infinite value become missing (0, 0, 0); with ``required``, a part whose every
+    keypoint is NaN or infinite is an error (it is not a person at the origin)."""
+    bad = ~np.isfinite(points).all(axis=1)
+    if bad.all() and required:
+        raise ValueError(f"{source}: person {i} has no usable keypoint: all {len(points)} {key} keypoints are NaN "
+                         "or infinite. Re-export this frame from OpenPose, or delete the file to skip the frame.")
+    if bad.any():
+        points = points.copy()
+        points[bad] = 0
+    return points
 
 
 def read_openpose_json(path: str | Path) -> list[Person]:

@@ -7,9 +7,15 @@ OpenPose's 70 face points through :data:`FACE_MESH_TO_IBUG70`, and hands are alr
 Confidence is MediaPipe's visibility for body points and 1 for detected face and hand points.
 
 BlazePose tracks a single person. To skip frames with several people (the extractor must not pair a frame with
-the wrong person's skeleton) a face detector that finds every face in the frame runs beside it: on every frame for
-still images, on every ``count_every``-th frame of a video (every frame while it sees several faces). The
-extractor then also marks the frames just before such a detection (:data:`MULTI_PERSON_BACKFILL`).
+the wrong person's skeleton) people are counted from bodies: the first person is masked out of the frame (its
+segmentation mask and a thick outline of its skeleton, filled with the frame's mean colour) and a second,
+still-image pose model looks at what is left; a confident body there, whose torso lies outside the mask, is a
+second person. This runs on every still image and on every ``count_every``-th frame of a video (every frame while
+it sees several people); the extractor then also marks the frames just before such a detection
+(:data:`MULTI_PERSON_BACKFILL`). On the demo generator's hard footage (150 frames at 256 px) it keeps 4.3 % of the
+two-person frames (the ones in which the second dancer walks in, head not yet in view: BlazePose's detector starts
+from the head) and 0.7 % of crowd frames, where the face detector used before kept 50 % and 65 %
+(``bench/hard_footage.py``, ``bench/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 
+import cv2
 import numpy as np
 
 from dancenow_utils.pose.formats import N_BODY, joint
@@ -55,6 +62,10 @@ FACE_MESH_TO_IBUG70 = (
     78, 81, 13, 311, 308, 402, 14, 178,
 )
 MULTI_PERSON_BACKFILL = 4  # video frames before a multi-person detection that may have had two people too
+# BlazePose bones drawn (thick) into the mask that hides the first person from the second pass
+BLAZEPOSE_BONES = ((11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (11, 23), (12, 24), (23, 24), (23, 25), (25, 27),
+                   (24, 26), (26, 28), (27, 31), (28, 32), (0, 11), (0, 12))
+BLAZEPOSE_CORE = (0, 11, 12, 23, 24)  # nose, shoulders, hips: where a second body must be to count
 RIGHT_EYE = slice(36, 42)
 LEFT_EYE = slice(42, 48)
 
@@ -135,12 +146,31 @@ def quiet_native_logs() -> Iterator[None]:
                     sys.stderr.write("".join(kept))
 
 
+def person_mask(landmarks: np.ndarray, height: int, width: int, segmentation: np.ndarray | None = None) -> np.ndarray:
+    """A uint8 mask (255 inside) covering one person: a thick outline of its ``(33, 3)`` BlazePose landmarks
+    (pixels), joined with its segmentation mask when there is one."""
+    pts = landmarks[:, :2]
+    ys = pts[[0, 11, 12, 23, 24, 27, 28], 1]
+    body_h = max(float(ys.max() - ys.min()), 0.1 * height)
+    mask = np.zeros((height, width), np.uint8)
+    thickness = max(2, int(0.16 * body_h))
+    for a, b in BLAZEPOSE_BONES:
+        cv2.line(mask, tuple(int(v) for v in pts[a]), tuple(int(v) for v in pts[b]), 255, thickness)
+    cv2.circle(mask, tuple(int(v) for v in pts[0]), max(2, int(0.13 * body_h)), 255, -1)
+    if segmentation is not None:
+        seg = (segmentation > 0.3).astype(np.uint8) * 255
+        k = int(0.03 * height) + 1
+        mask = np.maximum(mask, cv2.dilate(seg, np.ones((k, k), np.uint8)))
+    return mask
+
+
 class MediaPipeEstimator:
-    """Callable: RGB frame -> list of :class:`Person` (empty, one, or several when extra faces are seen).
+    """Callable: RGB frame -> list of :class:`Person` (empty, one, or two when a second body is seen).
 
     ``video=True`` uses MediaPipe's tracking mode (faster and steadier on consecutive frames);
     ``face``/``hands`` switch to the Holistic model, which adds face-mesh and hand landmarks.
-    ``count_people`` runs a face detector to notice frames with more than one person.
+    ``count_people`` looks for a second body with the first person masked out (module docstring); the second
+    person is returned as an empty :class:`Person` (BlazePose cannot say which of the two it tracked).
     """
 
     def __init__(self, face: bool = True, hands: bool = True, video: bool = False, count_people: bool = True,
@@ -149,29 +179,41 @@ class MediaPipeEstimator:
 
         self.face, self.hands = face, hands
         self.count_every = count_every if video else 1
-        self._since_count, self._last_faces = 0, 0
+        self._since_count, self._last_count = 0, 1
         with quiet_native_logs():
             if face or hands:
                 self._model = mp.solutions.holistic.Holistic(
                     static_image_mode=not video, model_complexity=1, refine_face_landmarks=False,
-                    min_detection_confidence=min_detection_confidence)
+                    enable_segmentation=count_people, min_detection_confidence=min_detection_confidence)
             else:
                 self._model = mp.solutions.pose.Pose(static_image_mode=not video, model_complexity=1,
+                                                     enable_segmentation=count_people,
                                                      min_detection_confidence=min_detection_confidence)
-            self._faces = (mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.6)
-                           if count_people else None)
-            # The graphs open their models (and log about it) in their own threads after start; one blank frame
-            # through each waits for that inside this quiet block, so no log line arrives later in a notebook.
-            blank = np.zeros((64, 64, 3), np.uint8)
-            for graph in (self._model, self._faces):
-                if graph is not None:
-                    graph.process(blank)
+            self._second = (mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
+                                                   min_detection_confidence=min_detection_confidence)
+                            if count_people else None)
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """The graphs open their models (and log about it) in their own threads after start; one blank frame
+        through each waits for that inside the caller's quiet block, so no log line arrives later in a notebook."""
+        blank = np.zeros((64, 64, 3), np.uint8)
+        for graph in (self._model, self._second):
+            if graph is not None:
+                graph.process(blank)
 
     def close(self) -> None:
         with quiet_native_logs():
             self._model.close()
-            if self._faces is not None:
-                self._faces.close()
+            if self._second is not None:
+                self._second.close()
+
+    def reset(self) -> None:
+        """Forget the tracked person (a new shot starts): the next frame is searched from scratch."""
+        with quiet_native_logs():
+            self._model.reset()
+            self._warm_up()
+        self._since_count, self._last_count = 0, 1
 
     def __enter__(self) -> MediaPipeEstimator:
         return self
@@ -179,12 +221,23 @@ class MediaPipeEstimator:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def count_faces(self, rgb: np.ndarray) -> int:
-        if self._faces is None:
-            return 0
+    def count_people(self, rgb: np.ndarray, landmarks: np.ndarray, segmentation: np.ndarray | None = None) -> int:
+        """1 or 2: whether a second body is seen once the person at ``landmarks`` (``(33, 3)`` pixels) is hidden."""
+        if self._second is None:
+            return 1
+        h, w = rgb.shape[:2]
+        mask = person_mask(landmarks, h, w, segmentation)
+        hidden = rgb.copy()
+        hidden[mask > 0] = rgb.reshape(-1, 3).mean(axis=0).astype(np.uint8)
         with quiet_native_logs():
-            res = self._faces.process(rgb)
-        return len(res.detections or [])
+            res = self._second.process(hidden)
+        if res.pose_landmarks is None:
+            return 1
+        other = _landmarks(res.pose_landmarks, w, h, True)[list(BLAZEPOSE_CORE)]
+        xs = np.clip(other[:, 0].astype(int), 0, w - 1)
+        ys = np.clip(other[:, 1].astype(int), 0, h - 1)
+        inside = float(np.mean(mask[ys, xs] > 0))  # the first person found again through the mask's gaps
+        return 2 if inside < 0.5 and float(other[:, 2].mean()) > 0.5 else 1
 
     def __call__(self, rgb: np.ndarray) -> list[Person]:
         h, w = rgb.shape[:2]
@@ -193,7 +246,8 @@ class MediaPipeEstimator:
             res = self._model.process(rgb)
         if res.pose_landmarks is None:
             return []
-        person = Person(blazepose_to_body25(_landmarks(res.pose_landmarks, w, h, True)))
+        landmarks = _landmarks(res.pose_landmarks, w, h, True)
+        person = Person(blazepose_to_body25(landmarks))
         if self.face and getattr(res, "face_landmarks", None) is not None:
             person.face = face_mesh_to_face70(_landmarks(res.face_landmarks, w, h, False))
         if self.hands:
@@ -202,12 +256,8 @@ class MediaPipeEstimator:
                 person.left_hand = _landmarks(res.left_hand_landmarks, w, h, False)
             if getattr(res, "right_hand_landmarks", None) is not None:
                 person.right_hand = _landmarks(res.right_hand_landmarks, w, h, False)
-        people = [person]
-        if self._last_faces > 1 or self._since_count % self.count_every == 0:
-            self._last_faces = self.count_faces(rgb)
+        if self._last_count > 1 or self._since_count % self.count_every == 0:
+            self._last_count = self.count_people(rgb, landmarks, getattr(res, "segmentation_mask", None))
             self._since_count = 0
         self._since_count += 1
-        if self._last_faces > 1:
-            # a second face means a second person; BlazePose cannot say which one it tracked
-            people.append(Person())
-        return people
+        return [person] + [Person() for _ in range(self._last_count - 1)]

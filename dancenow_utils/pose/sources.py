@@ -1,4 +1,8 @@
-"""Frame sources for pose extraction: a video file, or a folder of images (``frame_step``, ``max_frames``)."""
+"""Frame sources for pose extraction: a video file, or a folder of images (``frame_step``, ``max_frames``).
+
+A video's frames are a sequence; a folder's images are independent pictures unless the user says they are frames
+of one video (``sequence``). Bad parameters are refused here, before any work, naming the parameter.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import cv2
 import numpy as np
 
 from dancenow_utils.io_utils import IMAGE_EXTENSIONS, read_image
+from dancenow_utils.params import check_int
 from dancenow_utils.video import VIDEO_EXTENSIONS, read_frames
 
 
@@ -24,6 +29,8 @@ class FrameSource:
 
     @classmethod
     def open(cls, source: str | Path, frame_step: int = 1, max_frames: int = 0) -> FrameSource:
+        frame_step = check_int("frame_step", frame_step, 1, " (1 = every frame, 2 = every other frame...)")
+        max_frames = check_int("max_frames", max_frames, 0, " (0 = all frames)")
         path = Path(source)
         if not str(source):
             raise ValueError("source is empty: give a video file or a folder of images")
@@ -44,6 +51,29 @@ class FrameSource:
         files = sorted(p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         files = files[:: self.frame_step]
         return files[: self.max_frames] if self.max_frames else files
+
+    def image_sizes(self) -> dict[str, tuple[int, int]]:
+        """``{image stem: (width, height)}`` of a folder's images, from their headers (nothing decoded)."""
+        from PIL import Image
+
+        sizes = {}
+        for f in self.image_files():
+            try:
+                with Image.open(f) as im:
+                    sizes[f.stem] = im.size
+            except Exception:  # unreadable: detection reports it by name
+                continue
+        return sizes
+
+    def header_frames(self) -> int:
+        """The frame count a video's header announces, after ``frame_step`` and ``max_frames`` (0 if unknown)."""
+        cap = cv2.VideoCapture(str(self.path))
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        cap.release()
+        if n <= 0:
+            return 0
+        n = math.ceil(n / self.frame_step)
+        return min(n, self.max_frames) if self.max_frames else n
 
     def ignored_files(self) -> list[str]:
         if self.is_video:
@@ -72,8 +102,4 @@ class FrameSource:
     def __len__(self) -> int:
         if not self.is_video:
             return len(self.image_files())
-        cap = cv2.VideoCapture(str(self.path))
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        cap.release()
-        n = math.ceil(n / self.frame_step) if n > 0 else sum(1 for _ in self.frames())
-        return min(n, self.max_frames) if self.max_frames else n
+        return self.header_frames() or sum(1 for _ in self.frames())
