@@ -19,7 +19,7 @@ import numpy as np
 
 from dancenow_utils.io_utils import read_image
 from dancenow_utils.layout import DatasetLayout
-from dancenow_utils.pose.crop import Crop
+from dancenow_utils.pose.crop import Crop, Crops
 from dancenow_utils.pose.detect import detect
 from dancenow_utils.pose.formats import BODY_25_NAMES, N_FACE, joint
 from dancenow_utils.pose.keypoints import Person, read_openpose_json
@@ -102,7 +102,7 @@ class ExtractionLesson:
         if settings is None:
             raise FileNotFoundError(f"{keypoints_dir}/settings.json: no extraction settings; run the extraction "
                                     "(notebook 01) before the lesson")
-        crop = Crop.load(keypoints_dir / "crop.json")
+        crops = Crops.load(DatasetLayout.of_keypoints_dir(keypoints_dir))
         if n_frames < 3:
             raise ValueError(f"n_frames={n_frames}: the lesson needs at least 3 frames to show smoothing")
         src = FrameSource.open(source, frame_step, n_frames)
@@ -122,7 +122,8 @@ class ExtractionLesson:
         if truth_dir and Path(truth_dir).is_dir():
             truth = [_read_person(Path(truth_dir) / f"{i}_keypoints.json") for i in ids]
         smoothed = smooth_sequence(raw, window=settings.smooth_window)
-        return cls(ids, raw, smoothed, index, _frame_at(src, index), crop, settings, frame_step, truth)
+        return cls(ids, raw, smoothed, index, _frame_at(src, index), crops.of(ids[index]), settings, frame_step,
+                   truth)
 
     @property
     def frames(self) -> np.ndarray:
@@ -254,7 +255,10 @@ class NormalizationLesson:
         files = sorted(folder.glob("*_keypoints.json"))
         ids = [f.name.removesuffix("_keypoints.json") for f in files]
         target = [_read_person(f) for f in files]
-        crop = Crop.load(folder / "crop.json")
+        crop = Crops.load(DatasetLayout.of_keypoints_dir(folder)).single
+        if crop is None:
+            raise ValueError(f"{folder}: a target of independent images has no single crop; normalisation needs the "
+                             "target's video (extract it with sequence=True)")
         src = FrameSource.open(source, 1, max_frames)
         results = detect(src, "mediapipe", face=False, hands=False, workers=1, progress=progress)
         raw = [r.person if r.status == "ok" else None for r in results]

@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from dancenow_utils.evaluation import read_per_sample
@@ -99,7 +100,12 @@ def _pair(layout: DatasetLayout, pose_file: Path) -> tuple[np.ndarray, np.ndarra
     """``(frame, stick figure)`` of a pose image; a black frame when there is no ``{phase}_B`` twin (transfer)."""
     stick = read_image(pose_file)
     b = layout.B / pose_file.name
-    return (read_image(b) if b.exists() else np.zeros_like(stick)), stick
+    if not b.exists():
+        return np.zeros_like(stick), stick
+    frame = read_image(b)
+    if frame.shape[:2] != stick.shape[:2]:  # same aspect, another size (the dataset checks the aspect)
+        frame = cv2.resize(frame, (stick.shape[1], stick.shape[0]), interpolation=cv2.INTER_AREA)
+    return frame, stick
 
 
 def sample_pairs_figure(dataroot: str | Path, phase: str = "train", n: int = 6) -> np.ndarray:

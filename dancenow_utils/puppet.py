@@ -26,6 +26,8 @@ import torch
 
 from dancenow_utils.inference import Generator, load_generator
 from dancenow_utils.io_utils import write_image
+from dancenow_utils.layout import DatasetLayout
+from dancenow_utils.pose.crop import Crops
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person, read_openpose_json
 from dancenow_utils.pose.render import MIN_CONF, render_pose
@@ -123,20 +125,19 @@ class Puppet:
                      index: int | None = None) -> Puppet:
         """A puppet on the target's training poses (``{phase}_keypoints`` of its dataset): pose ``index``, or
         by default the first in which every puppet joint was detected."""
-        from dancenow_utils.pose.crop import Crop
-
         folder = Path(keypoints_dir)
         files = sorted(folder.glob("*_keypoints.json"))
         if not files:
             raise FileNotFoundError(f"{folder}: no training poses (*_keypoints.json); run notebook 01 first")
         settings = PoseSettings.load(folder / "settings.json")
-        crop = Crop.load(folder / "crop.json")
-        if settings is not None:
-            crop = crop.resized(settings.width, settings.height)
+        crops = Crops.load(DatasetLayout.of_keypoints_dir(folder))
         poses = []
         for f in files:
             people = read_openpose_json(f)
             if len(people) == 1:
+                crop = crops.of(f.name.removesuffix("_keypoints.json"))
+                if settings is not None:
+                    crop = crop.resized(settings.width, settings.height)
                 poses.append(crop.apply_person(people[0]))
         if not poses:
             raise ValueError(f"{folder}: no frame with exactly one person")
@@ -144,7 +145,8 @@ class Puppet:
             index = next((i for i, p in enumerate(poses) if _all_joints(p)), 0)
         if not 0 <= index < len(poses):
             raise ValueError(f"index={index}: {folder} has {len(poses)} training poses (0..{len(poses) - 1})")
-        return cls(gen, poses[index], settings or PoseSettings(width=crop.width, height=crop.height), poses)
+        width, height = crops.size
+        return cls(gen, poses[index], settings or PoseSettings(width=width, height=height), poses)
 
     @classmethod
     def load(cls, name: str, keypoints_dir: str | Path = "dataset/train_keypoints", which_epoch: str | int = "latest",

@@ -83,6 +83,7 @@ draw_hands = True
 smooth_window = 7
 frame_step = 1
 max_frames = 0         # 0: all frames
+sequence = None        # None: a video is a sequence, a folder of images independent photos; True/False to say
 normalize_to = ""      # a target's keypoint folder, to prepare a transfer source (see notebook 04)
 heldout_dataroot = "dataset_test"
 demo_dir = "demo_data"
@@ -102,7 +103,7 @@ never leaves half a dataset. Frames where nobody (or more than one person) is fo
     source, dataroot, phase, heldout_dataroot=heldout_dataroot, demo_dir=demo_dir, demo_frames=tuple(demo_frames),
     backend=backend, weights=weights, keypoints_dir=keypoints_dir, image_size=image_size, pose_format=pose_format,
     draw_face=draw_face, draw_hands=draw_hands, smooth_window=smooth_window, frame_step=frame_step,
-    max_frames=max_frames, normalize_to=normalize_to)
+    max_frames=max_frames, normalize_to=normalize_to, sequence=sequence)
 for root, summary in summaries.items():
     print(summary)
 """),
