@@ -26,6 +26,7 @@ from dancenow_utils.io_utils import atomic_write_text
 from dancenow_utils.pose.keypoints import Person, write_openpose_json
 from dancenow_utils.synthetic.character import SOURCE_STYLE, TARGET_STYLE, CharacterStyle, background, render_character
 from dancenow_utils.synthetic.dance import FPS, dance_trajectory
+from dancenow_utils.synthetic.demo import DemoPaths
 from dancenow_utils.video import write_video
 
 HARD_CLIPS = ("two_people", "crowd", "cuts", "closeup")
@@ -42,19 +43,9 @@ _PALETTE = (
 
 
 @dataclass(frozen=True)
-class HardPaths:
-    """Where :func:`make_hard_footage` puts each clip, its keypoints and the ground truth (``hard.json``)."""
-
-    root: Path
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "root", Path(self.root))
-
-    def video(self, clip: str) -> Path:
-        return self.root / f"{clip}.mp4"
-
-    def keypoints(self, clip: str) -> Path:
-        return self.root / f"{clip}_keypoints"
+class HardPaths(DemoPaths):
+    """Where :func:`make_hard_footage` puts each clip, its keypoints and the ground truth (``hard.json``): the demo's
+    folder layout with its own manifest."""
 
     @property
     def manifest(self) -> Path:
