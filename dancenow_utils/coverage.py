@@ -38,10 +38,14 @@ import cv2
 import numpy as np
 
 from dancenow_utils.io_utils import atomic_write_text, list_images, read_image, write_image
+from dancenow_utils.layout import DatasetLayout
+from dancenow_utils.pose.crop import Crops, people_in_image
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.pose.normalize import body_height
+from dancenow_utils.pose.render import render_pose
 from dancenow_utils.stats import pearson, spearman
+from dancenow_utils.visualize import grid, label, overlay, save_figure
 
 COVERAGE_JOINTS = tuple(range(19))  # BODY_25 without the feet points, as evaluation.BODY_JOINTS
 BODY_PARTS: dict[str, tuple[int, ...]] = {
@@ -185,9 +189,6 @@ def load_pose_folder(folder: str | Path, size: tuple[int, int] | None = None) ->
     """Read ``{phase}_keypoints/*_keypoints.json`` (original-frame pixels) and map every pose through the
     folder's ``crop.json`` (or each image's crop in ``crops.json``) into the pixels of images of ``size`` =
     (width, height) (default: the crop's own)."""
-    from dancenow_utils.layout import DatasetLayout
-    from dancenow_utils.pose.crop import Crops, people_in_image
-
     kdir = Path(folder)
     if not kdir.is_dir():
         raise FileNotFoundError(f"{kdir}: no such keypoint folder; run pose extraction (notebook 01) first")
@@ -321,8 +322,6 @@ def plot_coverage(report: CoverageReport, path: str | Path, title: str = "") -> 
     """The distance over the video with the threshold and the flagged frames marked; per-part curves below."""
     import matplotlib.pyplot as plt
 
-    from dancenow_utils.visualize import save_figure
-
     x = np.arange(len(report.names))
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 5.2), sharex=True, height_ratios=(3, 2))
     top.plot(x, report.distance, color="tab:blue", lw=1.2, label="nearest training pose")
@@ -353,8 +352,6 @@ def _image_or_skeleton(folder: Path | None, name: str | None, body: np.ndarray, 
                        tile: tuple[int, int]) -> np.ndarray:
     """The image ``folder/<name>.*`` resized to ``tile`` (width, height), or the skeleton drawn from ``body`` (in
     ``size`` pixels) when there is none."""
-    from dancenow_utils.pose.render import render_pose
-
     if folder is not None and name is not None:
         for ext in (".png", ".jpg", ".jpeg"):
             f = folder / f"{name}{ext}"
@@ -367,8 +364,6 @@ def worst_sheet(report: CoverageReport, query: PoseSet, train: PoseSet, train_fr
                 query_pose_images: Path | None, tile: int = 128) -> np.ndarray:
     """Contact sheet: per worst frame, its pose | the nearest training frame | that frame under the pose; tiles
     ``tile`` pixels high with the training images' aspect ratio."""
-    from dancenow_utils.visualize import grid, label, overlay
-
     if query_pose_images is not None and not list_images(query_pose_images):
         query_pose_images = None
     w, h = train.size

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from dancenow_utils.io_utils import list_images, read_image
@@ -47,8 +48,6 @@ def pair_files(dataroot: str | Path, phase: str = "train", need_b: bool = True) 
 
 def image_size(path: Path) -> tuple[int, int] | None:
     """(width, height) from an image file's header (nothing decoded); None when unreadable."""
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             return im.size

@@ -28,9 +28,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dancenow_utils.io_utils import IMAGE_EXTENSIONS, atomic_path, atomic_write_text, list_images
+from dancenow_utils.config import TrainConfig
+from dancenow_utils.data import load_resized, pair_files
+from dancenow_utils.device import resolve_device
+from dancenow_utils.inference import load_generator
+from dancenow_utils.io_utils import IMAGE_EXTENSIONS, atomic_path, atomic_write_text, list_images, read_image
+from dancenow_utils.layout import DatasetLayout, RunLayout
+from dancenow_utils.pose.crop import Crops, people_in_image
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.stats import roc_auc
+from dancenow_utils.video import read_frames
+from dancenow_utils.visualize import save_figure
 
 log = logging.getLogger("dancenow")
 FORMAT = 1
@@ -262,9 +270,6 @@ def score_video(detector: Detector, path: str | Path, frame_step: int = 1, max_f
     Frames of another size than the detector was trained on are resized to that size first: the detector
     learned the texture at one scale. Needs a frame-only detector (a video carries no pose images).
     """
-    from dancenow_utils.io_utils import read_image
-    from dancenow_utils.video import read_frames
-
     if detector.uses_pose:
         raise ValueError("this detector needs pose images beside each frame; use Detector.score(frames, poses)")
     path = Path(path)
@@ -303,9 +308,6 @@ def generate_for_poses(name: str, pose_images: Sequence[np.ndarray | str | Path]
     """The trained generator's frame for each pose image (arrays or files, resized to the generator's size), as
     the pipeline draws it: with ``people`` (the poses' keypoints in those images' pixels) the run's face stage, if
     it has one, corrects the faces. The one place this module runs the generator."""
-    from dancenow_utils.data import load_resized
-    from dancenow_utils.inference import load_generator
-
     gen = load_generator(name, which_epoch, checkpoints_dir, device)
     w, h = gen.size
     poses = []
@@ -321,8 +323,6 @@ def generate_for_poses(name: str, pose_images: Sequence[np.ndarray | str | Path]
 
 def _pairs(dataroot: str | Path, max_items: int) -> tuple[list[str], list[Path], list[Path]]:
     """Names, pose files and frame files of ``{dataroot}/train_A|B``, evenly subsampled to ``max_items``."""
-    from dancenow_utils.data import pair_files
-
     pairs = pair_files(dataroot, "train")
     if max_items and len(pairs) > max_items:
         pairs = [pairs[int(i)] for i in np.linspace(0, len(pairs) - 1, max_items).round()]
@@ -346,12 +346,6 @@ def forensic_check(name: str, dataroot: str | Path = "dataset", test_dataroot: s
     it on ``test_dataroot`` (real held-out frames against frames generated from their poses), and write
     ``forensic_detector.pth``, ``forensics.json`` and ``forensics.png`` into ``out_dir``
     (default ``checkpoints/<name>_test``)."""
-    from dancenow_utils.config import TrainConfig
-    from dancenow_utils.data import load_resized
-    from dancenow_utils.device import resolve_device
-    from dancenow_utils.layout import DatasetLayout, RunLayout
-    from dancenow_utils.pose.crop import Crops, people_in_image
-
     run = RunLayout(checkpoints_dir, name)
     out = Path(out_dir) if out_dir else run.test_dir
     sets = {}
@@ -388,8 +382,6 @@ def forensic_check(name: str, dataroot: str | Path = "dataset", test_dataroot: s
 def plot_scores(real_scores: np.ndarray, fake_scores: np.ndarray, path: str | Path, title: str = "") -> None:
     """Histograms of the detector's scores on real and generated frames."""
     import matplotlib.pyplot as plt
-
-    from dancenow_utils.visualize import save_figure
 
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
     bins = np.linspace(0, 1, 26)

@@ -15,6 +15,7 @@ import copy
 import io
 
 import nbformat
+from PIL import Image, ImageSequence
 
 IMAGE_MIMES = ("image/png", "image/jpeg", "image/gif")
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -31,7 +32,6 @@ def strip_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def _downscaled(data: bytes, max_width: int):
-    from PIL import Image
 
     img = Image.open(io.BytesIO(data))
     if img.width > max_width:
@@ -40,7 +40,6 @@ def _downscaled(data: bytes, max_width: int):
 
 
 def _jpeg(data: bytes, max_width: int, quality: int) -> str:
-    from PIL import Image
 
     img = _downscaled(data, max_width)
     if img.mode in ("RGBA", "LA", "P"):
@@ -56,8 +55,6 @@ def _gif(data: bytes, max_width: int, max_bytes: int, colors: int = 64) -> str |
     """The GIF downscaled to ``max_width`` with a ``colors``-colour palette per frame (generated frames are noisy:
     fewer colours compress far better), every frame kept, then every other one until it fits ``max_bytes``; None
     when even one frame does not fit."""
-    from PIL import Image, ImageSequence
-
     src = Image.open(io.BytesIO(data))
     frames = [f.convert("RGB") for f in ImageSequence.Iterator(src)]
     if frames[0].width > max_width:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import html
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from dancenow_utils.io_utils import atomic_path
 
@@ -75,7 +77,7 @@ VIDEO_MIME = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime
 def ffmpeg_exe() -> str:
     """The ffmpeg binary shipped in the imageio-ffmpeg wheel (or ``$IMAGEIO_FFMPEG_EXE``)."""
     try:
-        import imageio_ffmpeg
+        import imageio_ffmpeg  # a declared dependency; the message covers an environment that lost it
     except ImportError:
         raise ImportError("writing H.264 videos needs the imageio-ffmpeg package: "
                           "pip install -c constraints.txt imageio-ffmpeg") from None
@@ -228,8 +230,6 @@ def inline_video_html(path: str | Path, width: int | None = None, max_embed_byte
                       autoplay: bool = False, src: str | None = None) -> str:
     """A ``<video controls>`` element showing ``path``: embedded as base64 when at most ``max_embed_bytes`` (so it
     plays in Colab and in a saved notebook), else linked by ``src`` (default: the path as given)."""
-    import html
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such video file")
@@ -254,8 +254,6 @@ def notebook_video(path: str | Path, width: int | None = None, autoplay: bool = 
 
 def write_gif(path: str | Path, frames: Iterable[np.ndarray], fps: float = 10.0, max_side: int = 0) -> None:
     """Write an animated GIF (looping), optionally downscaled so its longer side is ``max_side``; atomic."""
-    from PIL import Image
-
     def images() -> Iterator[Image.Image]:
         for f in frames:
             if max_side and max(f.shape[:2]) > max_side:

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from dancenow_utils.pose.cuts import ChangeMeter, change, find_cuts
 from dancenow_utils.pose.keypoints import Person, read_openpose_json
 from dancenow_utils.pose.mediapipe_backend import MULTI_PERSON_BACKFILL
+from dancenow_utils.pose.openpose_backend import OpenPoseEstimator
 from dancenow_utils.pose.sources import FrameSource
 
 BACKENDS = ("mediapipe", "openpose", "openpose_json")
@@ -93,7 +94,6 @@ def _make_estimator(backend: str, weights: str, face: bool, hands: bool, video: 
         # tracking mode for videos; still-image mode for folders (their images need not be consecutive)
         return MediaPipeEstimator(face=face, hands=hands, video=video)
     if backend == "openpose":
-        from dancenow_utils.pose.openpose_backend import OpenPoseEstimator
 
         return OpenPoseEstimator(weights, hands=hands)
     raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from dancenow_utils.io_utils import IMAGE_EXTENSIONS, read_image
 from dancenow_utils.params import check_int
@@ -54,8 +55,6 @@ class FrameSource:
 
     def image_sizes(self) -> dict[str, tuple[int, int]]:
         """``{image stem: (width, height)}`` of a folder's images, from their headers (nothing decoded)."""
-        from PIL import Image
-
         sizes = {}
         for f in self.image_files():
             try:
