@@ -39,7 +39,7 @@ import numpy as np
 
 from dancenow_utils.io_utils import atomic_write_text, list_images, read_image, write_image
 from dancenow_utils.layout import DatasetLayout
-from dancenow_utils.pose.crop import Crops, people_in_image
+from dancenow_utils.pose.crop import Crops, keypoint_files, people_in_image
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.pose.normalize import body_height
@@ -195,9 +195,7 @@ def load_pose_folder(folder: str | Path, size: tuple[int, int] | None = None) ->
     if not kdir.name.endswith("_keypoints"):
         raise ValueError(f"{kdir}: expected a '<phase>_keypoints' folder as pose extraction writes it, "
                          "e.g. dataset/train_keypoints or dataset_transfer/test_keypoints")
-    names = sorted(f.name.removesuffix("_keypoints.json") for f in kdir.glob("*_keypoints.json"))
-    if not names:
-        raise ValueError(f"{kdir}: no *_keypoints.json files; run pose extraction (notebook 01) first")
+    names = [f.name.removesuffix("_keypoints.json") for f in keypoint_files(kdir)]
     layout = DatasetLayout.of_keypoints_dir(kdir)
     w, h = size or Crops.load(layout).size
     people = people_in_image(layout, names, w, h)

@@ -19,10 +19,10 @@ import numpy as np
 
 from dancenow_utils.io_utils import read_image
 from dancenow_utils.layout import DatasetLayout
-from dancenow_utils.pose.crop import Crop, Crops
+from dancenow_utils.pose.crop import Crop, Crops, keypoint_files, read_single_person
 from dancenow_utils.pose.detect import detect
 from dancenow_utils.pose.formats import BODY_25_NAMES, N_FACE, joint
-from dancenow_utils.pose.keypoints import Person, read_openpose_json
+from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.pose.normalize import PoseNormalizer, check_method, edn_measure, normalize_sequence
 from dancenow_utils.pose.render import MIN_CONF, render_pose
 from dancenow_utils.pose.settings import PoseSettings
@@ -55,10 +55,7 @@ def _joint_track(people: list[Person | None], j: int) -> np.ndarray:
 
 
 def _read_person(path: Path) -> Person | None:
-    if not path.exists():
-        return None
-    people = read_openpose_json(path)
-    return people[0] if len(people) == 1 else None
+    return read_single_person(path) if path.exists() else None
 
 
 def check_joint(name: str) -> int:
@@ -250,11 +247,9 @@ class NormalizationLesson:
         """
         check_method(method)
         folder = Path(target_keypoints)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{folder}: no target keypoints; run pose extraction on the target first")
-        files = sorted(folder.glob("*_keypoints.json"))
+        files = keypoint_files(folder)
         ids = [f.name.removesuffix("_keypoints.json") for f in files]
-        target = [_read_person(f) for f in files]
+        target = [read_single_person(f) for f in files]
         crop = Crops.load(DatasetLayout.of_keypoints_dir(folder)).single
         if crop is None:
             raise ValueError(f"{folder}: a target of independent images has no single crop; normalisation needs the "

@@ -27,9 +27,9 @@ import torch
 from dancenow_utils.inference import Generator, load_generator
 from dancenow_utils.io_utils import write_image
 from dancenow_utils.layout import DatasetLayout
-from dancenow_utils.pose.crop import Crops
+from dancenow_utils.pose.crop import Crops, keypoint_files, people_in_image
 from dancenow_utils.pose.formats import joint
-from dancenow_utils.pose.keypoints import Person, read_openpose_json
+from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.pose.render import MIN_CONF, render_pose
 from dancenow_utils.pose.settings import PoseSettings, check_same_drawing
 from dancenow_utils.visualize import grid, label
@@ -126,26 +126,18 @@ class Puppet:
         """A puppet on the target's training poses (``{phase}_keypoints`` of its dataset): pose ``index``, or
         by default the first in which every puppet joint was detected."""
         folder = Path(keypoints_dir)
-        files = sorted(folder.glob("*_keypoints.json"))
-        if not files:
-            raise FileNotFoundError(f"{folder}: no training poses (*_keypoints.json); run notebook 01 first")
-        settings = PoseSettings.load(folder / "settings.json")
-        crops = Crops.load(DatasetLayout.of_keypoints_dir(folder))
-        poses = []
-        for f in files:
-            people = read_openpose_json(f)
-            if len(people) == 1:
-                crop = crops.of(f.name.removesuffix("_keypoints.json"))
-                if settings is not None:
-                    crop = crop.resized(settings.width, settings.height)
-                poses.append(crop.apply_person(people[0]))
+        ids = [f.name.removesuffix("_keypoints.json") for f in keypoint_files(folder)]
+        layout = DatasetLayout.of_keypoints_dir(folder)
+        settings = PoseSettings.load(layout.settings)
+        width, height = (settings.width, settings.height) if settings is not None else Crops.load(layout).size
+        # training poses in the pixels of the dataset's images; frames with nobody come back empty
+        poses = [p for p in people_in_image(layout, ids, width, height) if p.body[:, 2].max() > 0]
         if not poses:
             raise ValueError(f"{folder}: no frame with exactly one person")
         if index is None:
             index = next((i for i, p in enumerate(poses) if _all_joints(p)), 0)
         if not 0 <= index < len(poses):
             raise ValueError(f"index={index}: {folder} has {len(poses)} training poses (0..{len(poses) - 1})")
-        width, height = crops.size
         return cls(gen, poses[index], settings or PoseSettings(width=width, height=height), poses)
 
     @classmethod

@@ -158,6 +158,7 @@ class Trainer:
         if model == "face":
             self.dataset = FaceCrops(base, self.model.side)
         self.epoch, self.epoch_iter, self.iteration = 0, 0, 0
+        self.saved_iteration: int | None = None  # iteration of the latest.pth on disk (None: none yet)
         self.moved_aside: Path | None = None
         self._prepare_run(resume)
         if self.world > 1:
@@ -276,6 +277,7 @@ class Trainer:
         check_architecture(ckpt["config"], self.cfg, path, FACE_ARCH_KEYS if self.kind == "face" else ARCH_KEYS)
         self.model.load_state_dict(ckpt)
         self.epoch, self.epoch_iter, self.iteration = ckpt["epoch"], ckpt["epoch_iter"], ckpt["iteration"]
+        self.saved_iteration = self.iteration
         set_rng_state(ckpt["rng"])
         if self.is_main:  # drop log lines written after this checkpoint (a run killed between saves)
             rows = [r for r in read_jsonl(self.run.loss_log) if r.get("iteration", 0) <= self.iteration]
@@ -323,6 +325,7 @@ class Trainer:
         if self.is_main:
             if which == "latest":
                 save_checkpoint(self.run.latest, self.state())
+                self.saved_iteration = self.iteration
             save_checkpoint(self.run.generator(which), self.generator_payload())
         self._last_save = time.monotonic()
         return self.run.checkpoint(which) if which == "latest" else self.run.generator(which)
@@ -424,9 +427,9 @@ class Trainer:
         return s > 0 and time.monotonic() - self._last_save >= s
 
     def _nan_message(self, exc: Exception) -> str:
-        kept = (f"The last good checkpoint {self.run.latest} is kept (iteration "
-                f"{load_checkpoint(self.run.latest)['iteration']}); lower lr (overrides={{'lr': ...}}) and resume."
-                if self.run.latest.exists() else
+        kept = (f"The last good checkpoint {self.run.latest} is kept (iteration {self.saved_iteration}); lower lr "
+                "(overrides={'lr': ...}) and resume."
+                if self.saved_iteration is not None else
                 "No checkpoint was saved yet; lower lr (overrides={'lr': ...}) and start again.")
         return f"{exc} at epoch {self.epoch + 1}, iteration {self.iteration + 1}: training stopped. {kept}"
 

@@ -164,13 +164,15 @@ def keypoint_files(folder: str | Path) -> list[Path]:
     return files
 
 
+def read_single_person(path: str | Path) -> Person | None:
+    """The one person of an OpenPose JSON file; None when it holds nobody or several people."""
+    people = read_openpose_json(path)
+    return people[0] if len(people) == 1 else None
+
+
 def load_keypoint_folder(folder: str | Path) -> list[Person | None]:
     """Every ``*_keypoints.json`` of a folder (sorted), one person or ``None`` per frame."""
-    out = []
-    for f in keypoint_files(folder):
-        people = read_openpose_json(f)
-        out.append(people[0] if len(people) == 1 else None)
-    return out
+    return [read_single_person(f) for f in keypoint_files(folder)]
 
 
 def normalisation_target(keypoints_dir: str | Path) -> tuple[list[Person | None], Crop]:
