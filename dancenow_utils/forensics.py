@@ -28,10 +28,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dancenow_utils.config import TrainConfig
 from dancenow_utils.data import load_resized, pair_files
 from dancenow_utils.device import resolve_device
-from dancenow_utils.inference import load_generator
+from dancenow_utils.inference import Generator, load_generator
 from dancenow_utils.io_utils import IMAGE_EXTENSIONS, atomic_path, atomic_write_text, list_images, read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.pose.crop import Crops, people_in_image
@@ -307,8 +306,14 @@ def generate_for_poses(name: str, pose_images: Sequence[np.ndarray | str | Path]
                        batch_size: int = 8) -> list[np.ndarray]:
     """The trained generator's frame for each pose image (arrays or files, resized to the generator's size), as
     the pipeline draws it: with ``people`` (the poses' keypoints in those images' pixels) the run's face stage, if
-    it has one, corrects the faces. The one place this module runs the generator."""
-    gen = load_generator(name, which_epoch, checkpoints_dir, device)
+    it has one, corrects the faces."""
+    return frames_for_poses(load_generator(name, which_epoch, checkpoints_dir, device), pose_images, people,
+                            batch_size)
+
+
+def frames_for_poses(gen: Generator, pose_images: Sequence[np.ndarray | str | Path],
+                     people: Sequence[Person | None] | None = None, batch_size: int = 8) -> list[np.ndarray]:
+    """:func:`generate_for_poses` with a generator already loaded: the one place this module runs it."""
     w, h = gen.size
     poses = []
     for p in pose_images:
@@ -346,17 +351,15 @@ def forensic_check(name: str, dataroot: str | Path = "dataset", test_dataroot: s
     it on ``test_dataroot`` (real held-out frames against frames generated from their poses), and write
     ``forensic_detector.pth``, ``forensics.json`` and ``forensics.png`` into ``out_dir``
     (default ``checkpoints/<name>_test``)."""
-    run = RunLayout(checkpoints_dir, name)
-    out = Path(out_dir) if out_dir else run.test_dir
+    out = Path(out_dir) if out_dir else RunLayout(checkpoints_dir, name).test_dir
+    gen = load_generator(name, "latest", checkpoints_dir, device)  # read once for both sets
     sets = {}
     for split, root, cap in (("train", dataroot, max_train), ("heldout", test_dataroot, max_test)):
         names, a_files, b_files = _pairs(root, cap)
-        layout, config = DatasetLayout(root, "train"), run.config
-        people = None
-        if Crops.exist(layout) and config.exists():  # keypoints in the generator's pixels, for the face stage
-            cfg = TrainConfig.load(config)
-            people = people_in_image(layout, names, cfg.width, cfg.height)
-        fakes = generate_for_poses(name, a_files, checkpoints_dir, device, people=people)
+        layout = DatasetLayout(root, "train")
+        # keypoints in the generator's pixels, for the face stage
+        people = people_in_image(layout, names, *gen.size) if Crops.exist(layout) else None
+        fakes = frames_for_poses(gen, a_files, people)
         h, w = fakes[0].shape[:2]
         reals = [load_resized(f, w, h) for f in b_files]
         poses = [load_resized(f, w, h) for f in a_files] if with_pose else None
