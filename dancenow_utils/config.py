@@ -33,6 +33,7 @@ class TrainConfig:
     n_blocks_global: int = 6
     n_local_enhancers: int = 1
     n_blocks_local: int = 3
+    niter_fix_global: int = 0  # local stage: epochs that train only the local enhancer, global branch held fixed
     # temporal smoothing: the generator also sees its previous output (Everybody Dance Now)
     temporal: bool = False
     # discriminator
@@ -59,17 +60,17 @@ class TrainConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" ...
     amp: str = "auto"  # "auto" (bf16 where it is measurably faster, fp16/bf16 on CUDA) | "fp32" | "bf16" | "fp16"
     threads: int = 0  # 0 = leave torch's default
-    # face GAN stage (Everybody Dance Now, section 3.4): a residual generator and discriminator on face crops
-    face_ngf: int = 32
-    face_n_downsample: int = 2
-    face_n_blocks: int = 3
-    face_ndf: int = 32
+    # face GAN stage (Everybody Dance Now, section 3.4): a residual generator on face crops, an n-layer face
+    # discriminator with batch norm, and the full-frame losses through the corrected frame (EDN's sizes by default)
+    face_ngf: int = 64
+    face_n_downsample: int = 3
+    face_n_blocks: int = 5
+    face_ndf: int = 64
     face_n_layers_D: int = 3
-    face_num_D: int = 1
-    face_lambda_feat: float = 10.0
     face_lr: float = 2e-4
     face_niter: int = 2  # face-stage epochs at constant learning rate
     face_niter_decay: int = 0  # face-stage epochs of linear decay
+    face_niter_fix_main: int = 0  # face-stage epochs that train the face D alone (full-frame D held fixed)
     # bookkeeping
     save_latest_freq: int = 200  # iterations between `latest` checkpoints
     save_latest_seconds: float = 0.0  # also save `latest` when this much time has passed (0 = off)
@@ -84,14 +85,14 @@ class TrainConfig:
         """Reject values that cannot work, naming the key and what is valid (before any work starts)."""
         positive = ("width", "height", "input_nc", "output_nc", "ngf", "ndf", "n_layers_D", "num_D", "batch_size",
                     "save_latest_freq", "save_epoch_freq", "display_freq", "log_freq", "face_ngf", "face_ndf",
-                    "face_n_layers_D", "face_num_D")
+                    "face_n_layers_D")
         for key in positive:
             if getattr(self, key) < 1:
                 raise ValueError(f"config key {key!r} must be at least 1, got {getattr(self, key)!r}")
         non_negative = ("n_downsample_global", "n_blocks_global", "n_local_enhancers", "n_blocks_local", "niter",
                         "niter_decay", "max_dataset_size", "threads", "face_n_downsample", "face_n_blocks",
                         "face_niter", "face_niter_decay", "save_latest_seconds", "lr", "face_lr", "lambda_feat",
-                        "face_lambda_feat")
+                        "niter_fix_global", "face_niter_fix_main")
         for key in non_negative:
             if getattr(self, key) < 0:
                 raise ValueError(f"config key {key!r} must be 0 or more, got {getattr(self, key)!r}")
@@ -210,7 +211,10 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
 # keys of the config that change the networks' shapes: a checkpoint only loads into the same values
 ARCH_KEYS = ("width", "height", "input_nc", "output_nc", "netG", "ngf", "n_downsample_global", "n_blocks_global",
              "n_local_enhancers", "n_blocks_local", "temporal", "num_D", "ndf", "n_layers_D")
-FACE_ARCH_KEYS = ("face_ngf", "face_n_downsample", "face_n_blocks", "face_ndf", "face_n_layers_D", "face_num_D")
+FACE_ARCH_KEYS = ("face_ngf", "face_n_downsample", "face_n_blocks", "face_ndf", "face_n_layers_D")
+
+# EDN's face stage schedule (its sizes are TrainConfig's defaults)
+_EDN_FACE = dict(face_niter=100, face_niter_decay=100, face_niter_fix_main=10)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Small and CPU-friendly: `make demo` trains this in about 6.5 minutes on two cores (3 + 2 epochs over the
@@ -220,16 +224,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Tiny networks for tests and smoke runs (about 0.07 s per step at 64x64 on a laptop CPU).
     "tiny": dict(width=64, height=64, ngf=16, n_downsample_global=3, n_blocks_global=3, ndf=16, num_D=2,
                  n_layers_D=2, batch_size=2, niter=1, niter_decay=1, vgg_loss="off", save_latest_freq=5,
-                 display_freq=5, log_freq=1, face_ngf=8, face_ndf=8, face_n_layers_D=2, face_niter=1),
+                 display_freq=5, log_freq=1, face_ngf=8, face_n_downsample=2, face_n_blocks=2, face_ndf=8,
+                 face_n_layers_D=2, face_niter=1),
     # The original hobby project: pix2pixHD global generator at 512x512 (182,443,267 parameters).
     "seed": dict(width=512, height=512, ngf=64, n_downsample_global=4, n_blocks_global=9, ndf=64, num_D=2,
                  batch_size=1, niter=20, niter_decay=20, vgg_loss="auto"),
-    # Everybody Dance Now's official stages: global at 512x256, then the local enhancer at 1024x512.
+    # Everybody Dance Now's official recipe: always temporal, 100 + 100 epochs per stage; the global stage at
+    # 512x256 with 2 discriminator scales, then the local enhancer at 1024x512 with 3 (the global stage of
+    # `edn_local` is built from it: half the size, twice the filters, one scale fewer), then the face stage with
+    # the face D trained alone for its first 10 epochs.
     "edn_global": dict(width=512, height=256, ngf=64, n_downsample_global=4, n_blocks_global=9, ndf=64,
-                       num_D=2, batch_size=1, niter=20, niter_decay=20),
+                       num_D=2, batch_size=1, temporal=True, niter=100, niter_decay=100, **_EDN_FACE),
     "edn_local": dict(width=1024, height=512, netG="local", ngf=32, n_downsample_global=4, n_blocks_global=9,
-                      n_local_enhancers=1, n_blocks_local=3, ndf=64, num_D=3, batch_size=1, niter=10,
-                      niter_decay=10),
+                      n_local_enhancers=1, n_blocks_local=3, ndf=64, num_D=3, batch_size=1, temporal=True,
+                      niter=100, niter_decay=100, **_EDN_FACE),
 }
 
 

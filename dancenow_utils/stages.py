@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from dancenow_utils.checkpoint import load_checkpoint
 from dancenow_utils.config import TrainConfig, make_config, parse_key_values
 from dancenow_utils.layout import RunLayout
 from dancenow_utils.models.networks import count_parameters
@@ -29,11 +30,13 @@ STAGES = ("global", "local", "face")
 
 
 def global_stage_config(cfg: TrainConfig) -> TrainConfig:
-    """The global generator a local-enhancer config starts from (half size per enhancer, twice the filters)."""
+    """The global generator a local-enhancer config starts from: half size per enhancer, twice the filters, and
+    one discriminator scale fewer per enhancer (pix2pixHD and EDN: 2 scales, then 3 for the local enhancer)."""
     if cfg.netG != "local":
         return cfg
     k = 2**cfg.n_local_enhancers
-    return dataclasses.replace(cfg, netG="global", ngf=cfg.ngf * k, width=cfg.width // k, height=cfg.height // k)
+    return dataclasses.replace(cfg, netG="global", ngf=cfg.ngf * k, width=cfg.width // k, height=cfg.height // k,
+                               num_D=max(1, cfg.num_D - cfg.n_local_enhancers))
 
 
 def stage_name(name: str, stage: str, cfg: TrainConfig) -> str:
@@ -50,18 +53,40 @@ def require_global_stage(global_run: RunLayout) -> None:
                                 "notebook 02 with stage='global' first (same name and preset).")
 
 
-def init_local_from_global(G: torch.nn.Module, global_run: RunLayout) -> int:
-    """Copy a trained global generator into a local enhancer's global branch; returns the tensors copied."""
-    require_global_stage(global_run)
-    path = global_run.generator("latest")
-    state = load_generator_file(global_run)["G"]
-    target = G.global_net.state_dict()
+def _copy_matching(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, what: str) -> int:
+    target = net.state_dict()
     missing = [k for k in target if k not in state or state[k].shape != target[k].shape]
     if missing:
-        raise ValueError(f"{path} does not fit this local enhancer's global branch (e.g. {missing[:2]}); "
-                         "train the global stage with the same preset.")
-    G.global_net.load_state_dict({k: state[k] for k in target})
+        raise ValueError(f"{path} does not fit this local enhancer's {what} (e.g. {missing[:2]}); train the global "
+                         "stage with the same preset.")
+    net.load_state_dict({k: state[k] for k in target})
     return len(target)
+
+
+def init_local_from_global(G: torch.nn.Module, global_run: RunLayout, D: torch.nn.Module | None = None) -> int:
+    """Start a local enhancer from the trained global stage; returns the tensors copied.
+
+    The global generator becomes the local enhancer's global branch. With ``D`` (the local stage's multiscale
+    discriminator) the global stage's discriminator is carried over too, as pix2pixHD's ``--load_pretrain`` and
+    EDN do: its scale k saw the half-size image, which is what scale k + 1 of the local D sees, so it becomes
+    that scale; the full-resolution scale 0 starts fresh. Without the global stage's full checkpoint
+    (``latest.pth``) the local D starts fresh, with a note."""
+    require_global_stage(global_run)
+    copied = _copy_matching(G.global_net, load_generator_file(global_run)["G"], global_run.generator("latest"),
+                            "global branch")
+    if D is None:
+        return copied
+    if not global_run.latest.exists():
+        print(f"{global_run.latest} is missing: the local stage's discriminator starts from scratch")
+        return copied
+    state = load_checkpoint(global_run.latest)["D"]
+    shift = len(D.nets) - len({k.split(".")[1] for k in state if k.startswith("nets.")})
+    for k, net in enumerate(D.nets):
+        if k >= shift:
+            prefix = f"nets.{k - shift}."
+            copied += _copy_matching(net, {n[len(prefix):]: v for n, v in state.items() if n.startswith(prefix)},
+                                     global_run.latest, f"discriminator scale {k}")
+    return copied
 
 
 def train_stage(stage: str, cfg: TrainConfig, dataroot: str | Path = "dataset", name: str = "demo",
@@ -83,7 +108,7 @@ def train_stage(stage: str, cfg: TrainConfig, dataroot: str | Path = "dataset", 
         run_cfg = global_stage_config(cfg) if stage == "global" else cfg
         trainer = Trainer(run_cfg, dataroot, run_name, checkpoints_dir, resume, progress=progress)
         if stage == "local" and trainer.iteration == 0:
-            init_local_from_global(trainer.model.G, RunLayout(checkpoints_dir, name).stage("global"))
+            init_local_from_global(trainer.model.G, RunLayout(checkpoints_dir, name).stage("global"), trainer.model.D)
     trainer.train(max_iterations, max_seconds=max_seconds)
     return trainer
 

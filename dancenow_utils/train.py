@@ -63,11 +63,12 @@ def learning_rate(cfg: TrainConfig, epoch: int) -> float:
 
 
 class FaceCrops(Dataset):
-    """Training items of the face stage: the frames that have a face box, with the box (``A``, ``B``, ``box``)."""
+    """Training items of the face stage: the frames (pairs for a temporal main generator) that have a face box,
+    with the box of the (first) frame (``A``, ``B``, ``box``), which EDN also uses for both frames of a pair."""
 
     def __init__(self, base: AlignedDataset, side: int) -> None:
         people = people_in_image(base.layout, base.names(), base.width, base.height)
-        boxes = [face_box(p, base.width, base.height, side) for p in people]
+        boxes = [face_box(p, base.width, base.height, side) for p in people[:len(base)]]
         self.base = base
         self.items = [(i, b) for i, b in enumerate(boxes) if b is not None]
         if not self.items:
@@ -141,13 +142,13 @@ class Trainer:
         self.data_layout = DatasetLayout(dataroot, phase)
         self.pose_settings = PoseSettings.load(self.data_layout.settings)
         self._check_aspect()
-        if cfg.temporal and model != "face" and self.pose_settings is not None and not self.pose_settings.sequence:
+        if cfg.temporal and self.pose_settings is not None and not self.pose_settings.sequence:
             raise ValueError(f"temporal=True learns from consecutive frames, but {self.data_layout.root} holds "
                              "independent images (extracted with sequence=False). Use temporal=False, or extract "
                              "the frames of a video (or pass sequence=True for consecutive frames).")
         self.num_workers = self._workers()
         base = AlignedDataset(dataroot, phase, cfg.width, cfg.height, cfg.max_dataset_size,
-                              cfg.cache_images and self.num_workers == 0, temporal=cfg.temporal and model != "face")
+                              cfg.cache_images and self.num_workers == 0, temporal=cfg.temporal)
         if cfg.flip and cfg.temporal:
             raise ValueError("flip=True is not supported with the temporal model; set flip=False")
         self.frames = base
@@ -224,9 +225,16 @@ class Trainer:
         main = RunLayout(self.run.checkpoints_dir, main_name or self.name.rsplit("/", 1)[0])
         main_ckpt = load_generator_file(main)
         main_cfg = TrainConfig.from_dict(main_ckpt["config"])
+        if main_cfg.temporal != self.cfg.temporal:
+            raise ValueError(f"{main.dir} was trained with temporal={main_cfg.temporal}: train its face stage with "
+                             f"the same setting (overrides={{'temporal': {main_cfg.temporal}}})")
         main_G = build_generator(main_cfg)
         main_G.load_state_dict(main_ckpt["G"])
-        return FaceModel(self.cfg, self.device, main_G, main_cfg, precision)
+        # the full-frame losses go through the main run's discriminator, as EDN loads it with the generator
+        main_D = load_checkpoint(main.latest)["D"] if main.latest.exists() else None
+        if main_D is None and self.is_main:
+            print(f"{main.latest} is missing: the face stage's full-frame discriminator starts from scratch")
+        return FaceModel(self.cfg, self.device, main_G, main_cfg, main_D, precision)
 
     def _dataset_record(self) -> dict:
         return {"dataroot": str(self.data_layout.root.resolve()), "phase": self.data_layout.phase,
@@ -379,6 +387,7 @@ class Trainer:
                 while self.epoch < cfg.total_epochs and self.iteration < goal:
                     lr = learning_rate(cfg, self.epoch)
                     self.model.set_lr(lr)
+                    self.model.set_epoch(self.epoch)
                     self.sampler.set_epoch(self.epoch, self.epoch_iter)
                     t0 = time.perf_counter()
                     for batch in self.loader:

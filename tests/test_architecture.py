@@ -50,8 +50,8 @@ def test_layouts_and_checkpoint_tags(tmp_path):
 
 def test_one_trainer_for_every_stage(main_run, tiny_dataset):
     face = train_stage("face", tiny(), tiny_dataset / "dataset", "m", main_run, progress=False, max_iterations=2)
-    assert type(face) is Trainer and face.kind == "face" and face.model.loss_names == ("G_GAN", "G_GAN_Feat",
-                                                                                        "D_real", "D_fake")
+    assert type(face) is Trainer and face.kind == "face" and face.model.loss_names == (
+        "G_GAN", "G_GAN_Feat", "G_VGG", "G_GANface", "D_real", "D_fake", "D_realface", "D_fakeface")
     rows = [json.loads(x) for x in (main_run / "m" / "face" / "loss_log.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [1, 2]
     cfg = json.loads((main_run / "m" / "face" / "config.json").read_text())

@@ -45,6 +45,7 @@ class BaseModel:
         self.scaler = torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device, self.precision))
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.fixed: dict[str, list[nn.Parameter]] = {}  # per optimiser: parameters held fixed (see set_epoch)
         self._ddp: dict[str, nn.Module] = {}
 
     # ------------------------------------------------------------------------------------------ subclass API
@@ -53,14 +54,22 @@ class BaseModel:
         ``D_fake`` the discriminator."""
         raise NotImplementedError
 
+    def set_epoch(self, epoch: int) -> None:
+        """Epoch-dependent parts of the schedule (which parameters are held fixed); 0-based ``epoch``."""
+
+    def trained(self, side: str) -> tuple[str, ...]:
+        """The optimisers the generator (``"G"``) or discriminator (``"D"``) loss steps this epoch."""
+        return (side,)
+
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One iteration: all losses, checked finite before any update, then a G step and a D step (pix2pixHD's
-        order). Returns the named losses as detached tensors (no device sync: read them back only to log)."""
+        order). The G loss is the sum of the ``G_*`` losses, the D loss half the sum of the ``D_*`` losses.
+        Returns the named losses as detached tensors (no device sync: read them back only to log)."""
         with self.autocast():
             losses = self.losses(batch)
         self.check_finite(losses)
-        self.update(sum(v for k, v in losses.items() if k.startswith("G_")), "G")
-        self.update((losses["D_real"] + losses["D_fake"]) * 0.5, "D")
+        self.update(sum(v for k, v in losses.items() if k.startswith("G_")), self.trained("G"))
+        self.update(sum(v for k, v in losses.items() if k.startswith("D_")) * 0.5, self.trained("D"))
         self.scaler.update()
         return {k: v.detach() for k, v in losses.items()}
 
@@ -107,22 +116,26 @@ class BaseModel:
             bad = {k: float(v.detach()) for k, v in losses.items() if not torch.isfinite(v.detach()).all()}
             raise FloatingPointError(f"non-finite loss {bad or '(on another rank)'}")
 
-    def update(self, loss: torch.Tensor, key: str) -> None:
-        """Backward ``loss`` and step optimiser ``key`` (through the gradient scaler for fp16)."""
-        opt = self.optimizers[key]
-        opt.zero_grad(set_to_none=True)
+    def update(self, loss: torch.Tensor, keys: tuple[str, ...]) -> None:
+        """Backward ``loss`` and step the optimisers ``keys`` (through the gradient scaler for fp16); parameters
+        held fixed (``self.fixed``) get no gradient, so Adam leaves them and their state alone."""
+        for key in keys:
+            self.optimizers[key].zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        self.scaler.step(opt)
+        for key in keys:
+            for p in self.fixed.get(key, ()):
+                p.grad = None
+            self.scaler.step(self.optimizers[key])
 
     def adversarial_losses(self, real_pair: torch.Tensor, fake_pair: torch.Tensor, n_layers: int,
-                           lambda_feat: float, feat: bool) -> dict[str, torch.Tensor]:
-        """pix2pixHD's GAN losses with discriminator ``D`` from one pass: D sees the real pair once (its features
+                           lambda_feat: float, feat: bool, key: str = "D") -> dict[str, torch.Tensor]:
+        """pix2pixHD's GAN losses with discriminator ``key`` from one pass: D sees the real pair once (its features
         also serve feature matching), the detached fake pair once, and the fake pair once more for the generator
         with D's weights frozen (no D weight gradients, nor their all-reduce, in G's step)."""
-        D = self.net("D")
+        D = self.net(key)
         pred_real = D(real_pair)
         pred_fake_d = D(fake_pair.detach())
-        with frozen(self.nets["D"]) as D_frozen:
+        with frozen(self.nets[key]) as D_frozen:
             pred_fake_g = D_frozen(fake_pair)
         g_feat = (feature_matching_loss(pred_fake_g, pred_real, n_layers, lambda_feat) if feat
                   else torch.zeros((), device=real_pair.device))

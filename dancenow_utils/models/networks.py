@@ -15,6 +15,7 @@ from torch import nn
 from dancenow_utils.config import TrainConfig
 
 Norm = functools.partial(nn.InstanceNorm2d, affine=False)
+NORMS = {"instance": Norm, "batch": functools.partial(nn.BatchNorm2d, affine=True)}  # batch: EDN's face D
 
 
 def init_weights(module: nn.Module) -> None:
@@ -118,9 +119,9 @@ class LocalEnhancer(nn.Module):
 class NLayerDiscriminator(nn.Module):
     """PatchGAN: 4x4 convs with LeakyReLU 0.2; returns every layer's output (for feature matching)."""
 
-    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3) -> None:
+    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, norm: str = "instance") -> None:
         super().__init__()
-        kw, pad = 4, 2
+        kw, pad, Norm = 4, 2, NORMS[norm]
         layers: list[nn.Module] = [nn.Sequential(nn.Conv2d(input_nc, ndf, kw, 2, pad), nn.LeakyReLU(0.2, True))]
         nf = ndf
         for n in range(1, n_layers + 1):
@@ -141,9 +142,9 @@ class NLayerDiscriminator(nn.Module):
 class MultiscaleDiscriminator(nn.Module):
     """``num_D`` PatchGANs on the input downsampled by 3x3 average pooling; returns a list of feature lists."""
 
-    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, num_D: int = 2) -> None:
+    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, num_D: int = 2, norm: str = "instance") -> None:
         super().__init__()
-        self.nets = nn.ModuleList(NLayerDiscriminator(input_nc, ndf, n_layers) for _ in range(num_D))
+        self.nets = nn.ModuleList(NLayerDiscriminator(input_nc, ndf, n_layers, norm) for _ in range(num_D))
         self.pool = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
@@ -184,7 +185,3 @@ def build_discriminator(cfg: TrainConfig) -> MultiscaleDiscriminator:
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
-
-# keys of the config that change the networks' shapes: a checkpoint only loads into the same values
-ARCH_KEYS = ("width", "height", "input_nc", "output_nc", "netG", "ngf", "n_downsample_global", "n_blocks_global",
-             "n_local_enhancers", "n_blocks_local", "temporal", "num_D", "ndf", "n_layers_D")

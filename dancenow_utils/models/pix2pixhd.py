@@ -18,6 +18,13 @@ from dancenow_utils.models.networks import build_discriminator, build_generator
 LOSS_NAMES = ("G_GAN", "G_GAN_Feat", "G_VGG", "D_real", "D_fake")
 
 
+def vgg_term(vgg: VGGLoss, fakes: list[torch.Tensor], reals: list[torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
+    """VGG loss times ``lambda_feat``, summed over the generated frames; EDN halves the temporal pair's sum for the
+    global generator only (its note: the local enhancer needs the full term against artifacts)."""
+    total = sum(vgg(f.float(), r.float()) for f, r in zip(fakes, reals)) * cfg.lambda_feat
+    return total * 0.5 if len(fakes) == 2 and cfg.netG == "global" else total
+
+
 class Pix2PixHD(BaseModel):
     """Pose -> frame GAN; the temporal model generates pairs of consecutive frames (Everybody Dance Now)."""
 
@@ -37,6 +44,11 @@ class Pix2PixHD(BaseModel):
     @property
     def D(self) -> torch.nn.Module:
         return self.nets["D"]
+
+    def set_epoch(self, epoch: int) -> None:
+        """A local enhancer's global branch is held fixed for its first ``niter_fix_global`` epochs (pix2pixHD)."""
+        fix = self.cfg.netG == "local" and epoch < self.cfg.niter_fix_global
+        self.fixed = {"G": list(self.G.global_net.parameters())} if fix else {}
 
     def _frames(self, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor],
                                                                torch.Tensor, torch.Tensor]:
@@ -63,7 +75,7 @@ class Pix2PixHD(BaseModel):
         losses = self.adversarial_losses(real_pair, fake_pair, cfg.n_layers_D, cfg.lambda_feat, cfg.use_feat_loss)
         vgg = torch.zeros((), device=self.device)
         if self.vgg is not None:
-            vgg = sum(self.vgg(f.float(), r.float()) for f, r in zip(fakes, reals)) / len(fakes) * cfg.lambda_feat
+            vgg = vgg_term(self.vgg, fakes, reals, cfg)
         return {"G_GAN": losses["G_GAN"], "G_GAN_Feat": losses["G_GAN_Feat"], "G_VGG": vgg,
                 "D_real": losses["D_real"], "D_fake": losses["D_fake"]}
 
