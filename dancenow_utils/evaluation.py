@@ -39,6 +39,7 @@ from dancenow_utils.models.pix2pixhd import Pix2PixHD
 from dancenow_utils.params import check_int
 from dancenow_utils.pose.crop import people_in_image
 from dancenow_utils.pose.keypoints import Person
+from dancenow_utils.pose.kinds import pose_kind
 from dancenow_utils.visualize import image_table_page, save_figure
 
 
@@ -101,7 +102,7 @@ def score_sequence(fakes: Iterator[np.ndarray], data: HeldOut, out_dir: Path | N
                    progress: bool = True) -> tuple[list[dict], dict]:
     """Per-frame rows (GAN and retrieval) and the summary metrics; sample images go to ``out_dir/images``."""
     cfg_w, cfg_h = data.test.width, data.test.height
-    side = face_box_side(cfg_w)
+    side = face_box_side(cfg_h)
     nn = NearestNeighbour(np.stack([p.body for p in data.train_people]))
     names, train_names = data.test.names(), data.train.names()
     redetect = PoseRedetector()
@@ -118,7 +119,8 @@ def score_sequence(fakes: Iterator[np.ndarray], data: HeldOut, out_dir: Path | N
             ret = frame_scores(nn_img, real, body, redetect(nn_img, key=nn_idx))
             rows.append({"name": names[i], **gan, "detected": found is not None, "nn_name": train_names[nn_idx],
                          **{f"nn_{k}": v for k, v in ret.items()},
-                         "face_ssim": face_ssim(fake, real, face_box(data.people[i], cfg_w, cfg_h, side), side)})
+                         "face_ssim": face_ssim(fake, real, face_box(data.people[i], cfg_w, cfg_h, side), side),
+                         "pose_kind": pose_kind(data.people[i])})
             fake_motion.add(fake)
             real_motion.add(real)
             if out_dir is not None:
@@ -171,7 +173,8 @@ def evaluate(name: str, dataroot: str | Path = "dataset_test", which_epoch: str 
     run = RunLayout(checkpoints_dir, name)
     data = load_held_out(gen, dataroot, train_dataroot, max_samples)
     rows, metrics = score_sequence(predict(gen, data, batch_size), data, run.test_dir, progress)
-    metrics = {**{k: metrics[k] for k in METRIC_KEYS}, "face_ssim": metrics["face_ssim"], "stages": gen.stages}
+    metrics = {**{k: metrics[k] for k in METRIC_KEYS}, "face_ssim": metrics["face_ssim"], "stages": gen.stages,
+               "by_pose_kind": metrics["by_pose_kind"]}
     model = discriminator_model(gen, run, which_epoch)
     metrics["gan_losses"] = gan_losses_on(model, data, batch_size) if model is not None else {}
     metrics["checkpoint"] = f"{name}/{checkpoint_tag(which_epoch)}"

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from dancenow_utils.pose.kinds import POSE_KINDS
+
 BODY_JOINTS = list(range(19))  # BODY_25 without the feet points, which MediaPipe only approximates
 MIN_CONF = 0.3
 
@@ -116,7 +118,33 @@ def summarize(rows: list[dict], fakes_motion: float, reals_motion: float) -> dic
     metrics["flicker"] = round(fakes_motion / reals_motion, 4) if reals_motion > 0 else None
     metrics["n_samples"] = len(rows)
     metrics["face_ssim"] = mean_of(rows, "face_ssim")
+    metrics["by_pose_kind"] = by_pose_kind(rows)
     return metrics
+
+
+BY_KIND_KEYS = ("ssim", "body_ssim", "face_ssim", "pose_error_px", "nn_ssim", "nn_body_ssim", "nn_pose_error_px")
+
+
+def by_pose_kind(rows: list[dict]) -> dict[str, dict]:
+    """Per pose kind (rows carry ``pose_kind``, :mod:`dancenow_utils.pose.kinds`): frames and mean scores."""
+    out = {}
+    for kind in POSE_KINDS:
+        sel = [r for r in rows if r.get("pose_kind") == kind]
+        out[kind] = {"n": len(sel), **{k: mean_of(sel, k) for k in BY_KIND_KEYS}}
+    return out
+
+
+def format_by_pose_kind(by_kind: dict[str, dict]) -> str:
+    """The per-kind scores as a text table: GAN against retrieval for SSIM, body SSIM and the pose error."""
+    def f(v):
+        return "-" if v is None else f"{v:.3f}"
+
+    lines = [f"{'pose kind':<18}{'n':>4}  {'SSIM (NN)':>15}  {'body SSIM (NN)':>15}  {'pose error px (NN)':>19}"]
+    for kind, s in by_kind.items():
+        lines.append(f"{kind:<18}{s['n']:>4}  {f(s['ssim']):>7} ({f(s['nn_ssim'])})  "
+                     f"{f(s['body_ssim']):>7} ({f(s['nn_body_ssim'])})  "
+                     f"{f(s['pose_error_px']):>10} ({f(s['nn_pose_error_px'])})")
+    return "\n".join(lines)
 
 
 class Motion:

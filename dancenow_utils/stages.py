@@ -29,6 +29,16 @@ from dancenow_utils.train import Trainer, face_stage_config, load_generator_file
 STAGES = ("global", "local", "face")
 
 
+def planned_stages(cfg: TrainConfig, stage: str = "all") -> list[str]:
+    """The stages ``stage`` stands for, in training order: ``"all"`` is the full method for this config (global,
+    then local for a local-enhancer config, then face); a stage name is itself."""
+    if stage == "all":
+        return ["global", "local", "face"] if cfg.netG == "local" else ["global", "face"]
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; choose 'all' or one of {STAGES}")
+    return [stage]
+
+
 def global_stage_config(cfg: TrainConfig) -> TrainConfig:
     """The global generator a local-enhancer config starts from: half size per enhancer, twice the filters, and
     one discriminator scale fewer per enhancer (pix2pixHD and EDN: 2 scales, then 3 for the local enhancer)."""
@@ -111,6 +121,20 @@ def train_stage(stage: str, cfg: TrainConfig, dataroot: str | Path = "dataset", 
             init_local_from_global(trainer.model.G, RunLayout(checkpoints_dir, name).stage("global"), trainer.model.D)
     trainer.train(max_iterations, max_seconds=max_seconds)
     return trainer
+
+
+def train_stages(stage: str, cfg: TrainConfig, dataroot: str | Path = "dataset", name: str = "demo",
+                 checkpoints_dir: str | Path = "checkpoints", resume: bool = True,
+                 progress: bool = True) -> dict[str, Trainer]:
+    """Run the stages ``stage`` stands for (:func:`planned_stages`) one after the other; their trainers by stage.
+
+    Each stage resumes on its own, so an interrupted ``"all"`` run continues with the stage it was in."""
+    trainers = {}
+    for st in planned_stages(cfg, stage):
+        print(f"== stage {st!r}")
+        trainers[st] = train_stage(st, cfg, dataroot, name, checkpoints_dir, resume, progress)
+        print(describe_trainer(trainers[st]))
+    return trainers
 
 
 def describe_trainer(trainer: Trainer) -> str:

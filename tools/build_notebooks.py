@@ -201,11 +201,11 @@ overrides = {}         # any TrainConfig field, e.g. {"niter": 5, "lr": 1e-4}
 checkpoints_dir = "checkpoints"
 resume = True
 device = "auto"        # picks CUDA when present
-stage = "global"       # "global" | "local" | "face"
+stage = "all"          # "all" (every stage of the preset, in order) | "global" | "local" | "face"
 """),
         ("code", SETUP + """import json
 from dancenow_utils.config import make_config
-from dancenow_utils.stages import describe_stages, describe_trainer, train_stage
+from dancenow_utils.stages import describe_stages, planned_stages, train_stages
 from dancenow_utils import pipeline
 """),
         ("md", "## The configuration\n\nA preset plus your overrides; it is saved beside every checkpoint."),
@@ -220,12 +220,18 @@ print(json.dumps(cfg.to_dict(), indent=1))
 The learning rate is constant for `niter` epochs and then decays linearly to zero over `niter_decay` epochs.
 Each iteration does one generator step, then one discriminator step.
 
-The full Everybody Dance Now method trains in **stages**, chosen with `stage`:
+The full Everybody Dance Now method trains in **stages**; `stage="all"` runs every stage of the preset in order,
+or name one:
 
-- `"global"`: the global generator (for a local-enhancer preset such as `edn_local`, at half resolution);
-- `"local"`: the local enhancer at full resolution, starting from the global stage's weights;
-- `"face"`: a small residual GAN that sharpens the face, with the main generator frozen. Its sizes and schedule
-  are the config's `face_*` fields (e.g. `overrides={"face_niter": 4}`), saved in `checkpoints/<name>/face/`.
+- `"global"`: the global generator. For a local-enhancer preset (`demo`, `edn_local`) it is trained **coarse to
+  fine**: first at half resolution with twice the filters and one discriminator scale fewer, in
+  `checkpoints/<name>/global/`;
+- `"local"`: the local enhancer at full resolution. Its global branch starts from the global stage's generator and
+  its discriminator from the global stage's (each scale moves one up: it now sees a twice larger image);
+- `"face"`: a residual GAN that sharpens the face, with the main generator frozen (Everybody Dance Now's face
+  generator and batch-norm face discriminator). It is trained on the face GAN loss, the face's VGG loss and the
+  full-frame losses of the corrected frame. Its sizes and schedule are the config's `face_*` fields
+  (e.g. `overrides={"face_niter": 4}`), saved in `checkpoints/<name>/face/`.
 
 Every stage is trained by the same trainer, so each one resumes exactly, logs the same named losses and gets the
 same page of visuals. Numbered checkpoints (`epoch_<n>_G.pth`) keep only the generator, which is all that
@@ -234,8 +240,8 @@ evaluation and transfer read; `latest.pth` keeps everything needed to resume.
 With `overrides={"temporal": True}` the generator also sees its previous frame and the discriminator judges pairs
 of consecutive frames, which reduces flicker in videos.
 """),
-        ("code", """trainer = train_stage(stage, cfg, dataroot, name, checkpoints_dir, resume)
-print(describe_trainer(trainer))
+        ("code", """print("stages:", planned_stages(cfg, stage))
+trainers = train_stages(stage, cfg, dataroot, name, checkpoints_dir, resume)
 print(describe_stages(name, checkpoints_dir))
 """),
         ("md", """## Loss curves and latest visuals
@@ -245,15 +251,17 @@ print(describe_stages(name, checkpoints_dir))
 frame for fixed training samples (the full history is on `checkpoints/<name>/web/index.html`). For the face stage:
 pose, generated, corrected and real face crops.
 """),
-        ("code", """for path in pipeline.training_figures(trainer):
-    display(Image(filename=str(path)))
+        ("code", """for st, trainer in trainers.items():
+    print(f"stage {st!r}:")
+    for path in pipeline.training_figures(trainer):
+        display(Image(filename=str(path)))
 """),
         ("md", """## What to try next
 
 - **Train longer**: `overrides={"niter": 10, "niter_decay": 10}`; interrupt it and run the notebook again: it
   resumes where it stopped. Compare the loss curves and the visuals with this run's.
 - **Less flicker**: `overrides={"temporal": True}`, then compare the `flicker` score in notebook 03.
-- **A sharper face**: after training, run with `stage="face"`.
+- **One stage at a time**: `stage="global"`, then `"local"`, then `"face"`: each resumes on its own.
 - **Bigger models**: on a GPU, `preset="edn_global"` (Everybody Dance Now's 512x256 global stage) or `"seed"`.
 - **The learning rate**: `overrides={"lr": 2e-3}` or `{"lr": 2e-5}`: watch `D_real`/`D_fake` and the visuals.
 """),
@@ -289,6 +297,7 @@ from dancenow_utils.evaluation import evaluate
 from dancenow_utils.forensics import forensic_check
 from dancenow_utils.io_utils import read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
+from dancenow_utils.metrics import format_by_pose_kind
 """),
         ("code", """metrics = evaluate(name, dataroot, which_epoch, checkpoints_dir, max_samples, train_dataroot)
 print(json.dumps(metrics, indent=1))
@@ -297,6 +306,15 @@ print(json.dumps(metrics, indent=1))
         ("code", """for key in ("ssim", "body_ssim", "psnr", "pose_error_px"):
     print(f"{key:>15}: GAN {metrics[key]}   nearest neighbour {metrics['nn_' + key]}")
 display(Image(filename=str(RunLayout(checkpoints_dir, name).test_dir / "metrics.png")))
+"""),
+        ("md", """## By pose kind
+
+Reproductions of Everybody Dance Now fail on particular poses: crossed arms and hands in front of each other (the
+overlap is not registered, the arms smear), and raised arms, rare in most training footage. Each held-out frame
+gets one kind from its keypoints (`dancenow_utils.pose.kinds`), and the scores are split by kind, so those failures
+are measured rather than eyeballed. A kind with few frames gives a noisy figure: `n` says how many.
+"""),
+        ("code", """print(format_by_pose_kind(metrics["by_pose_kind"]))
 """),
         ("md", "## Samples\n\nInput pose, generated frame, ground truth and the nearest training frame. All "
                "samples are on `checkpoints/<name>_test/index.html`."),

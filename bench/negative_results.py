@@ -1,0 +1,170 @@
+"""The original project's three negative results, measured on the demo model (issue 14).
+
+The hobby project that seeded dancenow reported three failures: the **star** on the target's shirt went missing,
+**overlapping hands** (crossed arms, hands in front of each other) were not registered and smeared, and a **hand**
+went missing. On the demo's held-out frames (ground truth known) this measures each one for the GAN and for
+nearest-neighbour retrieval, and draws the worst examples side by side (real | GAN | retrieval):
+
+- star: the yellow star's pixels on the chest, real against generated: their overlap (intersection over union)
+  and the share of frames where the star is kept (IoU at least 0.5);
+- overlapping hands: body SSIM per pose kind (:mod:`dancenow_utils.pose.kinds`), from notebook 03's rows;
+- missing hand: skin pixels around each hand of the real frame, found again in the generated one (a hand counts as
+  missing when fewer than a third of its pixels are there).
+
+    .venv/bin/python bench/negative_results.py [--name demo --checkpoints checkpoints --test dataset_test]
+
+It reads the model `make demo` trained and its held-out metrics (`checkpoints/demo_test/per_sample.csv`); the
+figure goes to ``bench/figures/negative_results.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+from common import ROOT, machine, report
+
+from dancenow_utils.evaluation import load_held_out, predict
+from dancenow_utils.inference import load_generator
+from dancenow_utils.io_utils import write_image
+from dancenow_utils.layout import RunLayout
+from dancenow_utils.metrics import NearestNeighbour, by_pose_kind
+from dancenow_utils.pose.formats import joint
+from dancenow_utils.pose.keypoints import Person
+from dancenow_utils.synthetic.character import TARGET_STYLE
+
+STAR_RGB, SKIN_RGB = np.array(TARGET_STYLE.star, np.float32), np.array(TARGET_STYLE.skin, np.float32)
+COLOUR_TOLERANCE = 60.0  # RGB distance under which a pixel counts as the star's or the skin's colour
+
+
+def colour_mask(img: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(img.astype(np.float32) - rgb, axis=2) < COLOUR_TOLERANCE
+
+
+def chest_box(p: Person, w: int, h: int) -> tuple[int, int, int, int] | None:
+    """The torso's box (shoulders to mid-hip), where the star is drawn."""
+    b = p.body
+    idx = [joint(n) for n in ("Neck", "RShoulder", "LShoulder", "MidHip")]
+    if (b[idx, 2] <= 0.1).any():
+        return None
+    x0, x1 = int(b[idx, 0].min()), int(np.ceil(b[idx, 0].max()))
+    y0, y1 = int(b[idx, 1].min()), int(np.ceil(b[idx, 1].max()))
+    return max(0, x0), max(0, y0), min(w, x1 + 1), min(h, y1 + 1)
+
+
+def hand_centres(p: Person) -> list[tuple[float, float, float]]:
+    """(x, y, radius) of each hand seen: the mean of its keypoints, radius from their spread (at least 3 px)."""
+    out = []
+    for hand, wrist in ((p.right_hand, joint("RWrist")), (p.left_hand, joint("LWrist"))):
+        if hand is not None and (hand[:, 2] > 0.1).sum() >= 5:
+            pts = hand[hand[:, 2] > 0.1, :2]
+            c = pts.mean(axis=0)
+            out.append((float(c[0]), float(c[1]), max(3.0, float(np.linalg.norm(pts - c, axis=1).max()))))
+        elif p.body[wrist, 2] > 0.1:
+            out.append((float(p.body[wrist, 0]), float(p.body[wrist, 1]), 3.0))
+    return out
+
+
+def in_box(mask: np.ndarray, box) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    return mask[y0:y1, x0:x1]
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 1.0
+
+
+def count_in_disc(mask: np.ndarray, x: float, y: float, r: float) -> int:
+    yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
+    return int((mask & ((xx - x) ** 2 + (yy - y) ** 2 <= r * r)).sum())
+
+
+def crop_around(img: np.ndarray, x: float, y: float, half: int, scale: int = 3) -> np.ndarray:
+    padded = cv2.copyMakeBorder(img, half, half, half, half, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+    cx, cy = int(round(x)) + half, int(round(y)) + half
+    c = padded[cy - half: cy + half, cx - half: cx + half]
+    return cv2.resize(c, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--name", default="demo")
+    ap.add_argument("--checkpoints", default=str(ROOT / "checkpoints"))
+    ap.add_argument("--test", default=str(ROOT / "dataset_test"))
+    ap.add_argument("--train", default=str(ROOT / "dataset"))
+    ap.add_argument("--figure", default=str(ROOT / "bench" / "figures" / "negative_results.png"))
+    a = ap.parse_args()
+    gen = load_generator(a.name, checkpoints_dir=a.checkpoints)
+    data = load_held_out(gen, a.test, a.train)
+    nn = NearestNeighbour(np.stack([p.body for p in data.train_people]))
+    w, h = data.test.width, data.test.height
+    star = {"gan": [], "nn": []}
+    hands = {"gan": [], "nn": []}
+    examples = {"star": [], "hand": []}
+    for i, fake in enumerate(predict(gen, data)):
+        real = data.test.images(i)[1]
+        p = data.people[i]
+        retrieved = data.train.images(nn.query(p.body))[1]
+        box = chest_box(p, w, h)
+        if box is not None:
+            real_star = in_box(colour_mask(real, STAR_RGB), box)
+            if real_star.sum() >= 3:
+                ratios = {k: iou(real_star, in_box(colour_mask(img, STAR_RGB), box))
+                          for k, img in (("gan", fake), ("nn", retrieved))}
+                for k, r in ratios.items():
+                    star[k].append(r)
+                cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+                examples["star"].append((ratios["gan"], real, fake, retrieved, cx, cy))
+        for x, y, r in hand_centres(p):
+            n_real = count_in_disc(colour_mask(real, SKIN_RGB), x, y, r)
+            if n_real >= 3:
+                ratios = {k: count_in_disc(colour_mask(img, SKIN_RGB), x, y, r) / n_real
+                          for k, img in (("gan", fake), ("nn", retrieved))}
+                for k, v in ratios.items():
+                    hands[k].append(v)
+                examples["hand"].append((ratios["gan"], real, fake, retrieved, x, y))
+    rows = list(csv.DictReader((RunLayout(a.checkpoints, a.name).test_dir / "per_sample.csv").open()))
+    for r in rows:
+        for k in ("ssim", "body_ssim", "nn_ssim", "nn_body_ssim", "face_ssim", "pose_error_px", "nn_pose_error_px"):
+            r[k] = float(r[k]) if r.get(k) not in (None, "", "None") else None
+    kinds = by_pose_kind(rows) if rows and "pose_kind" in rows[0] else {}
+    result = {
+        "machine": machine(), "frames": len(data.test),
+        "star": {k: {"frames": len(v), "kept_share": round(float(np.mean(np.array(v) >= 0.5)), 3),
+                     "median_iou": round(float(np.median(v)), 3)} for k, v in star.items()},
+        "hand": {k: {"hands": len(v), "missing_share": round(float(np.mean(np.array(v) < 1 / 3)), 3),
+                     "pixel_ratio": round(float(np.median(v)), 3)} for k, v in hands.items()},
+        "by_pose_kind": kinds,
+    }
+    # the figure: for the star and the hands the 4 worst GAN frames, for overlapping hands the 4 lowest body SSIM
+    names = data.test.names()
+    overlap = sorted((r for r in rows if r.get("pose_kind") in ("crossed arms", "hands overlapping")),
+                     key=lambda r: r["body_ssim"])[:4]
+    lines = []
+    for key in ("star", "hand"):
+        for _score, real, fake, ret, x, y in sorted(examples[key], key=lambda e: e[0])[:4]:
+            lines.append((key, [crop_around(im, x, y, 16) for im in (real, fake, ret)]))
+    if overlap:
+        fakes = dict(zip(names, predict(gen, data)))
+        for r in overlap:
+            i = names.index(r["name"])
+            p = data.people[i]
+            real = data.test.images(i)[1]
+            ret = data.train.images(nn.query(p.body))[1]
+            x, y = p.body[[joint("RWrist"), joint("LWrist")], :2].mean(axis=0)
+            lines.append(("overlap", [crop_around(im, x, y, 16) for im in (real, fakes[r["name"]], ret)]))
+    tiles = [np.concatenate([*row, np.full((row[0].shape[0], 6, 3), 255, np.uint8)], axis=1) for _, row in lines]
+    if tiles:
+        sheet = np.concatenate([np.concatenate(tiles[k: k + 4], axis=1) for k in range(0, len(tiles) - 3, 4)], axis=0)
+        write_image(Path(a.figure), sheet)
+        result["figure"] = str(Path(a.figure).relative_to(ROOT)) if Path(a.figure).is_relative_to(ROOT) else a.figure
+        result["figure_rows"] = [lines[k][0] for k in range(0, len(lines) - 3, 4)]
+    report("negative_results", result)
+
+
+if __name__ == "__main__":
+    main()
