@@ -46,6 +46,8 @@ class TrainConfig:
     vgg_loss: str = "auto"  # "auto" | "on" | "off"
     vgg_weights: str = ""  # local VGG19 state-dict file; empty = torchvision's cache or download
     vgg_normalize_input: bool = False  # False: raw [-1, 1] images into VGG19 as pix2pixHD; True: ImageNet-normalised
+    use_l1: bool = False  # EDN's --use_l1: an L1 term on the (last) generated frame, e.g. where VGG19 is unavailable
+    lambda_l1: float = 10.0  # its weight (EDN's lambda_A)
     # optimisation
     lr: float = 2e-4
     beta1: float = 0.5
@@ -92,7 +94,7 @@ class TrainConfig:
         non_negative = ("n_downsample_global", "n_blocks_global", "n_local_enhancers", "n_blocks_local", "niter",
                         "niter_decay", "max_dataset_size", "threads", "face_n_downsample", "face_n_blocks",
                         "face_niter", "face_niter_decay", "save_latest_seconds", "lr", "face_lr", "lambda_feat",
-                        "niter_fix_global", "face_niter_fix_main")
+                        "niter_fix_global", "face_niter_fix_main", "lambda_l1")
         for key in non_negative:
             if getattr(self, key) < 0:
                 raise ValueError(f"config key {key!r} must be 0 or more, got {getattr(self, key)!r}")

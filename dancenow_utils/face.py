@@ -33,7 +33,7 @@ from dancenow_utils.models.networks import (
     build_discriminator,
     init_weights,
 )
-from dancenow_utils.models.pix2pixhd import vgg_term
+from dancenow_utils.models.pix2pixhd import l1_term, vgg_term
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.precision import autocast
@@ -138,6 +138,7 @@ class FaceModel(BaseModel):
     def __init__(self, cfg: TrainConfig, device: torch.device, main_G: nn.Module, main_cfg: TrainConfig,
                  main_D_state: dict | None = None, precision: str | None = None, vgg: bool = True) -> None:
         super().__init__(cfg, device, precision)
+        self.loss_names = FACE_LOSS_NAMES + (("G_L1",) if main_cfg.use_l1 else ())
         self.side = face_box_side(cfg.height)
         self.main_G, self.main_cfg = main_G.to(device).eval(), main_cfg
         for p in self.main_G.parameters():
@@ -186,9 +187,12 @@ class FaceModel(BaseModel):
         if self.vgg is not None:
             vgg = vgg_term(self.vgg, fakes, reals, mc) + sum(
                 0.5 * self.vgg(f[5].float(), f[6].float()) for f in frames) * mc.lambda_feat
-        return {"G_GAN": full["G_GAN"], "G_GAN_Feat": full["G_GAN_Feat"], "G_VGG": vgg,
-                "G_GANface": sum(f["G_GAN"] for f in face) / n, "D_real": full["D_real"], "D_fake": full["D_fake"],
-                "D_realface": sum(f["D_real"] for f in face) / n, "D_fakeface": sum(f["D_fake"] for f in face) / n}
+        out = {"G_GAN": full["G_GAN"], "G_GAN_Feat": full["G_GAN_Feat"], "G_VGG": vgg,
+               "G_GANface": sum(f["G_GAN"] for f in face) / n, "D_real": full["D_real"], "D_fake": full["D_fake"],
+               "D_realface": sum(f["D_real"] for f in face) / n, "D_fakeface": sum(f["D_fake"] for f in face) / n}
+        if mc.use_l1:  # the main run's L1 term, on the last corrected frame, as EDN's face stage keeps it
+            out["G_L1"] = l1_term(fakes, reals, mc)
+        return out
 
     @torch.no_grad()
     def visuals(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

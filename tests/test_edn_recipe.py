@@ -210,3 +210,18 @@ def test_temporal_face_stage_feeds_the_corrected_first_frame_back():
     uncorrected = model.main_G(generator_input(batch["A_next"], model.main_G(generator_input(batch["A"], None, True,
                                                                                              3)), True, 3))
     assert not torch.allclose(expected, uncorrected)
+
+
+@pytest.mark.parametrize("temporal", [False, True])
+def test_use_l1_is_edns_l1_on_the_last_frame(temporal):
+    torch.manual_seed(0)
+    cfg = make_config("tiny", {"width": 32, "height": 32, "temporal": temporal, "use_l1": True, "lambda_l1": 10.0})
+    model = Pix2PixHD(cfg, CPU, vgg=False, precision="fp32")
+    batch = {"A": torch.rand(1, 3, 32, 32), "B": torch.rand(1, 3, 32, 32),
+             "A_next": torch.rand(1, 3, 32, 32), "B_next": torch.rand(1, 3, 32, 32)}
+    losses = model.losses(batch)
+    assert "G_L1" in model.loss_names and set(losses) == set(model.loss_names)
+    fakes, reals, _, _ = model._frames(batch)
+    expected = (fakes[-1] - reals[-1]).abs().mean() * 10.0
+    assert float(losses["G_L1"].detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+    assert "G_L1" not in Pix2PixHD(make_config("tiny"), CPU, vgg=False, precision="fp32").loss_names

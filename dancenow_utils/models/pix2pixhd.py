@@ -25,6 +25,12 @@ def vgg_term(vgg: VGGLoss, fakes: list[torch.Tensor], reals: list[torch.Tensor],
     return total * 0.5 if len(fakes) == 2 and cfg.netG == "global" else total
 
 
+def l1_term(fakes: list[torch.Tensor], reals: list[torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
+    """EDN's ``--use_l1``: L1 between the last generated frame (the second of a temporal pair) and its real frame,
+    times ``lambda_l1``."""
+    return (fakes[-1].float() - reals[-1].float()).abs().mean() * cfg.lambda_l1
+
+
 class Pix2PixHD(BaseModel):
     """Pose -> frame GAN; the temporal model generates pairs of consecutive frames (Everybody Dance Now)."""
 
@@ -32,6 +38,7 @@ class Pix2PixHD(BaseModel):
 
     def __init__(self, cfg: TrainConfig, device: torch.device, vgg: bool = True, precision: str | None = None) -> None:
         super().__init__(cfg, device, precision)
+        self.loss_names = LOSS_NAMES + (("G_L1",) if cfg.use_l1 else ())
         self.nets = {"G": build_generator(cfg).to(device), "D": build_discriminator(cfg).to(device)}
         self.optimizers = {k: self.make_optimizer(n, cfg.lr) for k, n in self.nets.items()}
         weights = resolve_vgg_weights(cfg.vgg_loss, cfg.vgg_weights) if vgg else None
@@ -76,8 +83,11 @@ class Pix2PixHD(BaseModel):
         vgg = torch.zeros((), device=self.device)
         if self.vgg is not None:
             vgg = vgg_term(self.vgg, fakes, reals, cfg)
-        return {"G_GAN": losses["G_GAN"], "G_GAN_Feat": losses["G_GAN_Feat"], "G_VGG": vgg,
-                "D_real": losses["D_real"], "D_fake": losses["D_fake"]}
+        out = {"G_GAN": losses["G_GAN"], "G_GAN_Feat": losses["G_GAN_Feat"], "G_VGG": vgg,
+               "D_real": losses["D_real"], "D_fake": losses["D_fake"]}
+        if cfg.use_l1:
+            out["G_L1"] = l1_term(fakes, reals, cfg)
+        return out
 
     def visuals(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Pose, generated frame (a first frame for the temporal model) and real frame."""
