@@ -99,7 +99,7 @@ class FaceModel(BaseModel):
         for p in self.main_G.parameters():
             p.requires_grad_(False)
         self.nets = {"G": build_face_generator(cfg).to(device), "D": build_face_discriminator(cfg).to(device)}
-        self.optimizers = {k: self.make_optimizer(n, cfg.lr) for k, n in self.nets.items()}
+        self.optimizers = {k: self.make_optimizer(n.parameters(), cfg.lr) for k, n in self.nets.items()}
 
     def crops(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Face crops of the pose, the frozen main generator's frame (a first frame) and the real frame."""
