@@ -9,9 +9,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from dancenow_utils.config import TrainConfig
+from dancenow_utils.config import TrainConfig, parse_overrides
 from dancenow_utils.evaluation import read_per_sample
 from dancenow_utils.io_utils import list_images, read_image
 from dancenow_utils.labels import colorize, read_index_image
@@ -103,7 +102,7 @@ def extraction_lesson(source: str = "", dataroot: str | Path = "dataset", phase:
 INPUT_KINDS = ("pose", "parts")
 
 
-def input_step(input_kind: str = "pose", dataroot: str = "dataset", overrides: dict | None = None,
+def input_step(input_kind: str = "pose", dataroot: str = "dataset", overrides: dict | str | None = None,
                demo_dir: str | Path = "demo_data") -> tuple[str, dict]:
     """Notebook 02's data and config keys for ``input_kind``: ``"pose"`` keeps ``dataroot`` and ``overrides``;
     ``"parts"`` trains pix2pixHD on the demo's body-part label maps (``dataset_parts``, made from ``demo_dir`` once,
@@ -111,7 +110,7 @@ def input_step(input_kind: str = "pose", dataroot: str = "dataset", overrides: d
     given overrides."""
     if input_kind not in INPUT_KINDS:
         raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {input_kind!r}")
-    overrides = dict(overrides or {})
+    overrides = parse_overrides(overrides)
     if input_kind == "pose":
         return dataroot, overrides
     demo = DemoPaths(Path(demo_dir))
@@ -129,17 +128,10 @@ def cross_validation_data(input_kind: str = "pose", dataroot: str = "dataset_tes
     return (dataroot, train_dataroot) if input_kind == "pose" else (PARTS_DATASET_TEST, PARTS_DATASET)
 
 
-def _input_picture(path: Path) -> np.ndarray:
-    """A generator input file as a picture: a pose image as it is, a single-channel label map colour-coded."""
-    with Image.open(path) as im:
-        single = im.mode in ("L", "P", "I", "I;16")
-    return colorize(read_index_image(path)) if single else read_image(path)
-
-
-def _pair(layout: DatasetLayout, pose_file: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(frame, stick figure)`` of a pose image (a label map colour-coded); a black frame when there is no
-    ``{phase}_B`` twin (transfer)."""
-    stick = _input_picture(pose_file)
+def _pair(layout: DatasetLayout, pose_file: Path, label_maps: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``(frame, stick figure)`` of a pose image (with ``label_maps``, of a label map, colour-coded); a black frame
+    when there is no ``{phase}_B`` twin (transfer)."""
+    stick = colorize(read_index_image(pose_file)) if label_maps else read_image(pose_file)
     b = layout.B / pose_file.name
     if not b.exists():
         return np.zeros_like(stick), stick
@@ -149,8 +141,9 @@ def _pair(layout: DatasetLayout, pose_file: Path) -> tuple[np.ndarray, np.ndarra
     return frame, stick
 
 
-def sample_pairs_figure(dataroot: str | Path, phase: str = "train", n: int = 6) -> np.ndarray:
-    """A grid: frames with their stick figure on top, and the stick figures alone (what the GAN learns from)."""
+def sample_pairs_figure(dataroot: str | Path, phase: str = "train", n: int = 6, label_maps: bool = False) -> np.ndarray:
+    """A grid: frames with their stick figure on top, and the stick figures alone (what the GAN learns from);
+    with ``label_maps`` the inputs are label maps, shown colour-coded."""
     layout = DatasetLayout(dataroot, phase)
     files_a = list_images(layout.A)
     if not files_a:
@@ -158,7 +151,7 @@ def sample_pairs_figure(dataroot: str | Path, phase: str = "train", n: int = 6) 
     pick = [files_a[int(i)] for i in np.linspace(0, len(files_a) - 1, min(n, len(files_a))).round()]
     top, bottom = [], []
     for a in pick:
-        frame, stick = _pair(layout, a)
+        frame, stick = _pair(layout, a, label_maps)
         top.append(label(overlay(frame, stick), a.stem))
         bottom.append(stick)
     return grid([top, bottom])
