@@ -97,12 +97,14 @@ def describe_trainer(trainer: Trainer) -> str:
 
 
 def checkpoint_stages(name: str, checkpoints_dir: str | Path = "checkpoints") -> dict[str, bool | str]:
-    """Which stages ``checkpoints/<name>`` has: generator kind, temporal or not, face stage, global stage."""
+    """Which stages ``checkpoints/<name>`` has: generator kind, temporal or not, face stage, global stage (and
+    ``label_nc``: label-map runs have no face stage)."""
     run = RunLayout(checkpoints_dir, name)
-    info: dict[str, bool | str] = {"generator": "none", "temporal": False, "face": False, "global_stage": False}
+    info: dict[str, bool | str] = {"generator": "none", "temporal": False, "face": False, "global_stage": False,
+                                   "label_nc": 0}
     if run.config.exists() and (run.generator().exists() or run.latest.exists()):
         cfg = TrainConfig.load(run.config)
-        info.update(generator=cfg.netG, temporal=cfg.temporal)
+        info.update(generator=cfg.netG, temporal=cfg.temporal, label_nc=cfg.label_nc)
     face = run.stage("face")
     info["face"] = face.generator().exists() or face.latest.exists()
     info["global_stage"] = run.stage("global").generator().exists() or run.stage("global").latest.exists()
@@ -115,7 +117,10 @@ def describe_stages(name: str, checkpoints_dir: str | Path = "checkpoints") -> s
     if s["generator"] == "none":
         return f"{name}: no trained generator in {Path(checkpoints_dir) / name}; run notebook 02 first"
     parts = [f"generator: {s['generator']}" + (" (temporal)" if s["temporal"] else " (per frame)")]
-    parts.append("face stage: yes" if s["face"] else "face stage: not trained (notebook 02 with stage='face')")
+    if s["label_nc"]:
+        parts.append(f"label maps of {s['label_nc']} classes (no face stage)")
+    else:
+        parts.append("face stage: yes" if s["face"] else "face stage: not trained (notebook 02 with stage='face')")
     if s["generator"] == "local":
         parts.append("started from the global stage" if s["global_stage"] else "global stage checkpoint missing")
     return f"{name}: " + "; ".join(parts)

@@ -283,6 +283,12 @@ def test_demo_writes_part_and_instance_maps(parts):
             len(list((r / "train_inst").glob("*.png")))
         assert (r / "train_keypoints" / "crop.json").exists()
     assert not (roots["transfer"] / "test_B").exists() and (roots["transfer"] / "test_inst").is_dir()
+    # the maps are cut like the frames (one crop around the character): the torso's pixels show the red shirt
+    frame = read_image(roots["train"] / "train_B" / "frame_000003.png")
+    part_map = read_index_image(roots["train"] / "train_A" / "frame_000003.png")
+    shirt = frame[part_map == PARTS.index("torso")].astype(float).mean(0)
+    assert shirt[0] > 150 and shirt[1] < 130 and shirt[2] < 110, shirt
+    assert (part_map > 0).mean() > 0.15  # the character fills the crop, as in the pose datasets
 
 
 @pytest.mark.parametrize("features", [{"instance_feat": True}, {}])
@@ -341,3 +347,32 @@ def test_label_map_runs_refuse_what_needs_poses(parts, tmp_path):
     pose_gen = dataclasses.replace(gen, cfg=make_config("tiny"))
     with pytest.raises(ValueError, match="trained on pose images"):
         next(pose_gen.frames(list(gen.read_inputs(sorted((roots["train"] / "train_A").glob("*.png"))[:1]))))
+
+
+def test_temporal_model_on_label_maps_trains_on_consecutive_maps():
+    cfg = tiny_labels(instance_maps=True, temporal=True, vgg_loss="off")
+    model = Pix2PixHD(cfg, torch.device("cpu"), vgg=False)
+    labels = torch.randint(0, 4, (2, 1, 32, 32))
+    batch = {"A": labels, "inst": (labels > 0).long(), "B": torch.rand(2, 3, 32, 32) * 2 - 1}
+    batch.update({f"{k}_next": v.flip(-1) for k, v in batch.items()})
+    losses = model.train_step(batch)
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert model.D.nets[0].layers[0][0].in_channels == 2 * (4 + 1 + 3)
+
+
+def test_notebook_input_kinds(parts, tmp_path, monkeypatch):
+    from dancenow_utils.pipeline import cross_validation_data, input_step, sample_pairs_figure
+
+    demo, _, root = parts
+    assert input_step("pose", "dataset", '{"niter": 2}') == ("dataset", {"niter": 2})
+    monkeypatch.chdir(tmp_path)
+    dataroot, overrides = input_step("parts", "dataset", {"niter": 2, "instance_feat": True}, demo.root)
+    assert dataroot == "dataset_parts" and (tmp_path / "dataset_parts_test" / "train_A").is_dir()
+    assert overrides == {"label_nc": 16, "instance_maps": True, "niter": 2, "instance_feat": True}
+    assert make_config("demo", overrides).use_features
+    assert cross_validation_data("parts") == ("dataset_parts_test", "dataset_parts")
+    assert cross_validation_data("pose", "a", "b") == ("a", "b")
+    with pytest.raises(ValueError, match="input_kind"):
+        input_step("segments")
+    figure = sample_pairs_figure(dataroot, "train", n=2, label_maps=True)
+    assert figure.ndim == 3 and figure.std() > 10

@@ -8,6 +8,9 @@
     {root}/{phase}_keypoints/             the ground-truth OpenPose JSON and crop.json, so that cross-validation
                                           measures body SSIM and the nearest-neighbour baseline as for poses
 
+framed as pose extraction frames a video: one crop around the character over the whole clip (``Crop.around``),
+the maps cut with nearest-neighbour sampling.
+
 and :func:`make_parts_datasets` writes the three the notebooks use: the training clip (``dataset_parts``), the
 held-out clip (``dataset_parts_test``) and the source dancer's maps to translate (``dataset_parts_transfer``,
 ``test_A`` and ``test_inst``, no frames). Train on them with :data:`PARTS_CONFIG`.
@@ -19,12 +22,10 @@ import json
 import shutil
 from pathlib import Path
 
-import cv2
-
 from dancenow_utils.io_utils import list_images, swap_folders_into_place, write_image, write_json
-from dancenow_utils.labels import load_instance_map, load_label_map
+from dancenow_utils.labels import check_labels, read_index_image
 from dancenow_utils.layout import DatasetLayout
-from dancenow_utils.pose.crop import Crop
+from dancenow_utils.pose.crop import Crop, read_single_person
 from dancenow_utils.synthetic.character import PARTS
 from dancenow_utils.synthetic.demo import DemoPaths
 from dancenow_utils.video import read_frames
@@ -47,9 +48,11 @@ def demo_record(demo: DemoPaths) -> dict:
 def make_parts_dataset(demo: DemoPaths, clip: str, root: str | Path, phase: str = "train", frames: bool = True,
                        image_size: int = 0) -> DatasetLayout:
     """Write ``clip``'s part maps, instance maps, frames (with ``frames``) and keypoints under ``root`` at
-    ``image_size`` (0: the demo's size); returns the layout. Written into staging folders, then swapped in."""
+    ``image_size`` (0: the demo's size), cropped around the character; returns the layout. Written into staging
+    folders, then swapped in."""
     record = demo_record(demo)
-    size = image_size or int(record["size"])
+    demo_size = int(record["size"])
+    size = image_size or demo_size
     parts = list_images(demo.parts(clip))
     if not parts:
         raise FileNotFoundError(f"{demo.parts(clip)}: no part maps; make the demo again with this version "
@@ -64,25 +67,27 @@ def make_parts_dataset(demo: DemoPaths, clip: str, root: str | Path, phase: str 
         d.mkdir(parents=True)
     try:
         names = [p.stem for p in parts]
-        for p in parts:
-            write_image(staging["A"] / p.name, load_label_map(p, size, size, len(PARTS)))
+        keypoints = [demo.keypoints(clip) / f"{n}_keypoints.json" for n in names]
+        people = [read_single_person(k) for k in keypoints]
+        crop = Crop.around([p for p in people if p is not None], (demo_size, demo_size), size, size)
+        for p, k in zip(parts, keypoints):
+            labels = read_index_image(p)
+            check_labels(labels, len(PARTS), str(p))
+            write_image(staging["A"] / p.name, crop.apply_labels(labels))
             write_image(staging["inst"] / p.name,
-                        load_instance_map(demo.instances(clip) / p.name, size, size).astype("uint8"))
-            keypoints = demo.keypoints(clip) / f"{p.stem}_keypoints.json"
-            shutil.copyfile(keypoints, staging["keypoints"] / keypoints.name)
+                        crop.apply_labels(read_index_image(demo.instances(clip) / p.name, "instance map")))
+            shutil.copyfile(k, staging["keypoints"] / k.name)
         if frames:
             wanted = set(names)
             for index, rgb in read_frames(demo.video(clip)):
                 name = f"frame_{index:06d}"
                 if name in wanted:
-                    if rgb.shape[:2] != (size, size):
-                        rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
-                    write_image(staging["B"] / f"{name}.png", rgb)
+                    write_image(staging["B"] / f"{name}.png", crop.apply_image(rgb))
             missing = sorted(wanted - {p.stem for p in list_images(staging["B"])})
             if missing:
                 raise ValueError(f"{demo.video(clip)}: {len(missing)} frames could not be decoded (first: "
                                  f"{missing[:5]}); make the demo again")
-        Crop(0.0, 0.0, size / int(record["size"]), size, size).save(staging["keypoints"] / "crop.json")
+        crop.save(staging["keypoints"] / "crop.json")
         write_json(staging["keypoints"] / RECORD, {"demo": record, "clip": clip, "image_size": size,
                                                    "parts": list(PARTS)})
         swap_folders_into_place(staging, final)
