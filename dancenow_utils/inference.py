@@ -119,6 +119,7 @@ class Generator:
             out, _ = self._chunk(chunk, people_it, previous, features, refs_it)
             yield from out
 
+    @torch.no_grad()
     def generator_input(self, chunk: list[np.ndarray | LabelInput], features: ClassFeatures | None = None,
                         references: list[np.ndarray] | None = None) -> torch.Tensor:
         """The generator's input for a list of inputs: pose tensors, or encoded label maps (plus features)."""
@@ -136,20 +137,21 @@ class Generator:
         if self.E is None:
             return cond
         if references is not None:
-            if len(references) != len(chunk):
-                raise ValueError(f"references: one reference frame per input is needed, got {len(references)} for "
-                                 f"{len(chunk)} inputs")
+            if len(references) != len(chunk) or any(r is None for r in references):
+                raise ValueError("references: give one reference frame per input (they ran out before the inputs)")
+            w, h = self.size
+            if any(r.shape[:2] != (h, w) for r in references):
+                raise ValueError(f"references: the frames must be {w}x{h} (the generator's size), like the inputs")
             frames = torch.stack([to_tensor(r) for r in references]).to(self.device)
-            with torch.no_grad():
-                feat = self.E(frames, feature_regions(self.cfg, labels, inst))
+            feat = self.E(frames, feature_regions(self.cfg, labels, inst))
         else:
-            feat = feature_maps(self.E, [p for p in chunk], features, self.cfg.instance_feat).to(self.device)
+            feat = feature_maps(self.E, chunk, features, self.cfg.instance_feat).to(self.device)
         return torch.cat([cond, feat], 1)
 
     def _chunk(self, chunk: list[np.ndarray | LabelInput], people_it: Iterator | None,
                previous: torch.Tensor | None, features: ClassFeatures | None = None,
                refs_it: Iterator | None = None) -> tuple[list[np.ndarray], torch.Tensor]:
-        refs = [next(refs_it) for _ in chunk] if refs_it is not None else None
+        refs = [next(refs_it, None) for _ in chunk] if refs_it is not None else None
         A = self.generator_input(chunk, features, refs)
         out = self.batch(A, previous)
         if self.face is not None and people_it is not None:

@@ -323,6 +323,12 @@ def test_part_maps_train_evaluate_and_translate(parts, tmp_path, features):
                           device="cpu", progress=False)
     assert result.n_frames == 4 and result.video.exists()
     assert json.loads((result.out_dir / "transfer.json").read_text())["blank_poses"] == 0
+    if not features:  # the forensic detector reads label maps too (notebook 03)
+        from dancenow_utils.forensics import forensic_check
+
+        res = forensic_check("parts", roots["train"], roots["test"], tmp_path, steps=2, max_train=4, max_test=2,
+                             device="cpu", progress=False)
+        assert res.metrics["heldout"]["accuracy"] is not None
 
 
 def test_label_map_runs_refuse_what_needs_poses(parts, tmp_path):
