@@ -24,8 +24,17 @@ class TrainConfig:
     # image size (width x height) the networks see
     width: int = 128
     height: int = 128
-    input_nc: int = 3
+    input_nc: int = 3  # channels of RGB input images (label_nc=0); with label maps the input is label_nc channels
     output_nc: int = 3
+    # input kind (pix2pixHD): 0 = RGB images in {phase}_A; N > 0 = label maps of N classes (one-hot encoded)
+    label_nc: int = 0
+    instance_maps: bool = False  # label maps only: read {phase}_inst and add instance boundaries as a channel
+    # pix2pixHD's feature encoder: per-instance (or per-class) features of the real frame, concatenated to G's input
+    instance_feat: bool = False  # pool the encoder's features per instance (needs instance_maps)
+    label_feat: bool = False  # pool them per class of the label map
+    feat_num: int = 3  # feature channels
+    nef: int = 16  # encoder filters in its first layer
+    n_downsample_E: int = 4
     # generator
     netG: str = "global"  # "global" or "local"
     ngf: int = 32
@@ -87,14 +96,14 @@ class TrainConfig:
         """Reject values that cannot work, naming the key and what is valid (before any work starts)."""
         positive = ("width", "height", "input_nc", "output_nc", "ngf", "ndf", "n_layers_D", "num_D", "batch_size",
                     "save_latest_freq", "save_epoch_freq", "display_freq", "log_freq", "face_ngf", "face_ndf",
-                    "face_n_layers_D")
+                    "face_n_layers_D", "feat_num", "nef")
         for key in positive:
             if getattr(self, key) < 1:
                 raise ValueError(f"config key {key!r} must be at least 1, got {getattr(self, key)!r}")
         non_negative = ("n_downsample_global", "n_blocks_global", "n_local_enhancers", "n_blocks_local", "niter",
                         "niter_decay", "max_dataset_size", "threads", "face_n_downsample", "face_n_blocks",
                         "face_niter", "face_niter_decay", "save_latest_seconds", "lr", "face_lr", "lambda_feat",
-                        "niter_fix_global", "face_niter_fix_main", "lambda_l1")
+                        "niter_fix_global", "face_niter_fix_main", "lambda_l1", "label_nc", "n_downsample_E")
         for key in non_negative:
             if getattr(self, key) < 0:
                 raise ValueError(f"config key {key!r} must be 0 or more, got {getattr(self, key)!r}")
@@ -109,11 +118,39 @@ class TrainConfig:
                                           or self.device.split(":")[0] == "cuda"):
             raise ValueError(f"config key 'device' must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', "
                              f"got {self.device!r}")
+        self._validate_input_kind()
         k = 2 ** (self.n_downsample_global + (self.n_local_enhancers if self.netG == "local" else 0))
         if self.width % k or self.height % k:
             raise ValueError(f"width and height ({self.width}x{self.height}) must be multiples of {k} for "
                              f"{self.n_downsample_global} downsamplings" +
                              (f" and {self.n_local_enhancers} local enhancer(s)" if self.netG == "local" else ""))
+
+    def _validate_input_kind(self) -> None:
+        """Label maps, instance maps and the feature encoder: only the combinations pix2pixHD defines."""
+        if self.instance_maps and not self.label_nc:
+            raise ValueError("config key 'instance_maps' needs label maps: set label_nc to the number of classes "
+                             "(instance maps go with label maps, as in pix2pixHD), or instance_maps=False")
+        if self.instance_feat and self.label_feat:
+            raise ValueError("config keys 'instance_feat' and 'label_feat' exclude each other: the encoder's "
+                             "features are pooled per instance or per class; set one of them False")
+        if self.instance_feat and not self.instance_maps:
+            raise ValueError("config key 'instance_feat' pools features per instance: it needs instance_maps=True "
+                             "(or use label_feat=True to pool per class)")
+        if self.label_feat and not self.label_nc:
+            raise ValueError("config key 'label_feat' pools features per class: it needs label maps (label_nc > 0)")
+        if self.use_features:
+            if self.temporal:
+                raise ValueError("the feature encoder (instance_feat / label_feat) works per frame: set "
+                                 "temporal=False, or turn the encoder off")
+            k = 2 ** self.n_downsample_E
+            if self.width % k or self.height % k:
+                raise ValueError(f"width and height ({self.width}x{self.height}) must be multiples of {k} for the "
+                                 f"feature encoder's {self.n_downsample_E} downsamplings (n_downsample_E)")
+
+    @property
+    def use_features(self) -> bool:
+        """Whether the generator also sees encoded features (pix2pixHD's ``instance_feat`` or ``label_feat``)."""
+        return self.instance_feat or self.label_feat
 
     @property
     def total_epochs(self) -> int:
@@ -212,7 +249,8 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
 
 # keys of the config that change the networks' shapes: a checkpoint only loads into the same values
 ARCH_KEYS = ("width", "height", "input_nc", "output_nc", "netG", "ngf", "n_downsample_global", "n_blocks_global",
-             "n_local_enhancers", "n_blocks_local", "temporal", "num_D", "ndf", "n_layers_D")
+             "n_local_enhancers", "n_blocks_local", "temporal", "num_D", "ndf", "n_layers_D", "label_nc",
+             "instance_maps", "instance_feat", "label_feat", "feat_num", "nef", "n_downsample_E")
 FACE_ARCH_KEYS = ("face_ngf", "face_n_downsample", "face_n_blocks", "face_ndf", "face_n_layers_D")
 
 # EDN's face stage schedule (its sizes are TrainConfig's defaults)

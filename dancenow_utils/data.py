@@ -2,6 +2,9 @@
 
 Names must pair one-to-one; images of any size, grayscale or RGBA, are read as RGB and resized to the config's
 size; decoded images stay in memory when they fit (``cache``). The temporal model's items are consecutive pairs.
+With ``label_nc > 0`` the inputs are label maps instead (:mod:`dancenow_utils.labels`: class indices, resized with
+nearest-neighbour sampling), with their instance maps ``{phase}_inst/<id>.png`` when ``instance_maps``; items then
+hold ``A`` as ``(1, H, W)`` integer classes and ``inst`` as ``(1, H, W)`` instance ids.
 Batches come from :class:`EpochBatchSampler`: the same shuffled order for a given (seed, epoch) on every run,
 sharded across ranks like ``DistributedSampler`` (padded so every rank runs the same number of batches), with
 horizontal flips decided per item by the sampler, so a pose and its frame are always flipped together.
@@ -19,6 +22,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from dancenow_utils.io_utils import list_images, read_image
+from dancenow_utils.labels import LabelInput, load_instance_map, load_label_map
 from dancenow_utils.layout import DatasetLayout
 
 CACHE_LIMIT_BYTES = 4 * 1024**3
@@ -44,6 +48,42 @@ def pair_files(dataroot: str | Path, phase: str = "train", need_b: bool = True) 
             f"{' ...' if len(only_a) > 5 else ''}; only in {phase}_B: {only_b[:5]}{' ...' if len(only_b) > 5 else ''}."
             " Delete the strays or re-run pose extraction.")
     return [(files_a[k], files_b[k]) for k in sorted(files_a)]
+
+
+def instance_files(layout: DatasetLayout, names: list[str]) -> list[Path]:
+    """The instance map of each label map (same name in ``{phase}_inst``); errors name what is missing and the fix."""
+    if not layout.inst.is_dir():
+        raise FileNotFoundError(f"{layout.inst}: no instance-map folder. instance_maps=True reads one instance map "
+                                f"per label map ({layout.inst.name}/<name>.png beside {layout.A.name}); add them, or "
+                                "train with instance_maps=False")
+    files = {p.stem: p for p in list_images(layout.inst)}
+    missing = [n for n in names if n not in files]
+    if missing:
+        raise FileNotFoundError(
+            f"{layout.inst}: missing instance map(s) for {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+            f" ({len(missing)} of {len(names)} label maps have none). Write {layout.inst.name}/<name>.png for each "
+            f"label map in {layout.A.name}, or train with instance_maps=False.")
+    return [files[n] for n in names]
+
+
+def load_input(path: Path, width: int, height: int, label_nc: int = 0,
+               instance_path: Path | None = None) -> np.ndarray | LabelInput:
+    """One generator input at the config's size: an RGB pose image, or (``label_nc > 0``) a label map with its
+    instance map."""
+    if not label_nc:
+        return load_resized(path, width, height)
+    instances = load_instance_map(instance_path, width, height) if instance_path is not None else None
+    return LabelInput(load_label_map(path, width, height, label_nc), instances)
+
+
+def input_tensors(item: np.ndarray | LabelInput, suffix: str = "") -> dict[str, torch.Tensor]:
+    """A batch item's input tensors: ``A`` (a pose in [-1, 1], or ``(1, H, W)`` classes) and ``inst`` (ids)."""
+    if not isinstance(item, LabelInput):
+        return {"A" + suffix: to_tensor(item)}
+    out = {"A" + suffix: torch.from_numpy(item.labels.astype(np.int64))[None]}
+    if item.instances is not None:
+        out["inst" + suffix] = torch.from_numpy(item.instances.astype(np.int64))[None]
+    return out
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
@@ -94,20 +134,25 @@ def to_image(t: torch.Tensor) -> np.ndarray:
 
 class AlignedDataset(Dataset):
     """Pose/frame pairs as tensors in [-1, 1]: items ``{"A", "B", "index"}`` (plus ``A_next``/``B_next`` for the
-    temporal model). An item is asked for by index, or by ``(index, flip)`` from :class:`EpochBatchSampler`."""
+    temporal model; ``inst`` for label maps with instance maps). An item is asked for by index, or by
+    ``(index, flip)`` from :class:`EpochBatchSampler`."""
 
     def __init__(self, dataroot: str | Path, phase: str = "train", width: int = 256, height: int = 256,
-                 max_size: int = 0, cache: bool = True, need_b: bool = True, temporal: bool = False) -> None:
+                 max_size: int = 0, cache: bool = True, need_b: bool = True, temporal: bool = False,
+                 label_nc: int = 0, instance_maps: bool = False) -> None:
         self.layout = DatasetLayout(dataroot, phase)
         self.pairs = pair_files(dataroot, phase, need_b)
         if max_size:
             self.pairs = self.pairs[:max_size]
         check_pair_sizes(self.pairs)
+        self.label_nc = label_nc
+        self.instances: list[Path] | None = (instance_files(self.layout, [a.stem for a, _ in self.pairs])
+                                             if instance_maps else None)
         if temporal and len(self.pairs) < 2:
             raise ValueError(f"{self.layout.A}: the temporal model needs at least two consecutive frames")
         self.width, self.height, self.temporal = width, height, temporal
         per_item = width * height * 3 * (2 if need_b else 1)
-        self._cache: list[tuple[np.ndarray, np.ndarray | None]] | None = None
+        self._cache: list[tuple[np.ndarray | LabelInput, np.ndarray | None]] | None = None
         if cache and per_item * len(self.pairs) <= CACHE_LIMIT_BYTES:
             self._cache = [self._load(i) for i in range(len(self.pairs))]
 
@@ -122,27 +167,29 @@ class AlignedDataset(Dataset):
     def names(self) -> list[str]:
         return [a.stem for a, _ in self.pairs]
 
-    def _load(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
+    def _load(self, i: int) -> tuple[np.ndarray | LabelInput, np.ndarray | None]:
         a, b = self.pairs[i]
-        return (load_resized(a, self.width, self.height),
+        inst = self.instances[i] if self.instances is not None else None
+        return (load_input(a, self.width, self.height, self.label_nc, inst),
                 None if b is None else load_resized(b, self.width, self.height))
 
-    def images(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """The uint8 pose and frame of frame ``i``."""
+    def images(self, i: int) -> tuple[np.ndarray | LabelInput, np.ndarray | None]:
+        """The input (uint8 pose, or label map) and uint8 frame of frame ``i``."""
         return self._cache[i] if self._cache is not None else self._load(i)
 
-    def _frame(self, i: int, suffix: str = "") -> dict[str, torch.Tensor]:
+    def tensors(self, i: int, suffix: str = "") -> dict[str, torch.Tensor]:
+        """Frame ``i``'s input and frame tensors (keys ``A``, ``inst``, ``B``, each with ``suffix``)."""
         a, b = self.images(i)
-        out = {"A" + suffix: to_tensor(a)}
+        out = input_tensors(a, suffix)
         if b is not None:
             out["B" + suffix] = to_tensor(b)
         return out
 
     def __getitem__(self, key: int | tuple[int, bool]) -> dict[str, torch.Tensor]:
         i, flip = key if isinstance(key, tuple) else (key, False)
-        item = self._frame(i)
+        item = self.tensors(i)
         if self.temporal:
-            item.update(self._frame(i + 1, "_next"))
+            item.update(self.tensors(i + 1, "_next"))
         if flip:
             item = {k: v.flip(-1) for k, v in item.items()}
         item["index"] = torch.tensor(i)

@@ -22,10 +22,11 @@ import torch
 from tqdm.auto import tqdm
 
 from dancenow_utils.checkpoint import load_checkpoint
-from dancenow_utils.data import AlignedDataset, to_tensor
+from dancenow_utils.data import AlignedDataset
 from dancenow_utils.face import face_box, face_box_side
 from dancenow_utils.inference import Generator, load_generator
 from dancenow_utils.io_utils import atomic_write_text, write_image, write_json
+from dancenow_utils.labels import input_picture
 from dancenow_utils.layout import DatasetLayout, RunLayout, checkpoint_tag
 from dancenow_utils.metrics import (
     METRIC_KEYS,
@@ -37,7 +38,7 @@ from dancenow_utils.metrics import (
 )
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
 from dancenow_utils.params import check_int
-from dancenow_utils.pose.crop import people_in_image
+from dancenow_utils.pose.crop import Crops, people_in_image
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.pose.kinds import pose_kind
 from dancenow_utils.visualize import image_table_page, save_figure
@@ -86,8 +87,15 @@ def load_held_out(gen: Generator, dataroot: str | Path, train_dataroot: str | Pa
     cfg = gen.cfg
     layout = DatasetLayout(dataroot, "train")
     gen.check_poses(layout)
-    test = AlignedDataset(dataroot, "train", cfg.width, cfg.height, max_samples, cache=False)
-    train = AlignedDataset(train_dataroot, "train", cfg.width, cfg.height, cfg.max_dataset_size, cache=False)
+    kinds = {"label_nc": cfg.label_nc, "instance_maps": cfg.instance_maps}
+    test = AlignedDataset(dataroot, "train", cfg.width, cfg.height, max_samples, cache=False, **kinds)
+    train = AlignedDataset(train_dataroot, "train", cfg.width, cfg.height, cfg.max_dataset_size, cache=False, **kinds)
+    for data in (test, train):
+        if gen.label_maps and not Crops.exist(data.layout):
+            raise FileNotFoundError(
+                f"{data.layout.keypoints}: cross-validation measures body SSIM, the pose error and the nearest-"
+                "neighbour baseline from the frames' body keypoints, and this label-map dataset has none. Write "
+                "OpenPose JSON and crop.json there (the demo's part maps have them: make_parts_dataset).")
     return HeldOut(test, people_in_image(layout, test.names(), cfg.width, cfg.height), train,
                    people_in_image(train.layout, train.names(), cfg.width, cfg.height))
 
@@ -124,7 +132,8 @@ def score_sequence(fakes: Iterator[np.ndarray], data: HeldOut, out_dir: Path | N
             fake_motion.add(fake)
             real_motion.add(real)
             if out_dir is not None:
-                for kind, img in (("input", pose), ("generated", fake), ("real", real), ("nn", nn_img)):
+                for kind, img in (("input", input_picture(pose)), ("generated", fake), ("real", real),
+                                  ("nn", nn_img)):
                     write_image(out_dir / "images" / f"{names[i]}_{kind}.png", img)
     finally:
         redetect.close()
@@ -139,12 +148,8 @@ def gan_losses_on(model: Pix2PixHD, data: HeldOut, batch_size: int = 8) -> dict[
     for start in range(0, n_items, batch_size):
         idx = list(range(start, min(start + batch_size, n_items)))
 
-        def stack(offset: int, which: int, idx: list[int] = idx) -> torch.Tensor:
-            return torch.stack([to_tensor(data.test.images(j + offset)[which]) for j in idx]).to(model.device)
-
-        batch = {"A": stack(0, 0), "B": stack(0, 1)}
-        if temporal:
-            batch.update(A_next=stack(1, 0), B_next=stack(1, 1))
+        items = [{**data.test.tensors(j), **(data.test.tensors(j + 1, "_next") if temporal else {})} for j in idx]
+        batch = {k: torch.stack([it[k] for it in items]).to(model.device) for k in items[0]}
         for k, v in model.evaluation_losses(batch).items():
             totals[k] = totals.get(k, 0.0) + float(v) * len(idx)
     return {k: round(v / max(n_items, 1), 5) for k, v in totals.items() if k != "G_VGG"}
@@ -158,6 +163,8 @@ def discriminator_model(gen: Generator, run: RunLayout, which_epoch: str | int) 
     model = Pix2PixHD(dataclasses.replace(gen.cfg, vgg_loss="off"), gen.device, vgg=False)
     model.G.load_state_dict(gen.G.state_dict())
     model.D.load_state_dict(ckpt["D"])
+    if gen.E is not None:
+        model.nets["E"].load_state_dict(gen.E.state_dict())
     return model
 
 

@@ -148,7 +148,7 @@ class FaceModel(BaseModel):
             main_D.load_state_dict(main_D_state)
         self.nets = {"G": build_face_generator(cfg).to(device), "D": build_face_discriminator(cfg).to(device),
                      "main_D": main_D.to(device)}
-        self.optimizers = {k: self.make_optimizer(n, cfg.lr) for k, n in self.nets.items()}
+        self.optimizers = {k: self.make_optimizer(n.parameters(), cfg.lr) for k, n in self.nets.items()}
         weights = resolve_vgg_weights(cfg.vgg_loss, cfg.vgg_weights) if vgg else None
         self.vgg = VGGLoss(weights, cfg.vgg_normalize_input).to(device) if weights is not None else None
         self.main_D_trains = cfg.face_niter_fix_main == 0

@@ -315,6 +315,8 @@ def frames_for_poses(gen: Generator, pose_images: Sequence[np.ndarray | str | Pa
                      people: Sequence[Person | None] | None = None, batch_size: int = 8) -> list[np.ndarray]:
     """:func:`generate_for_poses` with a generator already loaded: the one place this module runs it."""
     w, h = gen.size
+    if gen.label_maps:  # label maps (and their instance maps) are read from files, at the generator's size
+        return list(gen.frames(gen.read_inputs([Path(p) for p in pose_images]), people, batch_size))
     poses = []
     for p in pose_images:
         if isinstance(p, (str, Path)):

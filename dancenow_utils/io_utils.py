@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,6 +86,22 @@ def list_images(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def swap_folders_into_place(staging: dict[str, Path], final: dict[str, Path]) -> None:
+    """Replace each ``final`` folder by its ``staging`` twin (same keys); the old ones are removed only after all
+    renames, so an error leaves either the old folders or the new ones."""
+    backups = {}
+    for key, dst in final.items():
+        if dst.exists():
+            backups[key] = dst.with_name(f".{dst.name}.old")
+            if backups[key].exists():
+                shutil.rmtree(backups[key])
+            os.replace(dst, backups[key])
+    for key, src in staging.items():
+        os.replace(src, final[key])
+    for b in backups.values():
+        shutil.rmtree(b, ignore_errors=True)
 
 
 def read_jsonl(path: str | Path) -> list[dict]:

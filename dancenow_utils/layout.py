@@ -4,6 +4,7 @@ Dataset (``dataset/``, ``dataset_test/``, ``dataset_transfer/``), for a ``phase`
 
     {root}/{phase}_A/<id>.png                      stick figures (the generator's input)
     {root}/{phase}_B/<id>.png                      frames (absent for transfer poses)
+    {root}/{phase}_inst/<id>.png                   instance maps of label-map inputs (``instance_maps=True``)
     {root}/{phase}_keypoints/<id>_keypoints.json   OpenPose JSON in original-frame pixels
     {root}/{phase}_keypoints/crop.json             the crop that maps a video's frames to training images
     {root}/{phase}_keypoints/crops.json            or, for independent images, one crop per image
@@ -56,6 +57,11 @@ class DatasetLayout:
     @property
     def B(self) -> Path:
         return self.root / f"{self.phase}_B"
+
+    @property
+    def inst(self) -> Path:
+        """Instance maps, one per label map of the same name (pix2pixHD's ``{phase}_inst``)."""
+        return self.root / f"{self.phase}_inst"
 
     @property
     def keypoints(self) -> Path:

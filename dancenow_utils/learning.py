@@ -17,6 +17,7 @@ from dancenow_utils.config import TrainConfig
 from dancenow_utils.data import to_image
 from dancenow_utils.io_utils import write_image
 from dancenow_utils.layout import RunLayout
+from dancenow_utils.models.pix2pixhd import input_pictures
 from dancenow_utils.params import check_int
 from dancenow_utils.train import Trainer
 from dancenow_utils.video import write_gif
@@ -68,7 +69,7 @@ def learn_with_snapshots(cfg: TrainConfig, dataroot: str | Path = "dataset", nam
     trainer = Trainer(cfg, dataroot, name, checkpoints_dir, resume=False, progress=progress)
     fixed = {k: v[:n_samples] for k, v in trainer.fixed.items()}
     out = LearningSnapshots(run.learning)
-    out.inputs = [to_image(t) for t in fixed["A"]]
+    out.inputs = [to_image(t) for t in input_pictures(fixed, cfg.label_nc)]
     out.reals = [to_image(t) for t in fixed["B"]]
 
     def snapshot(tr: Trainer) -> None:

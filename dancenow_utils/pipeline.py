@@ -10,12 +10,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dancenow_utils.config import TrainConfig, parse_overrides
 from dancenow_utils.evaluation import read_per_sample
 from dancenow_utils.io_utils import list_images, read_image
+from dancenow_utils.labels import colorize, read_index_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.lessons import ExtractionLesson
 from dancenow_utils.pose.extract import ExtractionSummary, extract
 from dancenow_utils.synthetic.demo import DemoPaths, make_demo
+from dancenow_utils.synthetic.parts import PARTS_CONFIG, PARTS_DATASET, PARTS_DATASET_TEST, make_parts_datasets
 from dancenow_utils.train import Trainer
 from dancenow_utils.visualize import grid, image_browser, label, overlay
 
@@ -96,9 +99,39 @@ def extraction_lesson(source: str = "", dataroot: str | Path = "dataset", phase:
                                 keypoints_dir, truth)
 
 
-def _pair(layout: DatasetLayout, pose_file: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(frame, stick figure)`` of a pose image; a black frame when there is no ``{phase}_B`` twin (transfer)."""
-    stick = read_image(pose_file)
+INPUT_KINDS = ("pose", "parts")
+
+
+def input_step(input_kind: str = "pose", dataroot: str = "dataset", overrides: dict | str | None = None,
+               demo_dir: str | Path = "demo_data") -> tuple[str, dict]:
+    """Notebook 02's data and config keys for ``input_kind``: ``"pose"`` keeps ``dataroot`` and ``overrides``;
+    ``"parts"`` trains pix2pixHD on the demo's body-part label maps (``dataset_parts``, made from ``demo_dir`` once,
+    with its held-out and transfer twins) with :data:`~dancenow_utils.synthetic.parts.PARTS_CONFIG` under the
+    given overrides."""
+    if input_kind not in INPUT_KINDS:
+        raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {input_kind!r}")
+    overrides = parse_overrides(overrides)
+    if input_kind == "pose":
+        return dataroot, overrides
+    demo = DemoPaths(Path(demo_dir))
+    if not demo.manifest.exists():
+        ensure_demo(demo_dir)
+    roots = make_parts_datasets(demo)
+    return str(roots["train"]), {**PARTS_CONFIG, **overrides}
+
+
+def cross_validation_data(input_kind: str = "pose", dataroot: str = "dataset_test",
+                          train_dataroot: str = "dataset") -> tuple[str, str]:
+    """Notebook 03's held-out and training data for ``input_kind`` (``"parts"``: the demo's part-map datasets)."""
+    if input_kind not in INPUT_KINDS:
+        raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {input_kind!r}")
+    return (dataroot, train_dataroot) if input_kind == "pose" else (PARTS_DATASET_TEST, PARTS_DATASET)
+
+
+def _pair(layout: DatasetLayout, pose_file: Path, label_maps: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``(frame, stick figure)`` of a pose image (with ``label_maps``, of a label map, colour-coded); a black frame
+    when there is no ``{phase}_B`` twin (transfer)."""
+    stick = colorize(read_index_image(pose_file)) if label_maps else read_image(pose_file)
     b = layout.B / pose_file.name
     if not b.exists():
         return np.zeros_like(stick), stick
@@ -108,8 +141,9 @@ def _pair(layout: DatasetLayout, pose_file: Path) -> tuple[np.ndarray, np.ndarra
     return frame, stick
 
 
-def sample_pairs_figure(dataroot: str | Path, phase: str = "train", n: int = 6) -> np.ndarray:
-    """A grid: frames with their stick figure on top, and the stick figures alone (what the GAN learns from)."""
+def sample_pairs_figure(dataroot: str | Path, phase: str = "train", n: int = 6, label_maps: bool = False) -> np.ndarray:
+    """A grid: frames with their stick figure on top, and the stick figures alone (what the GAN learns from);
+    with ``label_maps`` the inputs are label maps, shown colour-coded."""
     layout = DatasetLayout(dataroot, phase)
     files_a = list_images(layout.A)
     if not files_a:
@@ -117,7 +151,7 @@ def sample_pairs_figure(dataroot: str | Path, phase: str = "train", n: int = 6) 
     pick = [files_a[int(i)] for i in np.linspace(0, len(files_a) - 1, min(n, len(files_a))).round()]
     top, bottom = [], []
     for a in pick:
-        frame, stick = _pair(layout, a)
+        frame, stick = _pair(layout, a, label_maps)
         top.append(label(overlay(frame, stick), a.stem))
         bottom.append(stick)
     return grid([top, bottom])
@@ -135,9 +169,25 @@ def frame_browser(dataroot: str | Path, phase: str = "train"):
     return image_browser(len(files_a), render, "frame")
 
 
-def resolve_transfer_source(source: str, dataroot: str | Path, demo_dir: str | Path = "demo_data") -> tuple[str, bool]:
+def resolve_transfer_source(source: str, dataroot: str | Path, demo_dir: str | Path = "demo_data",
+                            cfg: TrainConfig | None = None) -> tuple[str, bool]:
     """``(source, ready)``: the demo's source dancer when ``source`` is empty; ``ready`` when ``source`` (or
-    ``dataroot``) already holds drawn pose images in ``test_A`` (the original project's flow)."""
+    ``dataroot``) already holds drawn pose images in ``test_A`` (the original project's flow).
+
+    For a label-map run (``cfg.label_nc > 0``) the source must be a folder of label maps (``test_A``), used as it
+    is; empty: the demo source dancer's part maps (``dataset_parts_transfer/test_A``). Pose extraction and
+    normalisation do not apply to label maps, and a video is refused."""
+    if cfg is not None and cfg.label_nc:
+        if not source:
+            demo = DemoPaths(Path(demo_dir))
+            return str(DatasetLayout(make_parts_datasets(demo)["transfer"], "test").A), True
+        p = Path(source)
+        for folder in (p, p / "test_A"):
+            if folder.is_dir() and folder.name == "test_A":
+                return str(folder), True
+        raise ValueError(f"{source}: this run translates label maps (label_nc={cfg.label_nc}), so the source must "
+                         "be a folder of label maps named test_A (with test_inst beside it for instance maps), or "
+                         "a folder holding test_A. Pose extraction and pose normalisation apply to pose runs only.")
     if not source:
         video = DemoPaths(Path(demo_dir)).video("source_dancer")
         if not video.exists():

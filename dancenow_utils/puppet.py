@@ -112,6 +112,9 @@ class Puppet:
 
     def __init__(self, gen: Generator, base: Person, settings: PoseSettings | None = None,
                  poses: list[Person] | None = None, cpu_threads: int = 1) -> None:
+        if gen.label_maps:
+            raise ValueError(f"{gen.path} translates label maps (label_nc={gen.cfg.label_nc}); the pose puppet "
+                             "draws stick figures and works with pose runs only")
         settings = settings or gen.pose_settings or PoseSettings(width=gen.size[0], height=gen.size[1])
         check_same_drawing(gen.pose_settings, settings, str(gen.path), "the puppet's drawing settings")
         self.gen, self.settings, self.base = gen, settings, base

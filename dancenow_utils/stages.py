@@ -31,9 +31,10 @@ STAGES = ("global", "local", "face")
 
 def planned_stages(cfg: TrainConfig, stage: str = "all") -> list[str]:
     """The stages ``stage`` stands for, in training order: ``"all"`` is the full method for this config (global,
-    then local for a local-enhancer config, then face); a stage name is itself."""
+    then local for a local-enhancer config, then face for pose inputs); a stage name is itself."""
     if stage == "all":
-        return ["global", "local", "face"] if cfg.netG == "local" else ["global", "face"]
+        main = ["global", "local"] if cfg.netG == "local" else ["global"]
+        return main + ([] if cfg.label_nc else ["face"])
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; choose 'all' or one of {STAGES}")
     return [stage]
@@ -146,12 +147,14 @@ def describe_trainer(trainer: Trainer) -> str:
 
 
 def checkpoint_stages(name: str, checkpoints_dir: str | Path = "checkpoints") -> dict[str, bool | str]:
-    """Which stages ``checkpoints/<name>`` has: generator kind, temporal or not, face stage, global stage."""
+    """Which stages ``checkpoints/<name>`` has: generator kind, temporal or not, face stage, global stage (and
+    ``label_nc``: label-map runs have no face stage)."""
     run = RunLayout(checkpoints_dir, name)
-    info: dict[str, bool | str] = {"generator": "none", "temporal": False, "face": False, "global_stage": False}
+    info: dict[str, bool | str] = {"generator": "none", "temporal": False, "face": False, "global_stage": False,
+                                   "label_nc": 0}
     if run.config.exists() and (run.generator().exists() or run.latest.exists()):
         cfg = TrainConfig.load(run.config)
-        info.update(generator=cfg.netG, temporal=cfg.temporal)
+        info.update(generator=cfg.netG, temporal=cfg.temporal, label_nc=cfg.label_nc)
     face = run.stage("face")
     info["face"] = face.generator().exists() or face.latest.exists()
     info["global_stage"] = run.stage("global").generator().exists() or run.stage("global").latest.exists()
@@ -164,7 +167,10 @@ def describe_stages(name: str, checkpoints_dir: str | Path = "checkpoints") -> s
     if s["generator"] == "none":
         return f"{name}: no trained generator in {Path(checkpoints_dir) / name}; run notebook 02 first"
     parts = [f"generator: {s['generator']}" + (" (temporal)" if s["temporal"] else " (per frame)")]
-    parts.append("face stage: yes" if s["face"] else "face stage: not trained (notebook 02 with stage='face')")
+    if s["label_nc"]:
+        parts.append(f"label maps of {s['label_nc']} classes (no face stage)")
+    else:
+        parts.append("face stage: yes" if s["face"] else "face stage: not trained (notebook 02 with stage='face')")
     if s["generator"] == "local":
         parts.append("started from the global stage" if s["global_stage"] else "global stage checkpoint missing")
     return f"{name}: " + "; ".join(parts)

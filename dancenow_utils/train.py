@@ -128,6 +128,9 @@ class Trainer:
                  progress: bool = True, model: str = "pix2pixhd", main_name: str | None = None) -> None:
         if model not in MODELS:
             raise ValueError(f"unknown model {model!r}; choose one of {MODELS}")
+        if model == "face" and cfg.label_nc:
+            raise ValueError(f"the face stage sharpens faces drawn from pose images and their keypoints; this run "
+                             f"reads label maps (label_nc={cfg.label_nc}). Train the face stage on a pose run only.")
         self.cfg, self.name, self.progress, self.kind = cfg, name, progress, model
         self.run = RunLayout(checkpoints_dir, name)
         self.dir = self.run.dir
@@ -148,7 +151,8 @@ class Trainer:
                              "the frames of a video (or pass sequence=True for consecutive frames).")
         self.num_workers = self._workers()
         base = AlignedDataset(dataroot, phase, cfg.width, cfg.height, cfg.max_dataset_size,
-                              cfg.cache_images and self.num_workers == 0, temporal=cfg.temporal)
+                              cfg.cache_images and self.num_workers == 0, temporal=cfg.temporal,
+                              label_nc=cfg.label_nc, instance_maps=cfg.instance_maps)
         if cfg.flip and cfg.temporal:
             raise ValueError("flip=True is not supported with the temporal model; set flip=False")
         self.frames = base
@@ -324,7 +328,7 @@ class Trainer:
                 "lr": learning_rate(self.cfg, self.epoch), "model": self.kind}
 
     def generator_payload(self) -> dict:
-        return {"G": self.model.generator_state(), "config": self.cfg.to_dict(), "model": self.kind,
+        return {**self.model.generator_state(), "config": self.cfg.to_dict(), "model": self.kind,
                 "pose_settings": self.pose_settings.to_dict() if self.pose_settings else None,
                 "epoch": self.epoch, "iteration": self.iteration}
 
@@ -452,7 +456,8 @@ def load_generator_file(run: RunLayout, which_epoch: str | int = "latest") -> di
     if full.exists():
         ckpt = load_checkpoint(full)
         return {"G": ckpt["G"], "config": ckpt["config"], "pose_settings": ckpt.get("pose_settings"),
-                "model": ckpt.get("model", "pix2pixhd"), "iteration": ckpt.get("iteration")}
+                "model": ckpt.get("model", "pix2pixhd"), "iteration": ckpt.get("iteration"),
+                **({"E": ckpt["E"]} if "E" in ckpt else {})}
     raise FileNotFoundError(f"{path}: no such checkpoint. Available for {run.name!r}: "
                             f"{run.available() or 'none'}; train first (notebook 02) or check name and which_epoch.")
 

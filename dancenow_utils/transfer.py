@@ -5,7 +5,8 @@ smoothed, drawn as stick figures in the target's crop **with the target dataset'
 into frames by the trained generator. ``results/<name>/`` receives the frames, ``transfer.mp4``,
 ``side_by_side.mp4`` (source | skeleton | generated), a small ``transfer.gif`` and an ``index.html``. A folder that
 already holds ``test_A`` pose images (the original project's flow) is used as it is. Frames are streamed: memory
-stays flat however long the video.
+stays flat however long the video. A label-map run translates a folder of label maps (``test_A``, with ``test_inst``
+when it uses instance maps) as they are: pose extraction and normalisation do not apply to them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tqdm.auto import tqdm
 from dancenow_utils.data import load_resized
 from dancenow_utils.inference import Generator, load_generator
 from dancenow_utils.io_utils import list_images, read_image, write_image, write_json
+from dancenow_utils.labels import LabelInput, input_picture
 from dancenow_utils.layout import DatasetLayout, ResultsLayout, checkpoint_tag
 from dancenow_utils.params import check_int
 from dancenow_utils.pose.crop import Crops, people_in_image
@@ -103,9 +105,19 @@ def _people(layout: DatasetLayout, names: list[str], gen: Generator) -> list | N
     return people_in_image(layout, names, *gen.size)
 
 
-def blank_poses(files: list[Path]) -> list[Path]:
-    """The pose images with nothing drawn on them (all black): the generator would draw no character there."""
+def blank_poses(files: list[Path], gen: Generator | None = None) -> list[Path]:
+    """The pose images with nothing drawn on them (all black; for a label-map run, all background class 0): the
+    generator would draw no character there."""
+    if gen is not None and gen.label_maps:
+        return [f for f, item in zip(files, gen.read_inputs(files)) if not item.labels.any()]
     return [f for f in files if not read_image(f).any()]
+
+
+def _blank_hint(gen: Generator) -> str:
+    if gen.label_maps:
+        return "Check that the label maps hold the classes the run was trained on (0 is the background)."
+    return ("Re-run prepare_poses (its summary says why), e.g. with normalize_method='project' or "
+            "normalize=False.")
 
 
 def run_transfer(name: str, poses_dir: str | Path, results_dir: str | Path = "results", source: str | Path = "",
@@ -120,11 +132,10 @@ def run_transfer(name: str, poses_dir: str | Path, results_dir: str | Path = "re
     files = list_images(poses_dir)
     if not files:
         raise ValueError(f"{poses_dir}: no pose images to transfer; check the source or run prepare_poses")
-    blank = blank_poses(files)
+    blank = blank_poses(files, gen)
     if len(blank) == len(files):
         raise ValueError(f"{poses_dir}: all {len(files)} pose images are entirely black (first: "
-                         f"{', '.join(f.name for f in blank[:5])}); nothing to transfer. Re-run prepare_poses (its "
-                         "summary says why), e.g. with normalize_method='project' or normalize=False.")
+                         f"{', '.join(f.name for f in blank[:5])}); nothing to transfer. {_blank_hint(gen)}")
     if blank:
         message = (f"{poses_dir}: {len(blank)} of {len(files)} pose images are entirely black (first: "
                    f"{', '.join(f.name for f in blank[:5])}); those frames will show no character")
@@ -139,12 +150,12 @@ def run_transfer(name: str, poses_dir: str | Path, results_dir: str | Path = "re
     staging.frames.mkdir(parents=True)
     step = max(1, len(names) // 60)  # the GIF keeps at most about 60 frames
     gif_frames: list[np.ndarray] = []
-    pending: deque[np.ndarray] = deque()  # poses read for the generator, waiting for their frame
+    pending: deque[np.ndarray | LabelInput] = deque()  # poses read for the generator, waiting for their frame
 
-    def poses() -> Iterator[np.ndarray]:
-        for f in files:
-            pending.append(load_resized(f, *gen.size))
-            yield pending[-1]
+    def poses() -> Iterator[np.ndarray | LabelInput]:
+        for item in gen.read_inputs(files, layout):
+            pending.append(item)
+            yield item
 
     sources = source_frames(source, names, gen.size)
     with VideoWriter(staging.video, fps) as video, VideoWriter(staging.side_by_side, fps) as side_video:
@@ -155,7 +166,8 @@ def run_transfer(name: str, poses_dir: str | Path, results_dir: str | Path = "re
             write_image(staging.frames / f"{n}.png", fake)
             video.write(fake)
             side = np.concatenate([label(src if src is not None else np.zeros_like(fake), "source"),
-                                   label(pose, "pose"), label(fake, "generated")], axis=1)
+                                   label(input_picture(pose), "input" if gen.label_maps else "pose"),
+                                   label(fake, "generated")], axis=1)
             side_video.write(side)
             if k % step == 0:
                 gif_frames.append(side)

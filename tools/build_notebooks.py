@@ -193,6 +193,10 @@ VGG features (perceptual loss).
 Everything the run produces lives in `checkpoints/<name>/`: the config, checkpoints (`latest.pth`, `epoch_N.pth`),
 a loss log with named columns, loss curves and a page of visuals. Re-running this notebook **resumes exactly**
 where the last run stopped: same weights, optimiser state, learning rate and data order.
+
+pix2pixHD also translates **label maps** (one class index per pixel) into images. With `input_kind="parts"` (and a
+new `name`, e.g. `"parts"`) the same notebook trains on the demo character's body-part maps instead of stick
+figures: 16 classes one-hot encoded, plus the boundaries of the character's instance map (README: label maps).
 """ + OUTPUTS_NOTE),
         ("params", """dataroot = "dataset"
 name = "demo"
@@ -202,6 +206,7 @@ checkpoints_dir = "checkpoints"
 resume = True
 device = "auto"        # picks CUDA when present
 stage = "all"          # "all" (every stage of the preset, in order) | "global" | "local" | "face"
+input_kind = "pose"    # "pose": stick figures from step 1; "parts": the demo's body-part label maps
 """),
         ("code", SETUP + """import json
 from dancenow_utils.config import make_config
@@ -209,11 +214,13 @@ from dancenow_utils.stages import describe_stages, planned_stages, train_stages
 from dancenow_utils import pipeline
 """),
         ("md", "## The configuration\n\nA preset plus your overrides; it is saved beside every checkpoint."),
-        ("code", """cfg = make_config(preset, {**overrides, "device": device})
+        ("code", """dataroot, overrides = pipeline.input_step(input_kind, dataroot, overrides)
+cfg = make_config(preset, {**overrides, "device": device})
 print(json.dumps(cfg.to_dict(), indent=1))
 """),
         ("md", "## The data\n\nPairs from step 1, resized to the config's size."),
-        ("code", """show(pipeline.sample_pairs_figure(dataroot, "train"), figsize=(14, 5))
+        ("code", """show(pipeline.sample_pairs_figure(dataroot, "train", label_maps=bool(cfg.label_nc)),
+     figsize=(14, 5))
 """),
         ("md", """## Train
 
@@ -264,6 +271,8 @@ pose, generated, corrected and real face crops.
 - **One stage at a time**: `stage="global"`, then `"local"`, then `"face"`: each resumes on its own.
 - **Bigger models**: on a GPU, `preset="edn_global"` (Everybody Dance Now's 512x256 global stage) or `"seed"`.
 - **The learning rate**: `overrides={"lr": 2e-3}` or `{"lr": 2e-5}`: watch `D_real`/`D_fake` and the visuals.
+- **Label maps**: `input_kind="parts", name="parts"`, then notebooks 03 and 04 with `name="parts"`; add
+  `overrides={"instance_feat": True}` for pix2pixHD's feature encoder (a style vector per instance).
 """),
     ],
     "03_cross_validation.ipynb": [
@@ -289,6 +298,7 @@ checkpoints_dir = "checkpoints"
 max_samples = 0        # 0: all held-out frames
 train_dataroot = "dataset"
 forensic_steps = 300   # training steps of the forensic detector (0: skip it)
+input_kind = "pose"    # "parts": a label-map run of notebook 02 on the demo's part maps (its own datasets)
 """),
         ("code", SETUP + """import json
 from dancenow_utils import pipeline
@@ -299,7 +309,8 @@ from dancenow_utils.io_utils import read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.metrics import format_by_pose_kind
 """),
-        ("code", """metrics = evaluate(name, dataroot, which_epoch, checkpoints_dir, max_samples, train_dataroot)
+        ("code", """dataroot, train_dataroot = pipeline.cross_validation_data(input_kind, dataroot, train_dataroot)
+metrics = evaluate(name, dataroot, which_epoch, checkpoints_dir, max_samples, train_dataroot)
 print(json.dumps(metrics, indent=1))
 """),
         ("md", "## GAN against retrieval\n\nHigher SSIM is better; lower pose error is better."),
@@ -377,6 +388,10 @@ A temporal generator is run frame by frame, each output fed back; a trained face
 
 Two figures explain the method: the source skeleton over the target before and after normalisation, and a
 **pose puppet**: bend the skeleton's joints with sliders and watch what the generator draws.
+
+A run trained on label maps (notebook 02 with `input_kind="parts"`) translates a folder of label maps as they
+are (`source`: a `test_A` folder; empty: the demo source dancer's body-part maps): normalisation, pose coverage
+and the puppet are for stick figures and are skipped.
 """ + OUTPUTS_NOTE),
         ("params", """source = ""             # a source video or image folder; empty: the demo's source dancer
 dataroot = "dataset_transfer"
@@ -405,8 +420,8 @@ from dancenow_utils.video import notebook_video
         ("md", "## Prepare the source poses\n\nThe stick figures are drawn at the size the generator was trained at, "
                "and the way the target's training poses were drawn (keypoint format, face, hands: the target "
                "dataset's `settings.json`). A model refuses poses drawn another way."),
-        ("code", """src, ready = pipeline.resolve_transfer_source(source, dataroot, demo_dir)
-cfg = TrainConfig.load(RunLayout(checkpoints_dir, name).config)
+        ("code", """cfg = TrainConfig.load(RunLayout(checkpoints_dir, name).config)
+src, ready = pipeline.resolve_transfer_source(source, dataroot, demo_dir, cfg)
 poses_dir = src if ready else prepare_poses(src, dataroot, normalize, target_keypoints, smooth_window,
                                             image_size=[cfg.width, cfg.height], max_frames=max_frames,
                                             normalize_method=normalize_method)
@@ -463,11 +478,12 @@ frame near poses it was trained on, smudges far from them. Each slider is a rota
 degrees (counter-clockwise on the screen); a shoulder carries its elbow and hand along. The figure below (a few
 preset poses, saved as `results/<name>/puppet.png`) is there in every run; the sliders need a running kernel.
 """),
-        ("code", """puppet = Puppet.load(name, target_keypoints, which_epoch, checkpoints_dir)
-show(puppet.save_grid(result.out_dir / "puppet.png"), "preset poses (top) and what the generator draws (bottom)",
-     figsize=(14, 5))
+        ("code", """puppet = None if cfg.label_nc else Puppet.load(name, target_keypoints, which_epoch, checkpoints_dir)
+if puppet:
+    show(puppet.save_grid(result.out_dir / "puppet.png"),
+         "preset poses (top) and what the generator draws (bottom)", figsize=(14, 5))
 """),
-        ("code", """puppet.widget()"""),
+        ("code", """puppet.widget() if puppet else None"""),
         ("md", """## What to try next
 
 - **Without normalisation**: `normalize=False`: the source's skeleton keeps its own size and place; how do the

@@ -8,7 +8,7 @@ before any update (agreed across ranks), distributed wrapping, checkpoints and v
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -84,9 +84,17 @@ class BaseModel:
         raise NotImplementedError
 
     # ------------------------------------------------------------------------------------------ shared parts
-    def make_optimizer(self, net: nn.Module, lr: float) -> torch.optim.Optimizer:
+    def make_optimizer(self, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
         fused = self.device.type in ("cuda", "cpu")
-        return torch.optim.Adam(net.parameters(), lr=lr, betas=(self.cfg.beta1, 0.999), fused=fused)
+        return torch.optim.Adam(params, lr=lr, betas=(self.cfg.beta1, 0.999), fused=fused)
+
+    def trained_keys(self) -> tuple[str, ...]:
+        """The networks this model trains and saves (by default those with their own optimiser)."""
+        return tuple(self.optimizers)
+
+    def inference_keys(self) -> tuple[str, ...]:
+        """The networks inference needs (saved in the generator-only files)."""
+        return (self.generator_key,)
 
     def autocast(self):
         return autocast(self.device, self.precision)
@@ -98,7 +106,7 @@ class BaseModel:
     def wrap_ddp(self) -> None:
         """Wrap every trained network for distributed data parallel (one process per device)."""
         ids = [self.device.index] if self.device.type == "cuda" else None
-        for key in self.optimizers:
+        for key in self.trained_keys():
             self._ddp[key] = DistributedDataParallel(self.nets[key], device_ids=ids)
 
     def set_lr(self, lr: float) -> None:
@@ -143,19 +151,20 @@ class BaseModel:
                 "D_real": gan_loss(pred_real, True), "D_fake": gan_loss(pred_fake_d, False)}
 
     def state_dict(self) -> dict:
-        state = {k: n.state_dict() for k, n in self.nets.items() if k in self.optimizers}
+        state = {k: self.nets[k].state_dict() for k in self.trained_keys()}
         state.update({f"opt_{k}": o.state_dict() for k, o in self.optimizers.items()})
         state["scaler"] = self.scaler.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        for key, opt in self.optimizers.items():
+        for key in self.trained_keys():
             self.nets[key].load_state_dict(state[key])
+        for key, opt in self.optimizers.items():
             opt.load_state_dict(state[f"opt_{key}"])
         # a scaler saved disabled (CPU, bf16, fp32) has an empty state: an enabled one starts fresh instead
         if self.scaler.is_enabled() and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
 
-    def generator_state(self) -> dict[str, torch.Tensor]:
-        """What inference needs: the generator's weights."""
-        return self.nets[self.generator_key].state_dict()
+    def generator_state(self) -> dict[str, dict[str, torch.Tensor]]:
+        """What inference needs: the generator's weights under ``"G"`` (and the feature encoder's under ``"E"``)."""
+        return {"G" if k == self.generator_key else k: self.nets[k].state_dict() for k in self.inference_keys()}

@@ -1,8 +1,10 @@
 """Running a generator on a batch of poses: the one place that builds its input and applies mixed precision.
 
-The temporal model (Everybody Dance Now's temporal smoothing) sees the pose and its own previous output; before
-the first frame of a sequence that previous frame is all zeros. Training, visuals, evaluation, transfer and the
-face stage all go through :func:`generator_input` / :func:`generate_batch`.
+The networks are conditioned on the pose image as it is, or, for label-map runs, on pix2pixHD's encoding of it
+(:func:`condition`: one-hot classes plus instance boundaries). The temporal model (Everybody Dance Now's temporal
+smoothing) also sees its own previous output; before the first frame of a sequence that previous frame is all
+zeros. Training, visuals, evaluation, transfer and the face stage all go through :func:`condition`,
+:func:`generator_input` and :func:`generate_batch`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dancenow_utils.config import TrainConfig
+from dancenow_utils.labels import instance_edges, one_hot
 from dancenow_utils.precision import autocast
+
+
+def condition(cfg: TrainConfig, inputs: torch.Tensor, instances: torch.Tensor | None = None) -> torch.Tensor:
+    """What the generator and the discriminator are conditioned on: a pose image batch unchanged, or a batch of
+    label maps ``(N, 1, H, W)`` one-hot encoded with ``label_nc`` channels, plus the instance boundaries' channel
+    when the run uses instance maps (pix2pixHD's ``encode_input``)."""
+    if not cfg.label_nc:
+        return inputs
+    encoded = one_hot(inputs, cfg.label_nc)
+    if cfg.instance_maps:
+        if instances is None:
+            raise ValueError("this generator was trained with instance maps (instance_maps=True): give each label "
+                             "map its instance map")
+        encoded = torch.cat([encoded, instance_edges(instances)], 1)
+    return encoded
 
 
 def generator_input(pose: torch.Tensor, previous: torch.Tensor | None, temporal: bool,

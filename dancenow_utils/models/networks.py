@@ -156,9 +156,17 @@ class MultiscaleDiscriminator(nn.Module):
         return out
 
 
+def condition_nc(cfg: TrainConfig) -> int:
+    """Channels of what both networks are conditioned on: the pose image's, or pix2pixHD's ``label_nc`` one-hot
+    channels plus one for the instance boundaries."""
+    if not cfg.label_nc:
+        return cfg.input_nc
+    return cfg.label_nc + (1 if cfg.instance_maps else 0)
+
+
 def generator_input_nc(cfg: TrainConfig) -> int:
-    """Pose channels, plus the previous frame's channels for the temporal model."""
-    return cfg.input_nc + (cfg.output_nc if cfg.temporal else 0)
+    """The condition's channels, plus the encoded features' and, for the temporal model, the previous frame's."""
+    return condition_nc(cfg) + (cfg.feat_num if cfg.use_features else 0) + (cfg.output_nc if cfg.temporal else 0)
 
 
 def build_generator(cfg: TrainConfig) -> nn.Module:
@@ -175,8 +183,9 @@ def build_generator(cfg: TrainConfig) -> nn.Module:
 
 
 def build_discriminator(cfg: TrainConfig) -> MultiscaleDiscriminator:
-    """The discriminator judges (pose, frame); the temporal model's judges two consecutive pairs."""
-    pair = cfg.input_nc + cfg.output_nc
+    """The discriminator judges (condition, frame), without the encoded features as in pix2pixHD; the temporal
+    model's judges two consecutive pairs."""
+    pair = condition_nc(cfg) + cfg.output_nc
     net = MultiscaleDiscriminator(pair * (2 if cfg.temporal else 1), cfg.ndf, cfg.n_layers_D, cfg.num_D)
     init_weights(net)
     return net
@@ -184,4 +193,3 @@ def build_discriminator(cfg: TrainConfig) -> MultiscaleDiscriminator:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-

@@ -3,15 +3,23 @@
 One step follows pix2pixHD: a single forward pass computes every loss (the discriminator sees the real pair once,
 the detached fake pair once, and the fake pair once more for the generator with its weights frozen), the losses are
 checked to be finite, then the generator and the discriminator each take one Adam step.
+
+Label-map runs are conditioned on pix2pixHD's encoding of the label map (one-hot classes, instance boundaries);
+with the feature encoder (``instance_feat`` / ``label_feat``) the generator also sees the real frame's features
+averaged per region, and the encoder trains with the generator (one optimiser), as in pix2pixHD.
 """
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from dancenow_utils.config import TrainConfig
+from dancenow_utils.labels import colorize
 from dancenow_utils.models.base import BaseModel
-from dancenow_utils.models.generate import generate_batch, generator_input
+from dancenow_utils.models.encoder import build_encoder, feature_regions
+from dancenow_utils.models.generate import condition, generate_batch, generator_input
 from dancenow_utils.models.losses import VGGLoss, resolve_vgg_weights
 from dancenow_utils.models.networks import build_discriminator, build_generator
 
@@ -40,7 +48,14 @@ class Pix2PixHD(BaseModel):
         super().__init__(cfg, device, precision)
         self.loss_names = LOSS_NAMES + (("G_L1",) if cfg.use_l1 else ())
         self.nets = {"G": build_generator(cfg).to(device), "D": build_discriminator(cfg).to(device)}
-        self.optimizers = {k: self.make_optimizer(n, cfg.lr) for k, n in self.nets.items()}
+        encoder = build_encoder(cfg)
+        if encoder is None:
+            self.optimizers = {k: self.make_optimizer(n.parameters(), cfg.lr) for k, n in self.nets.items()}
+        else:  # pix2pixHD: the encoder's weights are in the generator's optimiser
+            self.nets["E"] = encoder.to(device)
+            self.optimizers = {
+                "G": self.make_optimizer(itertools.chain(self.G.parameters(), encoder.parameters()), cfg.lr),
+                "D": self.make_optimizer(self.D.parameters(), cfg.lr)}
         weights = resolve_vgg_weights(cfg.vgg_loss, cfg.vgg_weights) if vgg else None
         self.vgg = VGGLoss(weights, cfg.vgg_normalize_input).to(device) if weights is not None else None
 
@@ -57,6 +72,27 @@ class Pix2PixHD(BaseModel):
         fix = self.cfg.netG == "local" and epoch < self.cfg.niter_fix_global
         self.fixed = {"G": list(self.G.global_net.parameters())} if fix else {}
 
+    def trained_keys(self) -> tuple[str, ...]:
+        return tuple(self.nets)
+
+    def inference_keys(self) -> tuple[str, ...]:
+        return ("G", "E") if "E" in self.nets else ("G",)
+
+    def _inputs(self, batch: dict[str, torch.Tensor], real: torch.Tensor, suffix: str = "",
+                encoder: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(condition, generator input)`` of one frame: the condition plus, with the feature encoder, the real
+        frame's region-averaged features (tracked per class while training)."""
+        cfg = self.cfg
+        labels, instances = batch["A" + suffix], batch.get("inst" + suffix)
+        cond = condition(cfg, labels, instances)
+        if "E" not in self.nets:
+            return cond, cond
+        E = encoder if encoder is not None else self.net("E")
+        feat = E(real, feature_regions(cfg, labels, instances))
+        if self.nets["E"].training and torch.is_grad_enabled():
+            self.nets["E"].track(feat, labels)
+        return cond, torch.cat([cond, feat.to(cond.dtype)], 1)
+
     def _frames(self, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor],
                                                                torch.Tensor, torch.Tensor]:
         """Generated and real frames, and the (pose, frame) stacks the discriminator judges.
@@ -64,15 +100,17 @@ class Pix2PixHD(BaseModel):
         Per-frame model: D judges (pose, frame). Temporal model: frame t is generated from (pose_t, zeros), frame
         t+1 from (pose_t+1, generated frame t), and D judges (pose_t, pose_t+1, frame_t, frame_t+1).
         """
-        A, B, G, cfg = batch["A"], batch["B"], self.net("G"), self.cfg
+        B, G, cfg = batch["B"], self.net("G"), self.cfg
+        A, g_in = self._inputs(batch, B)
         if not cfg.temporal:
-            fake = G(A)
+            fake = G(g_in)
             return [fake], [B], torch.cat([A, B], 1), torch.cat([A, fake], 1)
         if "A_next" not in batch or "B_next" not in batch:
             raise ValueError("the temporal model trains on consecutive pairs: the batch needs A_next and B_next")
-        A2, B2 = batch["A_next"], batch["B_next"]
-        first = G(generator_input(A, None, True, cfg.output_nc))
-        second = G(generator_input(A2, first, True, cfg.output_nc))
+        B2 = batch["B_next"]
+        A2, g_in2 = self._inputs(batch, B2, "_next")
+        first = G(generator_input(g_in, None, True, cfg.output_nc))
+        second = G(generator_input(g_in2, first, True, cfg.output_nc))
         return [first, second], [B, B2], torch.cat([A, A2, B, B2], 1), torch.cat([A, A2, first, second], 1)
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -89,7 +127,28 @@ class Pix2PixHD(BaseModel):
             out["G_L1"] = l1_term(fakes, reals, cfg)
         return out
 
+    @torch.no_grad()
     def visuals(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Pose, generated frame (a first frame for the temporal model) and real frame."""
-        fake = generate_batch(self.G, batch["A"], None, self.cfg.temporal, self.precision, self.cfg.output_nc)
-        return {"input": batch["A"], "generated": fake, "real": batch["B"]}
+        """Input (a label map colour-coded), generated frame (a first frame for the temporal model; with the
+        feature encoder, from the real frame's features) and real frame."""
+        E = self.nets.get("E")
+        if E is not None:
+            E.eval()
+        try:
+            with self.autocast():
+                _, g_in = self._inputs(batch, batch["B"], encoder=E)
+        finally:
+            if E is not None:
+                E.train()
+        fake = generate_batch(self.G, g_in, None, self.cfg.temporal, self.precision, self.cfg.output_nc)
+        return {"input": input_pictures(batch, self.cfg.label_nc), "generated": fake, "real": batch["B"]}
+
+
+def input_pictures(batch: dict[str, torch.Tensor], label_nc: int) -> torch.Tensor:
+    """The batch's inputs as images in [-1, 1]: pose images as they are, label maps colour-coded."""
+    if not label_nc:
+        return batch["A"]
+    inst = batch.get("inst")
+    pictures = [colorize(a[0].cpu().numpy(), None if inst is None else inst[k, 0].cpu().numpy())
+                for k, a in enumerate(batch["A"])]
+    return torch.stack([torch.from_numpy(p).permute(2, 0, 1) for p in pictures]).float().div(127.5).sub(1.0)

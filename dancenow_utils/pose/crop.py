@@ -41,6 +41,13 @@ class Crop:
         return cv2.warpAffine(rgb, m, (self.width, self.height), flags=interp,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
 
+    def apply_labels(self, labels: np.ndarray) -> np.ndarray:
+        """The crop of an index map (label or instance map): nearest-neighbour sampling, 0 outside the frame."""
+        s = self.scale
+        m = np.array([[s, 0, -self.x0 * s], [0, s, -self.y0 * s]], np.float32)
+        return cv2.warpAffine(labels, m, (self.width, self.height), flags=cv2.INTER_NEAREST,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
     def apply_person(self, p: Person) -> Person:
         return p.transformed(self.scale, (-self.x0 * self.scale, -self.y0 * self.scale))
 

@@ -20,7 +20,6 @@ the earlier output as it was, never a half-written set.
 
 from __future__ import annotations
 
-import os
 import shutil
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from dancenow_utils.io_utils import write_image, write_json
+from dancenow_utils.io_utils import swap_folders_into_place, write_image, write_json
 from dancenow_utils.layout import DatasetLayout
 from dancenow_utils.params import check_bool, check_int
 from dancenow_utils.pose.crop import Crop, Crops, normalisation_target
@@ -154,21 +153,6 @@ class ExtractionSummary:
 
 
 # ---------------------------------------------------------------------------------------------------- pipeline
-def _swap_into_place(staging: dict[str, Path], final: dict[str, Path]) -> None:
-    """Replace the final folders by the staged ones; the old ones are removed only after all renames."""
-    backups = {}
-    for key, dst in final.items():
-        if dst.exists():
-            backups[key] = dst.with_name(f".{dst.name}.old")
-            if backups[key].exists():
-                shutil.rmtree(backups[key])
-            os.replace(dst, backups[key])
-    for key, src in staging.items():
-        os.replace(src, final[key])
-    for b in backups.values():
-        shutil.rmtree(b, ignore_errors=True)
-
-
 def _mark_cuts(results: list[FrameResult], cuts: list[int]) -> None:
     """Skip the first :data:`CUT_MARGIN` frames of every new shot (the tracker re-locks there)."""
     for c in cuts:
@@ -363,7 +347,7 @@ def extract(
         crops.save(staging["keypoints"])
         settings.save(staging["keypoints"] / "settings.json")
         write_json(staging["keypoints"] / "summary.json", summary.to_dict())
-        _swap_into_place(staging, final)
+        swap_folders_into_place(staging, final)
     finally:
         for d in staging.values():
             shutil.rmtree(d, ignore_errors=True)

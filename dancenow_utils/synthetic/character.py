@@ -4,7 +4,8 @@
 (two-link inverse kinematics keeps the feet on the floor). :func:`render_character` draws the character in depth
 order (legs, torso with a star on the chest, head, then arms, so arms pass in front of the body and of each other),
 supersampled for anti-aliasing, and returns the frame, its foreground mask and the ground-truth keypoints
-(BODY_25, 70 face points, 21 points per hand) in OpenPose's layout.
+(BODY_25, 70 face points, 21 points per hand) in OpenPose's layout. :func:`render_with_parts` also returns the
+body-part label map: every foreground pixel holds the index in :data:`PARTS` of the part drawn on top there.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from dancenow_utils.synthetic.dance import PARAMS
 RGB = tuple[int, int, int]
 SUPERSAMPLE = 2
 _SHIFT = 3  # sub-pixel bits for OpenCV drawing
+
+# The body-part classes of the label maps (index = class); "right" and "left" are the character's own sides.
+PARTS = ("background", "head", "torso", "hips", "right_upper_arm", "right_forearm", "right_hand", "left_upper_arm",
+         "left_forearm", "left_hand", "right_thigh", "right_shin", "right_foot", "left_thigh", "left_shin",
+         "left_foot")
+PART = {name: i for i, name in enumerate(PARTS)}
 
 
 @dataclass(frozen=True)
@@ -242,11 +249,14 @@ def skeleton(style: CharacterStyle, params: np.ndarray, width: int, height: int)
 
 
 class _Painter:
-    """Draws filled shapes on a supersampled RGB canvas and its mask at once."""
+    """Draws filled shapes on a supersampled RGB canvas and its mask at once, and with ``parts`` on a label canvas
+    too (class ``part``, no anti-aliasing: a pixel holds one class)."""
 
-    def __init__(self, background: np.ndarray, scale: int) -> None:
+    def __init__(self, background: np.ndarray, scale: int, parts: bool = False) -> None:
         self.img = background.copy()
         self.mask = np.zeros(background.shape[:2], np.uint8)
+        self.labels = np.zeros(background.shape[:2], np.uint8) if parts else None
+        self.part = 0
         self.k = scale * (1 << _SHIFT)
         self.scale = scale
 
@@ -256,12 +266,18 @@ class _Painter:
     def _r(self, r: float) -> int:
         return max(1, int(round(r * self.scale)))
 
-    def capsule(self, pts: list[np.ndarray], width: float, color: RGB, outline: bool = True) -> None:
+    def capsule(self, pts: list[np.ndarray], width: float, color: RGB, outline: bool = True,
+                parts: list[int] | None = None) -> None:
+        """A limb through ``pts``; ``parts``: the class of each segment (default: the current ``part``)."""
         dark = _shade(color, 0.62)
         for w, c in ((width + 2.0, dark), (width, color)) if outline else ((width, color),):
             for a, b in zip(pts[:-1], pts[1:]):
                 for target, col in ((self.img, c), (self.mask, 255)):
                     cv2.line(target, self._pt(a), self._pt(b), col, self._r(w), cv2.LINE_AA, _SHIFT)
+        if self.labels is not None:
+            outer = width + 2.0 if outline else width
+            for (a, b), part in zip(zip(pts[:-1], pts[1:]), parts or [self.part] * (len(pts) - 1)):
+                cv2.line(self.labels, self._pt(a), self._pt(b), part, self._r(outer), cv2.LINE_8, _SHIFT)
         # soft highlight along the limb, offset towards the light (upper left)
         hl = _shade(color, 1.18)
         off = np.array([-0.18 * width, -0.12 * width])
@@ -273,6 +289,8 @@ class _Painter:
         cv2.fillPoly(self.img, poly, color, cv2.LINE_AA, _SHIFT)
         if mask:
             cv2.fillPoly(self.mask, poly, 255, cv2.LINE_AA, _SHIFT)
+            if self.labels is not None:
+                cv2.fillPoly(self.labels, poly, self.part, cv2.LINE_8, _SHIFT)
         if outline:
             cv2.polylines(self.img, poly, True, _shade(color, 0.62), self._r(1.0), cv2.LINE_AA, _SHIFT)
 
@@ -282,6 +300,8 @@ class _Painter:
         cv2.ellipse(self.img, self._pt(c), ax, angle_deg, start, end, color, -1, cv2.LINE_AA, _SHIFT)
         if mask:
             cv2.ellipse(self.mask, self._pt(c), ax, angle_deg, start, end, 255, -1, cv2.LINE_AA, _SHIFT)
+            if self.labels is not None:
+                cv2.ellipse(self.labels, self._pt(c), ax, angle_deg, start, end, self.part, -1, cv2.LINE_8, _SHIFT)
         if outline:
             cv2.ellipse(self.img, self._pt(c), ax, angle_deg, start, end, _shade(color, 0.62), self._r(1.0),
                         cv2.LINE_AA, _SHIFT)
@@ -318,12 +338,27 @@ def render_character(
     style: CharacterStyle, params: np.ndarray, width: int, height: int, bg: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, Person]:
     """Draw one frame. Returns ``(rgb, mask, person)``: the frame, its foreground mask and ground-truth keypoints."""
+    img, mask, person, _ = _render(style, params, width, height, bg, parts=False)
+    return img, mask, person
+
+
+def render_with_parts(
+    style: CharacterStyle, params: np.ndarray, width: int, height: int, bg: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, Person, np.ndarray]:
+    """:func:`render_character` plus the body-part label map (uint8, H x W, indices into :data:`PARTS`)."""
+    img, mask, person, parts = _render(style, params, width, height, bg, parts=True)
+    assert parts is not None
+    return img, mask, person, parts
+
+
+def _render(style: CharacterStyle, params: np.ndarray, width: int, height: int, bg: np.ndarray | None,
+            parts: bool) -> tuple[np.ndarray, np.ndarray, Person, np.ndarray | None]:
     s = SUPERSAMPLE
     sk = skeleton(style, params, width, height)
     if bg is None:
         bg = background(style, width, height)
     big_bg = cv2.resize(bg, (width * s, height * s), interpolation=cv2.INTER_NEAREST)
-    pt = _Painter(big_bg, s)
+    pt = _Painter(big_bg, s, parts)
     b = sk.body
     u, hr = sk.extras["unit"], sk.extras["hr"]
     arm_w, leg_w = style.arm_w * u, style.leg_w * u
@@ -334,9 +369,11 @@ def render_character(
     pt.ellipse(np.array([feet_x, floor]), (0.75 * style.hip_w * u + leg_w, 0.18 * leg_w + 2), 0,
                _shade(style.floor[0], 0.7), mask=False)
     # legs (trousers), then shoes
-    for hip, knee, ank in ((9, 10, 11), (12, 13, 14)):
-        pt.capsule([b[hip], b[knee], b[ank]], leg_w, style.trousers)
-    for big, small, heel in ((22, 23, 24), (19, 20, 21)):
+    for (hip, knee, ank), side_name in (((9, 10, 11), "right"), ((12, 13, 14), "left")):
+        pt.capsule([b[hip], b[knee], b[ank]], leg_w, style.trousers,
+                   parts=[PART[f"{side_name}_thigh"], PART[f"{side_name}_shin"]])
+    for (big, small, heel), side_name in (((22, 23, 24), "right"), ((19, 20, 21), "left")):
+        pt.part = PART[f"{side_name}_foot"]
         c = (b[big] + b[small] + b[heel]) / 3 + np.array([0, 0.15 * style.ankle_h * u])
         pt.ellipse(c, (0.62 * leg_w + 1, 0.55 * style.ankle_h * u + 1.5), 0, style.shoes, outline=True)
     # pelvis block covering the top of the legs
@@ -345,6 +382,7 @@ def render_character(
     half_leg = 0.5 * leg_w
     pelvis_poly = np.array([b[9] - [half_leg, 0], b[12] + [half_leg, 0], b[12] + [half_leg * 0.6, 1.4 * half_leg],
                             b[8] + [0, 2.0 * half_leg], b[9] + [-half_leg * 0.6, 1.4 * half_leg]])
+    pt.part = PART["hips"]
     pt.polygon(pelvis_poly, style.trousers)
     # torso (shirt) with a star on the chest
     sh_out = 0.45 * arm_w
@@ -354,6 +392,7 @@ def render_character(
     waist_in = 0.06 * style.shoulder_w * u
     torso = np.array([torso[0], torso[1], (torso[1] + torso[2]) / 2 - side * waist_in, torso[2], torso[3],
                       (torso[3] + torso[0]) / 2 + side * waist_in])
+    pt.part = PART["torso"]
     pt.polygon(torso, style.shirt)
     # soft shading: a darker band on the shaded (right) side of the torso, no outline
     shade_poly = np.array([torso[0], torso[0] + (mid - torso[0]) * 0.25, torso[4] + (mid - torso[4]) * 0.25,
@@ -363,6 +402,7 @@ def render_character(
         chest = b[1] + (b[8] - b[1]) * 0.36
         pt.polygon(_star(chest, 0.26 * style.shoulder_w * u, -sk.extras["lean"], math.cos(sk.twist)), style.star)
     # neck and head
+    pt.part = PART["head"]
     pt.capsule([b[1], b[1] + (sk.head_center - b[1]) * 0.6], 0.45 * hr * 2, style.skin, outline=True)
     angle_deg = -math.degrees(sk.head_angle)
     hc = sk.head_center
@@ -385,12 +425,18 @@ def render_character(
     order = ["left", "right"] if sk.front_arm == "right" else ["right", "left"]
     for name in order:
         sh, el, wr, hand = arms[name]
+        pt.part = PART[f"{name}_upper_arm"]
         pt.capsule([b[sh], b[el]], arm_w * 1.1, style.shirt)  # sleeve
+        pt.part = PART[f"{name}_forearm"]
         pt.capsule([b[el] + (b[el] - b[sh]) * 0.0, b[wr]], arm_w * 0.85, style.skin)
+        pt.part = PART[f"{name}_hand"]
         pt.ellipse((hand[0] + hand[9]) / 2, (0.32 * style.hand * u, 0.32 * style.hand * u), 0, style.skin, outline=True)
         for base in (1, 5, 9, 13, 17):
             pt.capsule([hand[0] if base == 1 else hand[base], hand[base + 1], hand[base + 2], hand[base + 3]],
                        0.22 * arm_w, style.skin, outline=False)
     img = cv2.resize(pt.img, (width, height), interpolation=cv2.INTER_AREA)
     mask = cv2.resize(pt.mask, (width, height), interpolation=cv2.INTER_AREA)
-    return img, mask, sk.person()
+    labels = None
+    if pt.labels is not None:
+        labels = cv2.resize(pt.labels, (width, height), interpolation=cv2.INTER_NEAREST)
+    return img, mask, sk.person(), labels

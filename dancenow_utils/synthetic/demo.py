@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from dancenow_utils.io_utils import atomic_write_text, write_image
 from dancenow_utils.pose.keypoints import Person, write_openpose_json
 from dancenow_utils.pose.render import render_pose
-from dancenow_utils.synthetic.character import SOURCE_STYLE, TARGET_STYLE, CharacterStyle, background, render_character
+from dancenow_utils.synthetic.character import SOURCE_STYLE, TARGET_STYLE, CharacterStyle, background, render_with_parts
 from dancenow_utils.synthetic.dance import FPS, dance_trajectory
 from dancenow_utils.video import write_video
 
@@ -39,6 +39,14 @@ class DemoPaths:
     def masks(self, clip: str) -> Path:
         return self.root / f"{clip}_masks"
 
+    def parts(self, clip: str) -> Path:
+        """Body-part label maps (single-channel PNGs, classes of :data:`~dancenow_utils.synthetic.character.PARTS`)."""
+        return self.root / f"{clip}_parts"
+
+    def instances(self, clip: str) -> Path:
+        """Per-person instance maps (0 background, 1 the character)."""
+        return self.root / f"{clip}_instances"
+
     def frames(self, clip: str) -> Path:
         return self.root / f"{clip}_frames"
 
@@ -60,17 +68,20 @@ def frame_name(i: int) -> str:
 
 def _write_clip(paths: DemoPaths, clip: str, style: CharacterStyle, traj: np.ndarray, size: int,
                 save_frames: bool, progress: bool) -> list[tuple[np.ndarray, Person]]:
-    """Render a clip; write its video, keypoint JSON, masks (and PNG frames); return a few samples."""
+    """Render a clip; write its video, keypoint JSON, masks, part and instance maps (and PNG frames); return a few
+    samples."""
     bg = background(style, size, size)
     samples = []
     sample_every = max(1, len(traj) // 6)
 
     def frames():
         for i, params in enumerate(tqdm(traj, desc=clip, disable=not progress, leave=False)):
-            img, mask, person = render_character(style, params, size, size, bg)
+            img, mask, person, parts = render_with_parts(style, params, size, size, bg)
             name = frame_name(i)
             write_openpose_json(paths.keypoints(clip) / f"{name}_keypoints.json", [person])
             write_image(paths.masks(clip) / f"{name}.png", mask)
+            write_image(paths.parts(clip) / f"{name}.png", parts)
+            write_image(paths.instances(clip) / f"{name}.png", (parts > 0).astype(np.uint8))
             if save_frames:
                 write_image(paths.frames(clip) / f"{name}.png", img)
             if i % sample_every == 0:
@@ -102,7 +113,8 @@ def make_demo(out_dir: str | Path, size: int = 256, n_train: int = 1000, n_heldo
               n_source: int = 300, seed: int = 0, progress: bool = True) -> DemoPaths:
     """Write the demo clips and ground truth under ``out_dir`` and return their paths.
 
-    - ``target_train.mp4``: the target character dancing (training moves), with ``_keypoints/`` and ``_masks/``
+    - ``target_train.mp4``: the target character dancing (training moves), with ``_keypoints/`` and ``_masks/``;
+      every clip also has ``_parts/`` (body-part label maps) and ``_instances/`` (per-person instance maps)
     - ``target_heldout.mp4`` plus ``_frames/``: the same character on move combinations training never uses
     - ``source_dancer.mp4``: a different dancer (height, limbs, clothes, place in frame) to transfer from
     - ``contact_sheet.png``: sample frames with their skeletons; ``demo.json``: what was made and how
