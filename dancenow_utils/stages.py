@@ -31,10 +31,11 @@ STAGES = ("global", "local", "face")
 
 def planned_stages(cfg: TrainConfig, stage: str = "all") -> list[str]:
     """The stages ``stage`` stands for, in training order: ``"all"`` is the full method for this config (global,
-    then local for a local-enhancer config, then face for pose inputs); a stage name is itself."""
+    then local for a local-enhancer config, then face for pose inputs when ``face_stage``); a stage name is
+    itself."""
     if stage == "all":
         main = ["global", "local"] if cfg.netG == "local" else ["global"]
-        return main + ([] if cfg.label_nc else ["face"])
+        return main + (["face"] if cfg.face_stage and not cfg.label_nc else [])
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; choose 'all' or one of {STAGES}")
     return [stage]

@@ -225,3 +225,14 @@ def test_use_l1_is_edns_l1_on_the_last_frame(temporal):
     expected = (fakes[-1] - reals[-1]).abs().mean() * 10.0
     assert float(losses["G_L1"].detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
     assert "G_L1" not in Pix2PixHD(make_config("tiny"), CPU, vgg=False, precision="fp32").loss_names
+
+
+def test_stage_all_is_the_presets_full_method():
+    from dancenow_utils.stages import planned_stages
+
+    assert planned_stages(make_config("edn_local")) == ["global", "local", "face"]
+    assert planned_stages(make_config("edn_global")) == ["global", "face"]
+    assert planned_stages(make_config("edn_global", {"face_stage": False})) == ["global"]
+    assert planned_stages(make_config("edn_local"), "local") == ["local"]
+    with pytest.raises(ValueError, match="unknown stage 'both'"):
+        planned_stages(make_config("demo"), "both")

@@ -230,7 +230,7 @@ Each iteration does one generator step, then one discriminator step.
 The full Everybody Dance Now method trains in **stages**; `stage="all"` runs every stage of the preset in order,
 or name one:
 
-- `"global"`: the global generator. For a local-enhancer preset (`demo`, `edn_local`) it is trained **coarse to
+- `"global"`: the global generator. For a local-enhancer preset (`edn_local`) it is trained **coarse to
   fine**: first at half resolution with twice the filters and one discriminator scale fewer, in
   `checkpoints/<name>/global/`;
 - `"local"`: the local enhancer at full resolution. Its global branch starts from the global stage's generator and
@@ -561,7 +561,7 @@ def render(name: str) -> str:
 # The small demo whose outputs are committed (`--execute`): a few minutes on two CPU cores.
 OUTPUT_PARAMETERS: dict[str, dict] = {
     "01_pose_extraction.ipynb": {"demo_frames": [120, 30, 30]},
-    "02_training.ipynb": {"overrides": {"niter": 2, "niter_decay": 1}},
+    "02_training.ipynb": {"overrides": {"niter": 2, "niter_decay": 1, "face_niter": 1}},
     "03_cross_validation.ipynb": {},
     "04_pose_transfer.ipynb": {},
     "05_epoch_visualization.ipynb": {"iterations": 40, "snapshot_every": 10},
