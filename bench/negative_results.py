@@ -34,6 +34,7 @@ from dancenow_utils.layout import RunLayout
 from dancenow_utils.metrics import NearestNeighbour, by_pose_kind
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
+from dancenow_utils.pose.kinds import POSE_KINDS, pose_kind
 from dancenow_utils.synthetic.character import TARGET_STYLE
 
 STAR_RGB, SKIN_RGB = np.array(TARGET_STYLE.star, np.float32), np.array(TARGET_STYLE.skin, np.float32)
@@ -90,6 +91,19 @@ def crop_around(img: np.ndarray, x: float, y: float, half: int, scale: int = 3) 
     return cv2.resize(c, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
 
 
+def _share(values: list[float], kinds: list[str], kind: str, test) -> dict:
+    sel = [v for v, k in zip(values, kinds) if k == kind]
+    return {"n": len(sel), "share": round(float(np.mean([test(v) for v in sel])), 3) if sel else None}
+
+
+def _labelled(tile: np.ndarray, key: str) -> np.ndarray:
+    """A tile (real | GAN | retrieval) with a caption strip above it."""
+    strip = np.full((16, tile.shape[1], 3), 255, np.uint8)
+    text = {"star": "star", "hand": "hand", "overlap": "overlapping hands"}[key] + ": real | GAN | retrieval"
+    cv2.putText(strip, text, (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([strip, tile], axis=0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--name", default="demo")
@@ -104,6 +118,8 @@ def main() -> None:
     w, h = data.test.width, data.test.height
     star = {"gan": [], "nn": []}
     hands = {"gan": [], "nn": []}
+    star_kind: list[str] = []
+    hand_kind: list[str] = []
     examples = {"star": [], "hand": []}
     for i, fake in enumerate(predict(gen, data)):
         real = data.test.images(i)[1]
@@ -117,6 +133,7 @@ def main() -> None:
                           for k, img in (("gan", fake), ("nn", retrieved))}
                 for k, r in ratios.items():
                     star[k].append(r)
+                star_kind.append(pose_kind(p))
                 cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
                 examples["star"].append((ratios["gan"], real, fake, retrieved, cx, cy))
         for x, y, r in hand_centres(p):
@@ -126,6 +143,7 @@ def main() -> None:
                           for k, img in (("gan", fake), ("nn", retrieved))}
                 for k, v in ratios.items():
                     hands[k].append(v)
+                hand_kind.append(pose_kind(p))
                 examples["hand"].append((ratios["gan"], real, fake, retrieved, x, y))
     rows = list(csv.DictReader((RunLayout(a.checkpoints, a.name).test_dir / "per_sample.csv").open()))
     for r in rows:
@@ -139,6 +157,10 @@ def main() -> None:
         "hand": {k: {"hands": len(v), "missing_share": round(float(np.mean(np.array(v) < 1 / 3)), 3),
                      "pixel_ratio": round(float(np.median(v)), 3)} for k, v in hands.items()},
         "by_pose_kind": kinds,
+        # where the GAN loses them: the share kept / missing per pose kind (frames or hands of that kind)
+        "star_kept_by_kind": {kind: _share(star["gan"], star_kind, kind, lambda v: v >= 0.5) for kind in POSE_KINDS},
+        "hand_missing_by_kind": {kind: _share(hands["gan"], hand_kind, kind, lambda v: v < 1 / 3)
+                                 for kind in POSE_KINDS},
     }
     # the figure: for the star and the hands the 4 worst GAN frames, for overlapping hands the 4 lowest body SSIM
     names = data.test.names()
@@ -158,6 +180,7 @@ def main() -> None:
             x, y = p.body[[joint("RWrist"), joint("LWrist")], :2].mean(axis=0)
             lines.append(("overlap", [crop_around(im, x, y, 16) for im in (real, fakes[r["name"]], ret)]))
     tiles = [np.concatenate([*row, np.full((row[0].shape[0], 6, 3), 255, np.uint8)], axis=1) for _, row in lines]
+    tiles = [_labelled(t, key) for t, (key, _) in zip(tiles, lines)]
     if tiles:
         sheet = np.concatenate([np.concatenate(tiles[k: k + 4], axis=1) for k in range(0, len(tiles) - 3, 4)], axis=0)
         write_image(Path(a.figure), sheet)
