@@ -3,9 +3,10 @@
 The demo's training clip becomes a label-map dataset (``make_parts_datasets``: 16 body-part classes one-hot encoded,
 plus the character's instance boundaries); the ``demo`` preset's networks (128x128) train on it for
 ``--iterations`` steps at a constant learning rate (0: the preset's own schedule, `make demo`'s: 4 + 3 epochs with
-the learning rate decaying over the last three, and its L1 term) and are scored on the held-out clip with notebook 03's metrics, where
-the nearest-neighbour baseline returns the training frame whose pose is closest. ``--features`` also trains
-pix2pixHD's feature encoder (``instance_feat``), scored with the per-class features it tracked in training.
+the learning rate decaying over the last three, and its L1 term) and are scored on the held-out clip with
+notebook 03's metrics, where the nearest-neighbour baseline returns the training frame whose pose is closest.
+``--features`` also trains pix2pixHD's feature encoder (``instance_feat``), scored with the per-class features it
+tracked in training.
 
     .venv/bin/python bench/part_maps.py [--iterations 1500] [--features]
 """
