@@ -62,12 +62,14 @@ def keep_on_drive(drive_folder: str | Path = "/content/drive/MyDrive/dancenow",
 
 def ensure_demo(demo_dir: str | Path = "demo_data", n_train: int = 1000, n_heldout: int = 150,
                 n_source: int = 300, size: int = 256, seed: int = 0, progress: bool = True) -> DemoPaths:
-    """Write the demo clips unless ``demo_dir`` already holds the same ones (same sizes and seed)."""
+    """Write the demo clips unless ``demo_dir`` already holds the same ones (same sizes and seed, and every
+    clip's part and instance maps: a demo written by an older version lacks them and is written again)."""
     paths = DemoPaths(Path(demo_dir))
     want = {"target_train": n_train, "target_heldout": n_heldout, "source_dancer": n_source}
     if paths.manifest.exists():
         have = json.loads(paths.manifest.read_text())
-        if have.get("frames") == want and have.get("size") == size and have.get("seed") == seed:
+        complete = all(paths.parts(c).is_dir() and paths.instances(c).is_dir() for c in want)
+        if have.get("frames") == want and have.get("size") == size and have.get("seed") == seed and complete:
             return paths
     return make_demo(demo_dir, size, n_train, n_heldout, n_source, seed, progress)
 

@@ -160,6 +160,22 @@ def metrics_tables(metrics: dict) -> None:
                     with tr():
                         td(k)
                         td(_fmt(v))
+    kinds = metrics.get("by_pose_kind")
+    if isinstance(kinds, dict) and kinds:
+        shown.add("by_pose_kind")
+        with table(id="by-pose-kind"):
+            caption("By pose kind: the model (nearest neighbour); crossed arms and overlapping hands are the "
+                    "original project's negative results")
+            with thead(), tr():
+                for head in ("pose kind", "frames", "SSIM", "body SSIM", "pose error (px)"):
+                    th(head)
+            with tbody():
+                for kind, row in kinds.items():
+                    with tr():
+                        td(kind)
+                        td(_fmt(row.get("n")))
+                        for key in ("ssim", "body_ssim", "pose_error_px"):
+                            td(f"{_fmt(row.get(key))} ({_fmt(row.get('nn_' + key))})")
     rest = {k: v for k, v in metrics.items() if k not in shown}
     if rest:
         with table(id="run-info"), tbody():

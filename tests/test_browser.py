@@ -24,7 +24,11 @@ FPS, N_FRAMES = 16, 32
 METRICS = {"ssim": 0.71, "psnr": 19.3, "body_ssim": 0.742, "pose_error_px": 3.2, "detection_rate": 1.0,
            "flicker": 1.4, "nn_ssim": 0.66, "nn_psnr": 17.9, "nn_body_ssim": 0.684, "nn_pose_error_px": 5.1,
            "n_samples": 6, "face_ssim": None, "stages": {"generator": "global", "face": False},
-           "gan_losses": {"G_GAN": 0.9, "G_GAN_Feat": 2.1, "D_real": 0.4, "D_fake": 0.3}, "checkpoint": "demo/latest"}
+           "gan_losses": {"G_GAN": 0.9, "G_GAN_Feat": 2.1, "D_real": 0.4, "D_fake": 0.3}, "checkpoint": "demo/latest",
+           "by_pose_kind": {"crossed arms": {"n": 2, "ssim": 0.613, "nn_ssim": 0.577, "body_ssim": 0.5,
+                                             "nn_body_ssim": 0.4, "pose_error_px": 4.4, "nn_pose_error_px": 6.6},
+                            "others": {"n": 4, "ssim": None, "nn_ssim": None, "body_ssim": None, "nn_body_ssim": None,
+                                       "pose_error_px": None, "nn_pose_error_px": None}}}
 
 
 def frames(n: int = N_FRAMES, size: int = 64) -> list[np.ndarray]:
@@ -112,6 +116,9 @@ def test_index_is_one_page_with_every_step(demo_root):
     text = " ".join(parsed.text)
     for expected in ("Step 1", "Step 2", "Step 3", "Step 4", "Step 5", "0.742", "0.684", "G_GAN_Feat", "not found"):
         assert (expected in text) == (expected != "not found"), expected
+    for expected in ("crossed arms", "0.613 (0.577)", "4.4 (6.6)", "- (-)"):  # the per-kind table, not a JSON blob
+        assert expected in text, expected
+    assert "nn_body_ssim" not in text
 
 
 def test_missing_pieces_are_skipped_with_a_note(tmp_path):

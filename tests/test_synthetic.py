@@ -51,3 +51,19 @@ def test_source_dancer_differs_from_target(tiny_demo):
 
     assert body_height(s) < 0.85 * body_height(t)
     assert abs(s.ankle_y() - t.ankle_y()) > 5
+
+
+def test_a_demo_without_part_maps_is_written_again(tmp_path):
+    """A demo folder from a version before the part maps is completed, not used as it is."""
+    import shutil
+
+    from dancenow_utils.pipeline import ensure_demo
+
+    paths = ensure_demo(tmp_path / "demo", 4, 2, 2, size=64, progress=False)
+    shutil.rmtree(paths.parts("target_train"))
+    first = paths.manifest.stat().st_mtime_ns
+    ensure_demo(tmp_path / "demo", 4, 2, 2, size=64, progress=False)
+    assert paths.parts("target_train").is_dir() and paths.manifest.stat().st_mtime_ns >= first
+    stamp = paths.manifest.stat().st_mtime_ns
+    ensure_demo(tmp_path / "demo", 4, 2, 2, size=64, progress=False)  # complete now: nothing is written
+    assert paths.manifest.stat().st_mtime_ns == stamp

@@ -238,7 +238,9 @@ or name one:
 - `"face"`: a residual GAN that sharpens the face, with the main generator frozen (Everybody Dance Now's face
   generator and batch-norm face discriminator). It is trained on the face GAN loss, the face's VGG loss and the
   full-frame losses of the corrected frame. Its sizes and schedule are the config's `face_*` fields
-  (e.g. `overrides={"face_niter": 4}`), saved in `checkpoints/<name>/face/`.
+  (e.g. `overrides={"face_niter": 4}`), saved in `checkpoints/<name>/face/`. The `demo` preset leaves it out of
+  `"all"` (`face_stage=False`): without VGG weights, which cannot be downloaded offline, it made the demo's faces
+  worse (`bench/RESULTS.md`). The demo uses Everybody Dance Now's L1 term (`use_l1`) in VGG's place.
 
 Every stage is trained by the same trainer, so each one resumes exactly, logs the same named losses and gets the
 same page of visuals. Numbered checkpoints (`epoch_<n>_G.pth`) keep only the generator, which is all that
@@ -269,6 +271,7 @@ pose, generated, corrected and real face crops.
   resumes where it stopped. Compare the loss curves and the visuals with this run's.
 - **Less flicker**: `overrides={"temporal": True}`, then compare the `flicker` score in notebook 03.
 - **One stage at a time**: `stage="global"`, then `"local"`, then `"face"`: each resumes on its own.
+- **The face stage on the demo**: `stage="face"`, then compare `face_ssim` in notebook 03 with this run's.
 - **Bigger models**: on a GPU, `preset="edn_global"` (Everybody Dance Now's 512x256 global stage) or `"seed"`.
 - **The learning rate**: `overrides={"lr": 2e-3}` or `{"lr": 2e-5}`: watch `D_real`/`D_fake` and the visuals.
 - **Label maps**: `input_kind="parts", name="parts"`, then notebooks 03 and 04 with `name="parts"`; add
