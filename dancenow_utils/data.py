@@ -34,7 +34,8 @@ def pair_files(dataroot: str | Path, phase: str = "train", need_b: bool = True) 
     missing = [str(d) for d in ((layout.A, layout.B) if need_b else (layout.A,)) if not d.is_dir()]
     if missing:
         raise FileNotFoundError(f"missing folder(s) {', '.join(missing)}: run pose extraction (notebook 01) "
-                                f"with dataroot={str(layout.root)!r} and phase={phase!r} first")
+                                f"with dataroot={str(layout.root)!r} and phase={phase!r} first (label maps: put "
+                                f"them in {layout.A.name} and the frames in {layout.B.name})")
     files_a = {p.stem: p for p in list_images(layout.A)}
     if not files_a:
         raise ValueError(f"{layout.A}: no images; run pose extraction (notebook 01) first")

@@ -19,12 +19,14 @@ its sizes are the ``face_*`` fields of :class:`~dancenow_utils.config.TrainConfi
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from torch import nn
 
 from dancenow_utils.config import TrainConfig
-from dancenow_utils.models.base import BaseModel
+from dancenow_utils.models.base import BaseModel, frozen
 from dancenow_utils.models.generate import generator_input
 from dancenow_utils.models.losses import VGGLoss, resolve_vgg_weights
 from dancenow_utils.models.networks import (
@@ -181,8 +183,10 @@ class FaceModel(BaseModel):
         face = [self.adversarial_losses(torch.cat([f[3], f[6]], 1), torch.cat([f[3], f[5]], 1), cfg.face_n_layers_D,
                                         0.0, False) for f in frames]
         poses, reals, fakes = [f[0] for f in frames], [f[1] for f in frames], [f[2] for f in frames]
-        full = self.adversarial_losses(torch.cat(poses + reals, 1), torch.cat(poses + fakes, 1), mc.n_layers_D,
-                                       mc.lambda_feat, mc.use_feat_loss, key="main_D")
+        # while the full-frame D is held fixed its passes compute no weight gradients (its losses are only logged)
+        with contextlib.nullcontext() if self.main_D_trains else frozen(self.nets["main_D"]):
+            full = self.adversarial_losses(torch.cat(poses + reals, 1), torch.cat(poses + fakes, 1), mc.n_layers_D,
+                                           mc.lambda_feat, mc.use_feat_loss, key="main_D")
         vgg = torch.zeros((), device=self.device)
         if self.vgg is not None:
             vgg = vgg_term(self.vgg, fakes, reals, mc) + sum(

@@ -179,6 +179,7 @@ def test_face_losses_are_edns_and_the_face_d_trains_alone_first():
     assert model.trained("D") == ("D",) and model.trained("G") == ("G",)
     model.train_step(batch)
     assert moved("G") and moved("D") and not moved("main_D")
+    assert all(p.grad is None for p in model.nets["main_D"].parameters()), "no gradients for the fixed full-frame D"
     model.set_epoch(1)
     assert model.trained("D") == ("D", "main_D")
     model.train_step(batch)
