@@ -20,14 +20,13 @@ figure goes to ``bench/figures/negative_results.png``.
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import cv2
 import numpy as np
 from common import ROOT, machine, report
 
-from dancenow_utils.evaluation import load_held_out, predict
+from dancenow_utils.evaluation import load_held_out, predict, read_per_sample
 from dancenow_utils.inference import load_generator
 from dancenow_utils.io_utils import write_image
 from dancenow_utils.layout import RunLayout
@@ -121,7 +120,15 @@ def main() -> None:
     star_kind: list[str] = []
     hand_kind: list[str] = []
     examples = {"star": [], "hand": []}
+    rows = read_per_sample(RunLayout(a.checkpoints, a.name).test_dir)  # notebook 03's rows, with their pose kinds
+    names = data.test.names()
+    # the figure's third row: the 4 crossed-arms / overlapping-hands frames with the lowest body SSIM
+    overlap = sorted((r for r in rows if r.get("pose_kind") in ("crossed arms", "hands overlapping")),
+                     key=lambda r: r["body_ssim"])[:4]
+    overlap_fakes: dict[str, np.ndarray] = {}
     for i, fake in enumerate(predict(gen, data)):
+        if names[i] in {r["name"] for r in overlap}:
+            overlap_fakes[names[i]] = fake
         real = data.test.images(i)[1]
         p = data.people[i]
         retrieved = data.train.images(nn.query(p.body))[1]
@@ -145,10 +152,6 @@ def main() -> None:
                     hands[k].append(v)
                 hand_kind.append(pose_kind(p))
                 examples["hand"].append((ratios["gan"], real, fake, retrieved, x, y))
-    rows = list(csv.DictReader((RunLayout(a.checkpoints, a.name).test_dir / "per_sample.csv").open()))
-    for r in rows:
-        for k in ("ssim", "body_ssim", "nn_ssim", "nn_body_ssim", "face_ssim", "pose_error_px", "nn_pose_error_px"):
-            r[k] = float(r[k]) if r.get(k) not in (None, "", "None") else None
     kinds = by_pose_kind(rows) if rows and "pose_kind" in rows[0] else {}
     result = {
         "machine": machine(), "frames": len(data.test),
@@ -162,23 +165,19 @@ def main() -> None:
         "hand_missing_by_kind": {kind: _share(hands["gan"], hand_kind, kind, lambda v: v < 1 / 3)
                                  for kind in POSE_KINDS},
     }
-    # the figure: for the star and the hands the 4 worst GAN frames, for overlapping hands the 4 lowest body SSIM
-    names = data.test.names()
-    overlap = sorted((r for r in rows if r.get("pose_kind") in ("crossed arms", "hands overlapping")),
-                     key=lambda r: r["body_ssim"])[:4]
+    # the figure: for the star and the hands the 4 worst GAN frames, then the overlap frames chosen above
     lines = []
     for key in ("star", "hand"):
         for _score, real, fake, ret, x, y in sorted(examples[key], key=lambda e: e[0])[:4]:
             lines.append((key, [crop_around(im, x, y, 16) for im in (real, fake, ret)]))
     if overlap:
-        fakes = dict(zip(names, predict(gen, data)))
         for r in overlap:
             i = names.index(r["name"])
             p = data.people[i]
             real = data.test.images(i)[1]
             ret = data.train.images(nn.query(p.body))[1]
             x, y = p.body[[joint("RWrist"), joint("LWrist")], :2].mean(axis=0)
-            lines.append(("overlap", [crop_around(im, x, y, 16) for im in (real, fakes[r["name"]], ret)]))
+            lines.append(("overlap", [crop_around(im, x, y, 16) for im in (real, overlap_fakes[r["name"]], ret)]))
     tiles = [np.concatenate([*row, np.full((row[0].shape[0], 6, 3), 255, np.uint8)], axis=1) for _, row in lines]
     tiles = [_labelled(t, key) for t, (key, _) in zip(tiles, lines)]
     if tiles:

@@ -227,10 +227,8 @@ class FaceCorrector:
             return frames
         out = frames.clone()
         chosen = [boxes[i] for i in have]
-        s = self.side
         with autocast(self.device, self.precision):
-            fixed = correct_faces(self.G, crop(poses[have], chosen, s), crop(frames[have], chosen, s)).float()
-        for k, i in enumerate(have):
-            x, y = boxes[i]
-            out[i, :, y: y + s, x: x + s] = fixed[k]
+            fixed = correct_faces(self.G, crop(poses[have], chosen, self.side),
+                                  crop(frames[have], chosen, self.side)).float()
+        out[have] = paste_batch(frames[have], fixed, chosen)
         return out

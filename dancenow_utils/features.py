@@ -91,9 +91,9 @@ def region_features(E: FeatureEncoder, per_instance: bool, frame: np.ndarray, it
     instance (``per_instance``) or per class, with its class and size (pix2pixHD's ``encode_features``)."""
     tensors = input_tensors(item)
     labels = tensors["A"][None].to(device)
-    regions = tensors["inst"][None].to(device) if per_instance else labels
     if per_instance and "inst" not in tensors:
         raise ValueError("this run pools features per instance (instance_feat=True): give the instance map too")
+    regions = tensors["inst"][None].to(device) if per_instance else labels
     pooled = E(to_tensor(frame)[None].to(device), regions)[0].float().cpu().numpy()
     region_map = regions[0, 0].cpu().numpy()
     classes = region_classes(item.labels, region_map)

@@ -24,6 +24,7 @@ from dancenow_utils.checkpoint import load_checkpoint
 from dancenow_utils.config import TrainConfig, make_config, parse_key_values
 from dancenow_utils.layout import RunLayout
 from dancenow_utils.models.networks import count_parameters
+from dancenow_utils.models.pix2pixhd import Pix2PixHD
 from dancenow_utils.train import Trainer, face_stage_config, load_generator_file
 
 STAGES = ("global", "local", "face")
@@ -75,29 +76,36 @@ def _copy_matching(net: torch.nn.Module, state: dict[str, torch.Tensor], path: P
     return len(target)
 
 
-def init_local_from_global(G: torch.nn.Module, global_run: RunLayout, D: torch.nn.Module | None = None) -> int:
-    """Start a local enhancer from the trained global stage; returns the tensors copied.
+def init_local_from_global(model: Pix2PixHD, global_run: RunLayout) -> int:
+    """Start a local enhancer (``model``) from the trained global stage; returns the tensors copied.
 
-    The global generator becomes the local enhancer's global branch. With ``D`` (the local stage's multiscale
-    discriminator) the global stage's discriminator is carried over too, as pix2pixHD's ``--load_pretrain`` and
-    EDN do: its scale k saw the half-size image, which is what scale k + 1 of the local D sees, so it becomes
-    that scale; the full-resolution scale 0 starts fresh. Without the global stage's full checkpoint
-    (``latest.pth``) the local D starts fresh, with a note."""
+    The global generator becomes the local enhancer's global branch, and a feature encoder carries over as it is.
+    The global stage's discriminator is carried over too, as pix2pixHD's ``--load_pretrain`` and EDN do: its
+    scale k saw the half-size image, which is what scale k + ``n_local_enhancers`` of the local D sees, so it
+    becomes that scale; the full-resolution scales start fresh (with ``num_D=1`` nothing of D fits). Without the
+    global stage's full checkpoint (``latest.pth``, e.g. only ``latest_G.pth`` kept) the local D starts fresh, with
+    a note."""
     require_global_stage(global_run)
-    copied = _copy_matching(G.global_net, load_generator_file(global_run)["G"], global_run.generator("latest"),
-                            "global branch")
-    if D is None:
-        return copied
-    if not global_run.latest.exists():
+    full = global_run.latest.exists()
+    path = global_run.latest if full else global_run.generator("latest")
+    state = load_checkpoint(path) if full else load_generator_file(global_run)  # one read of the global stage
+    copied = _copy_matching(model.G.global_net, state["G"], path, "global branch")
+    if "E" in model.nets and "E" in state:
+        copied += _copy_matching(model.nets["E"], state["E"], path, "feature encoder")
+    if not full:
         print(f"{global_run.latest} is missing: the local stage's discriminator starts from scratch")
         return copied
-    state = load_checkpoint(global_run.latest)["D"]
-    shift = len(D.nets) - len({k.split(".")[1] for k in state if k.startswith("nets.")})
-    for k, net in enumerate(D.nets):
-        if k >= shift:
-            prefix = f"nets.{k - shift}."
-            copied += _copy_matching(net, {n[len(prefix):]: v for n, v in state.items() if n.startswith(prefix)},
-                                     global_run.latest, f"discriminator scale {k}")
+    D, shift = model.D, model.cfg.n_local_enhancers
+    saved = len({k.split(".")[1] for k in state["D"] if k.startswith("nets.")})
+    if saved != max(1, len(D.nets) - shift):
+        raise ValueError(f"{path}: its discriminator has {saved} scale(s), but this local stage's {len(D.nets)} "
+                         f"take {max(1, len(D.nets) - shift)} from the global stage (num_D - n_local_enhancers). "
+                         "Train the global stage again with this preset.")
+    for k in range(saved):
+        if k + shift < len(D.nets):
+            prefix = f"nets.{k}."
+            copied += _copy_matching(D.nets[k + shift], {n[len(prefix):]: v for n, v in state["D"].items()
+                                                         if n.startswith(prefix)}, path, f"discriminator scale {k}")
     return copied
 
 
@@ -120,7 +128,7 @@ def train_stage(stage: str, cfg: TrainConfig, dataroot: str | Path = "dataset", 
         run_cfg = global_stage_config(cfg) if stage == "global" else cfg
         trainer = Trainer(run_cfg, dataroot, run_name, checkpoints_dir, resume, progress=progress)
         if stage == "local" and trainer.iteration == 0:
-            init_local_from_global(trainer.model.G, RunLayout(checkpoints_dir, name).stage("global"), trainer.model.D)
+            init_local_from_global(trainer.model, RunLayout(checkpoints_dir, name).stage("global"))
     trainer.train(max_iterations, max_seconds=max_seconds)
     return trainer
 

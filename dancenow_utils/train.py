@@ -159,7 +159,7 @@ class Trainer:
         self.dataset: Dataset = base
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
-        self.model = self._build_model(main_name)
+        self.model = self._build_model(main_name, resuming=resume and self.run.latest.exists())
         if model == "face":
             self.dataset = FaceCrops(base, self.model.side)
         self.epoch, self.epoch_iter, self.iteration = 0, 0, 0
@@ -217,7 +217,7 @@ class Trainer:
         dist.broadcast_object_list(choice, src=0)
         return choice[0]
 
-    def _build_model(self, main_name: str | None) -> BaseModel:
+    def _build_model(self, main_name: str | None, resuming: bool) -> BaseModel:
         precision = self._precision()
         if self.kind == "pix2pixhd":
             if self.world > 1 and not self.is_main:
@@ -227,17 +227,23 @@ class Trainer:
                 dist.barrier()
             return model
         main = RunLayout(self.run.checkpoints_dir, main_name or self.name.rsplit("/", 1)[0])
-        main_ckpt = load_generator_file(main)
+        # the full-frame losses go through the main run's discriminator, as EDN loads it with the generator (a
+        # resumed face stage has its own copy in its latest.pth): one read of the main run either way
+        if resuming:
+            main_ckpt = load_generator_file(main)
+        elif main.latest.exists():
+            main_ckpt = load_checkpoint(main.latest)
+        else:
+            raise FileNotFoundError(f"{main.latest}: the face stage trains against the main run's discriminator, "
+                                    "which only its full checkpoint holds; train (or resume) the main stage to "
+                                    "write it, then run the face stage")
         main_cfg = TrainConfig.from_dict(main_ckpt["config"])
         if main_cfg.temporal != self.cfg.temporal:
             raise ValueError(f"{main.dir} was trained with temporal={main_cfg.temporal}: train its face stage with "
                              f"the same setting (overrides={{'temporal': {main_cfg.temporal}}})")
         main_G = build_generator(main_cfg)
         main_G.load_state_dict(main_ckpt["G"])
-        # the full-frame losses go through the main run's discriminator, as EDN loads it with the generator
-        main_D = load_checkpoint(main.latest)["D"] if main.latest.exists() else None
-        if main_D is None and self.is_main:
-            print(f"{main.latest} is missing: the face stage's full-frame discriminator starts from scratch")
+        main_D = main_ckpt.get("D")
         return FaceModel(self.cfg, self.device, main_G, main_cfg, main_D, precision)
 
     def _dataset_record(self) -> dict:

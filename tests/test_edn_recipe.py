@@ -237,3 +237,39 @@ def test_stage_all_is_the_presets_full_method():
     assert planned_stages(make_config("edn_local"), "local") == ["local"]
     with pytest.raises(ValueError, match="unknown stage 'both'"):
         planned_stages(make_config("demo"), "both")
+
+
+def test_face_stage_needs_the_main_runs_discriminator(tiny_dataset, tmp_path):
+    cfg = make_config("tiny", {"niter": 1, "niter_decay": 0})
+    train_stage("global", cfg, tiny_dataset / "dataset", "m", tmp_path, progress=False, max_iterations=1)
+    latest = RunLayout(tmp_path, "m").latest
+    latest.unlink()  # only latest_G.pth is left: no discriminator to train the face against
+    with pytest.raises(FileNotFoundError, match="face stage trains against the main run's discriminator"):
+        train_stage("face", cfg, tiny_dataset / "dataset", "m", tmp_path, progress=False, max_iterations=1)
+
+
+def test_local_stage_refuses_a_global_discriminator_of_another_scale_count(tiny_dataset, tmp_path):
+    cfg = _tiny_local()
+    train_stage("global", cfg.with_overrides({"num_D": 2}), tiny_dataset / "dataset", "run", tmp_path,
+                progress=False, max_iterations=1)  # built from num_D=2: its global stage has 1 scale
+    with pytest.raises(ValueError, match="discriminator has 1 scale"):
+        train_stage("local", cfg, tiny_dataset / "dataset", "run", tmp_path, progress=False, max_iterations=0)
+
+
+def test_local_stage_carries_the_feature_encoder(tmp_path):
+    from dancenow_utils.checkpoint import save_checkpoint
+    from dancenow_utils.stages import init_local_from_global
+
+    cfg = _tiny_local(width=32, height=32, label_nc=4, instance_maps=True, instance_feat=True)
+    torch.manual_seed(0)
+    glob = Pix2PixHD(global_stage_config(cfg), CPU, vgg=False, precision="fp32")
+    run = RunLayout(tmp_path, "run").stage("global")
+    run.dir.mkdir(parents=True)
+    save_checkpoint(run.latest, {**glob.state_dict(), "config": glob.cfg.to_dict()})
+    torch.manual_seed(1)
+    local = Pix2PixHD(cfg, CPU, vgg=False, precision="fp32")
+    init_local_from_global(local, run)
+    for name, value in local.nets["E"].state_dict().items():
+        assert torch.equal(value, glob.nets["E"].state_dict()[name]), name
+    for name, value in local.G.global_net.state_dict().items():
+        assert torch.equal(value, glob.G.state_dict()[name]), name

@@ -89,8 +89,9 @@ class BaseModel:
         return torch.optim.Adam(params, lr=lr, betas=(self.cfg.beta1, 0.999), fused=fused)
 
     def trained_keys(self) -> tuple[str, ...]:
-        """The networks this model trains and saves (by default those with their own optimiser)."""
-        return tuple(self.optimizers)
+        """The networks this model trains and saves: all of ``nets`` (a frozen network it only uses, such as the
+        face stage's main generator, is kept outside them)."""
+        return tuple(self.nets)
 
     def inference_keys(self) -> tuple[str, ...]:
         """The networks inference needs (saved in the generator-only files)."""

@@ -72,9 +72,6 @@ class Pix2PixHD(BaseModel):
         fix = self.cfg.netG == "local" and epoch < self.cfg.niter_fix_global
         self.fixed = {"G": list(self.G.global_net.parameters())} if fix else {}
 
-    def trained_keys(self) -> tuple[str, ...]:
-        return tuple(self.nets)
-
     def inference_keys(self) -> tuple[str, ...]:
         return ("G", "E") if "E" in self.nets else ("G",)
 
