@@ -49,13 +49,11 @@ class Pix2PixHD(BaseModel):
         self.loss_names = LOSS_NAMES + (("G_L1",) if cfg.use_l1 else ())
         self.nets = {"G": build_generator(cfg).to(device), "D": build_discriminator(cfg).to(device)}
         encoder = build_encoder(cfg)
-        if encoder is None:
-            self.optimizers = {k: self.make_optimizer(n.parameters(), cfg.lr) for k, n in self.nets.items()}
-        else:  # pix2pixHD: the encoder's weights are in the generator's optimiser
+        if encoder is not None:  # pix2pixHD: the encoder's weights are in the generator's optimiser
             self.nets["E"] = encoder.to(device)
-            self.optimizers = {
-                "G": self.make_optimizer(itertools.chain(self.G.parameters(), encoder.parameters()), cfg.lr),
-                "D": self.make_optimizer(self.D.parameters(), cfg.lr)}
+        g_params = itertools.chain(*(self.nets[k].parameters() for k in ("G", "E") if k in self.nets))
+        self.optimizers = {"G": self.make_optimizer(g_params, cfg.lr), "D": self.make_optimizer(self.D.parameters(),
+                                                                                                cfg.lr)}
         weights = resolve_vgg_weights(cfg.vgg_loss, cfg.vgg_weights) if vgg else None
         self.vgg = VGGLoss(weights, cfg.vgg_normalize_input).to(device) if weights is not None else None
 
@@ -128,15 +126,8 @@ class Pix2PixHD(BaseModel):
     def visuals(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Input (a label map colour-coded), generated frame (a first frame for the temporal model; with the
         feature encoder, from the real frame's features) and real frame."""
-        E = self.nets.get("E")
-        if E is not None:
-            E.eval()
-        try:
-            with self.autocast():
-                _, g_in = self._inputs(batch, batch["B"], encoder=E)
-        finally:
-            if E is not None:
-                E.train()
+        with self.autocast():  # no gradients here, so the encoder's class means are not tracked
+            _, g_in = self._inputs(batch, batch["B"], encoder=self.nets.get("E"))
         fake = generate_batch(self.G, g_in, None, self.cfg.temporal, self.precision, self.cfg.output_nc)
         return {"input": input_pictures(batch, self.cfg.label_nc), "generated": fake, "real": batch["B"]}
 

@@ -34,19 +34,18 @@ class Crop:
     def size(self) -> tuple[int, int]:
         return self.width, self.height
 
-    def apply_image(self, rgb: np.ndarray) -> np.ndarray:
+    def _warp(self, img: np.ndarray, interp: int) -> np.ndarray:
         s = self.scale
         m = np.array([[s, 0, -self.x0 * s], [0, s, -self.y0 * s]], np.float32)
-        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-        return cv2.warpAffine(rgb, m, (self.width, self.height), flags=interp,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        return cv2.warpAffine(img, m, (self.width, self.height), flags=interp, borderMode=cv2.BORDER_CONSTANT,
+                              borderValue=0)
+
+    def apply_image(self, rgb: np.ndarray) -> np.ndarray:
+        return self._warp(rgb, cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR)
 
     def apply_labels(self, labels: np.ndarray) -> np.ndarray:
         """The crop of an index map (label or instance map): nearest-neighbour sampling, 0 outside the frame."""
-        s = self.scale
-        m = np.array([[s, 0, -self.x0 * s], [0, s, -self.y0 * s]], np.float32)
-        return cv2.warpAffine(labels, m, (self.width, self.height), flags=cv2.INTER_NEAREST,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return self._warp(labels, cv2.INTER_NEAREST)
 
     def apply_person(self, p: Person) -> Person:
         return p.transformed(self.scale, (-self.x0 * self.scale, -self.y0 * self.scale))
