@@ -17,7 +17,7 @@ mask, is a second person. This runs on every still image and on every ``count_ev
 frame while it sees several people); the extractor then also marks the frames just before such a detection
 (:data:`MULTI_PERSON_BACKFILL`). On the demo generator's hard footage (150 frames at 256 px) it keeps 4.3 % of the
 two-person frames (the ones in which the second dancer walks in, head not yet in view: BlazePose's detector starts
-from the head) and 0.7 % of crowd frames, where the face detector used before kept 50 % and 65 %
+from the head) and 1.3 % of crowd frames, where the face detector used before kept 50 % and 65 %
 (``bench/hard_footage.py``, ``bench/RESULTS.md``).
 """
 
