@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 demo: $(STAMP)
-	$(RUN) $(BIN)/python -m dancenow_utils.run_notebooks --all
+	$(RUN) $(BIN)/python -m dancenow_utils.notebook.runner --all
 
 test: $(STAMP) lint
 	$(RUN) $(BIN)/python -m pytest $(PYTEST_ARGS)

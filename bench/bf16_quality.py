@@ -17,10 +17,10 @@ from pathlib import Path
 from common import ROOT, demo, machine, report
 
 from dancenow_utils.config import make_config
-from dancenow_utils.evaluation import evaluate
+from dancenow_utils.evaluation.crossval import evaluate
 from dancenow_utils.pose.extract import extract
-from dancenow_utils.precision import available_precisions, describe_cpu
-from dancenow_utils.train import Trainer
+from dancenow_utils.runtime.precision import available_precisions, describe_cpu
+from dancenow_utils.training.trainer import Trainer
 
 DATA = ROOT / "bench" / ".data"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from dancenow_utils.precision import describe_cpu
+from dancenow_utils.runtime.precision import describe_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,7 @@ def machine() -> str:
 
 def demo(out: Path | None = None, n_train: int = 1000, n_heldout: int = 150, n_source: int = 300):
     """The full-size demo (made once under bench/.data)."""
-    from dancenow_utils.pipeline import ensure_demo
+    from dancenow_utils.notebook.pipeline import ensure_demo
 
     return ensure_demo(out or ROOT / "bench" / ".data" / "demo", n_train, n_heldout, n_source, progress=False)
 

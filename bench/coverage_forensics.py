@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from common import ROOT, machine, report
 
-from dancenow_utils.coverage import (
+from dancenow_utils.evaluation.coverage import (
     DEFAULT_THRESHOLD,
     coverage_report,
     coverage_vs_quality,
@@ -47,10 +47,10 @@ def cpu_flags() -> str:
 def prepare(work: Path, epochs: int, progress: bool) -> tuple[Path, Path, Path, Path]:
     """Demo clips, extracted pairs and a short-trained model in ``work`` (each step skipped when present)."""
     from dancenow_utils.config import make_config
-    from dancenow_utils.evaluation import evaluate
-    from dancenow_utils.pipeline import ensure_demo
+    from dancenow_utils.evaluation.crossval import evaluate
+    from dancenow_utils.notebook.pipeline import ensure_demo
     from dancenow_utils.pose.extract import extract
-    from dancenow_utils.train import Trainer
+    from dancenow_utils.training.trainer import Trainer
 
     demo = ensure_demo(work / "demo", 1000, 150, 150, progress=progress)
     dataroot, test, ck = work / "dataset", work / "dataset_test", work / "checkpoints"
@@ -83,7 +83,7 @@ def novel_clip(work: Path, dataroot: Path, ck: Path, n: int = 150, seed: int = 1
     MediaPipe and cross-validated like the held-out clip; returns ``(dataroot, per_sample.csv)``."""
     import shutil
 
-    from dancenow_utils.evaluation import evaluate
+    from dancenow_utils.evaluation.crossval import evaluate
     from dancenow_utils.pose.extract import extract
     from dancenow_utils.synthetic.character import TARGET_STYLE, background, render_character
     from dancenow_utils.synthetic.dance import PARAMS, dance_trajectory
@@ -114,7 +114,7 @@ def novel_clip(work: Path, dataroot: Path, ck: Path, n: int = 150, seed: int = 1
 def _quality(rep, csv_path: Path, dataroot: Path) -> dict[str, np.ndarray]:
     """Per frame of a coverage report: distance, largest part distance, SSIM, body SSIM and body-box area (the
     body SSIM's window: a larger box holds more easy background)."""
-    from dancenow_utils.metrics import body_box
+    from dancenow_utils.evaluation.metrics import body_box
 
     cols = {c: per_sample_values(csv_path, c) for c in ("ssim", "body_ssim")}
     idx = [i for i, name in enumerate(rep.names) if name in cols["ssim"]]
@@ -128,7 +128,7 @@ def _quality(rep, csv_path: Path, dataroot: Path) -> dict[str, np.ndarray]:
 
 def _partial_spearman(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
     """Spearman correlation of x and y with z's (rank) linear effect removed from both."""
-    from dancenow_utils.stats import average_ranks, pearson
+    from dancenow_utils.evaluation.stats import average_ranks, pearson
 
     rz = np.c_[np.ones(len(z)), average_ranks(z)]
     res = [r - rz @ np.linalg.lstsq(rz, r, rcond=None)[0] for r in (average_ranks(x), average_ranks(y))]
@@ -183,7 +183,7 @@ def coverage_part(dataroot: Path, test: Path, ck: Path, source: Path, work: Path
     res["consecutive_training_frames"] = {"mean": round(float(np.nanmean(step)), 5),
                                           "median": round(float(np.nanmedian(step)), 5)}
     # the source dancer, normalised onto the target as notebook 04 does it
-    from dancenow_utils.transfer import prepare_poses
+    from dancenow_utils.transfer.pose_transfer import prepare_poses
 
     transfer = work / "dataset_transfer"
     if not (transfer / "test_keypoints" / "crop.json").exists():
@@ -196,8 +196,8 @@ def coverage_part(dataroot: Path, test: Path, ck: Path, source: Path, work: Path
 
 
 def forensics_part(dataroot: Path, test: Path, ck: Path, out: Path, steps: int, progress: bool) -> dict:
-    from dancenow_utils.data import load_resized, pair_files
-    from dancenow_utils.forensics import detection_metrics, forensic_check, generate_for_poses, score_video
+    from dancenow_utils.data.datasets import load_resized, pair_files
+    from dancenow_utils.evaluation.forensics import detection_metrics, forensic_check, generate_for_poses, score_video
     from dancenow_utils.video import write_video
 
     res = {}

@@ -22,9 +22,9 @@ from pathlib import Path
 from common import ROOT, demo, machine, report
 
 from dancenow_utils.config import make_config
-from dancenow_utils.evaluation import evaluate
+from dancenow_utils.evaluation.crossval import evaluate
 from dancenow_utils.pose.extract import extract
-from dancenow_utils.stages import train_stage
+from dancenow_utils.training.stages import train_stage
 
 KEYS = ("ssim", "body_ssim", "face_ssim", "pose_error_px", "flicker", "detection_rate")
 

@@ -16,8 +16,8 @@ import torch
 from common import machine, report
 
 from dancenow_utils.config import make_config
-from dancenow_utils.device import prepare_device
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
+from dancenow_utils.runtime.device import prepare_device
 
 
 def speed(preset: str, amp: str, steps: int, device: torch.device) -> dict:

@@ -26,11 +26,11 @@ import cv2
 import numpy as np
 from common import ROOT, machine, report
 
-from dancenow_utils.evaluation import load_held_out, predict, read_per_sample
-from dancenow_utils.inference import load_generator
+from dancenow_utils.evaluation.crossval import load_held_out, predict, read_per_sample
+from dancenow_utils.evaluation.metrics import NearestNeighbour, by_pose_kind
 from dancenow_utils.io_utils import write_image
 from dancenow_utils.layout import RunLayout
-from dancenow_utils.metrics import NearestNeighbour, by_pose_kind
+from dancenow_utils.models.inference import load_generator
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.pose.kinds import POSE_KINDS, pose_kind

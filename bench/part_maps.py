@@ -22,9 +22,9 @@ from pathlib import Path
 from common import ROOT, demo, machine, report
 
 from dancenow_utils.config import make_config
-from dancenow_utils.evaluation import evaluate
+from dancenow_utils.evaluation.crossval import evaluate
 from dancenow_utils.synthetic.parts import PARTS_CONFIG, make_parts_datasets
-from dancenow_utils.train import Trainer
+from dancenow_utils.training.trainer import Trainer
 
 KEYS = ("body_ssim", "nn_body_ssim", "ssim", "nn_ssim", "psnr", "nn_psnr", "pose_error_px", "nn_pose_error_px",
         "detection_rate", "n_samples")

@@ -50,12 +50,12 @@ def cpu_model() -> str:
 def make_puppet(name: str, checkpoints_dir: str, workdir: Path):
     """A puppet on a few demo training poses (extracted from the demo's ground truth, at 256 px like the demo)."""
     from dancenow_utils.config import make_config
-    from dancenow_utils.inference import Generator, load_generator
+    from dancenow_utils.models.inference import Generator, load_generator
     from dancenow_utils.models.networks import build_generator
     from dancenow_utils.pose.extract import extract
     from dancenow_utils.pose.settings import PoseSettings
-    from dancenow_utils.puppet import Puppet
     from dancenow_utils.synthetic import make_demo
+    from dancenow_utils.transfer.puppet import Puppet
 
     demo = make_demo(workdir / "demo", size=256, n_train=8, n_heldout=2, n_source=2, seed=0, progress=False)
     extract(demo.video("target_train"), workdir / "dataset", "train", backend="openpose_json",
@@ -73,7 +73,7 @@ def make_puppet(name: str, checkpoints_dir: str, workdir: Path):
 
 
 def measure(puppet, repeat: int, seed: int = 0) -> dict[str, float]:
-    from dancenow_utils.puppet import JOINTS
+    from dancenow_utils.transfer.puppet import JOINTS
 
     rng = np.random.default_rng(seed)
     angles = [{j: float(a) for j, a in zip(JOINTS, rng.integers(-90, 91, len(JOINTS)))} for _ in range(repeat)]

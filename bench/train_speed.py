@@ -32,12 +32,12 @@ from common import machine, report
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from dancenow_utils import precision
 from dancenow_utils.config import TrainConfig, make_config
-from dancenow_utils.device import resolve_device
 from dancenow_utils.models.networks import build_discriminator, build_generator
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
-from dancenow_utils.runtime_env import GLIBC_TUNABLES
+from dancenow_utils.runtime import precision
+from dancenow_utils.runtime.device import resolve_device
+from dancenow_utils.runtime.env import GLIBC_TUNABLES
 
 Batch = dict[str, torch.Tensor]
 

@@ -26,7 +26,7 @@ from dancenow_utils.io_utils import write_image
 from dancenow_utils.layout import RunLayout
 from dancenow_utils.models.networks import build_generator
 from dancenow_utils.checkpoint import save_checkpoint
-from dancenow_utils.transfer import run_transfer
+from dancenow_utils.transfer.pose_transfer import run_transfer
 
 root, n, size = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 cfg = make_config("demo", {"width": size, "height": size})

@@ -1,4 +1,6 @@
-"""Checkpoints: everything needed to resume exactly, written atomically, read with ``weights_only=True``.
+"""Checkpoints and run files: everything needed to resume exactly, written atomically, read with
+``weights_only=True``; and what a run folder holds (its generator, its stages), read the same way by training and
+inference.
 
 A full checkpoint (``latest.pth``) holds the networks, optimisers, scaler, counters, RNG states and config. A
 generator-only file (``latest_G.pth``, ``epoch_<n>_G.pth``) holds what inference needs: the generator, its config
@@ -18,6 +20,7 @@ import torch
 
 from dancenow_utils.config import ARCH_KEYS, TrainConfig
 from dancenow_utils.io_utils import atomic_path
+from dancenow_utils.layout import RunLayout
 
 FORMAT = 2
 
@@ -99,3 +102,48 @@ def check_architecture(saved: dict[str, Any], cfg: TrainConfig, path: str | Path
         listing = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diffs.items())
         raise ValueError(f"{path} was trained with another architecture (preset {saved.get('preset')!r}, config "
                          f"preset {cfg.preset!r}): {listing}. Use the same preset, a new name, or resume=False.")
+
+
+def load_generator_file(run: RunLayout, which_epoch: str | int = "latest") -> dict:
+    """The generator-only payload of a run (``<which>_G.pth``; from a full checkpoint for older runs)."""
+    path = run.generator(which_epoch)
+    if path.exists():
+        return load_checkpoint(path)
+    full = run.checkpoint(which_epoch)
+    if full.exists():
+        ckpt = load_checkpoint(full)
+        return {"G": ckpt["G"], "config": ckpt["config"], "pose_settings": ckpt.get("pose_settings"),
+                "model": ckpt.get("model", "pix2pixhd"), "iteration": ckpt.get("iteration"),
+                **({"E": ckpt["E"]} if "E" in ckpt else {})}
+    raise FileNotFoundError(f"{path}: no such checkpoint. Available for {run.name!r}: "
+                            f"{run.available() or 'none'}; train first (notebook 02) or check name and which_epoch.")
+
+
+def checkpoint_stages(name: str, checkpoints_dir: str | Path = "checkpoints") -> dict[str, bool | str]:
+    """Which stages ``checkpoints/<name>`` has: generator kind, temporal or not, face stage, global stage (and
+    ``label_nc``: label-map runs have no face stage)."""
+    run = RunLayout(checkpoints_dir, name)
+    info: dict[str, bool | str] = {"generator": "none", "temporal": False, "face": False, "global_stage": False,
+                                   "label_nc": 0}
+    if run.config.exists() and run.has_generator():
+        cfg = TrainConfig.load(run.config)
+        info.update(generator=cfg.netG, temporal=cfg.temporal, label_nc=cfg.label_nc)
+    face = run.stage("face")
+    info["face"] = face.has_generator()
+    info["global_stage"] = run.stage("global").has_generator()
+    return info
+
+
+def describe_stages(name: str, checkpoints_dir: str | Path = "checkpoints") -> str:
+    """One line saying which stages a checkpoint has and which it lacks (never silently ignored)."""
+    s = checkpoint_stages(name, checkpoints_dir)
+    if s["generator"] == "none":
+        return f"{name}: no trained generator in {Path(checkpoints_dir) / name}; run notebook 02 first"
+    parts = [f"generator: {s['generator']}" + (" (temporal)" if s["temporal"] else " (per frame)")]
+    if s["label_nc"]:
+        parts.append(f"label maps of {s['label_nc']} classes (no face stage)")
+    else:
+        parts.append("face stage: yes" if s["face"] else "face stage: not trained (notebook 02 with stage='face')")
+    if s["generator"] == "local":
+        parts.append("started from the global stage" if s["global_stage"] else "global stage checkpoint missing")
+    return f"{name}: " + "; ".join(parts)

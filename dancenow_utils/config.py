@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dancenow_utils.io_utils import atomic_write_text
-from dancenow_utils.precision import validate_amp
+from dancenow_utils.runtime.precision import validate_amp
 
 
 @dataclass

@@ -138,6 +138,10 @@ class RunLayout:
         """The generator-only file that inference reads."""
         return self.dir / f"{checkpoint_tag(which_epoch)}_G.pth"
 
+    def has_generator(self) -> bool:
+        """Whether the run has a trained generator to load (``latest_G.pth``, or a full ``latest.pth``)."""
+        return self.generator().exists() or self.latest.exists()
+
     def available(self) -> list[str]:
         """Checkpoint tags with a generator, newest epoch last."""
         if not self.dir.is_dir():

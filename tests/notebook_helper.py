@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dancenow_utils.run_notebooks import NotebookError, run_notebook
+from dancenow_utils.notebook.runner import NotebookError, run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 

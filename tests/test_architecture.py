@@ -14,14 +14,14 @@ import pytest
 import torch
 
 from dancenow_utils.config import make_config
+from dancenow_utils.evaluation.metrics import NearestNeighbour, frame_scores, summarize
 from dancenow_utils.layout import DatasetLayout, RunLayout, checkpoint_tag
-from dancenow_utils.metrics import NearestNeighbour, frame_scores, summarize
 from dancenow_utils.pose.extract import extract
 from dancenow_utils.pose.keypoints import read_openpose_json
 from dancenow_utils.pose.settings import PoseSettings
-from dancenow_utils.stages import train_stage
-from dancenow_utils.train import Trainer
-from dancenow_utils.transfer import prepare_poses, run_transfer
+from dancenow_utils.training.stages import train_stage
+from dancenow_utils.training.trainer import Trainer
+from dancenow_utils.transfer.pose_transfer import prepare_poses, run_transfer
 
 
 def tiny(**kw):
@@ -63,7 +63,7 @@ def test_one_trainer_for_every_stage(main_run, tiny_dataset):
 
 
 def _face_cli(data, ck, name, *extra):
-    return [sys.executable, "-m", "dancenow_utils.train", "--stage", "face", "--dataroot", str(data), "--name", name,
+    return [sys.executable, "-m", "dancenow_utils.training", "--stage", "face", "--dataroot", str(data), "--name", name,
             "--preset", "tiny", "--checkpoints_dir", str(ck), "--set", "max_dataset_size=8", "face_niter=3",
             "save_latest_freq=1", "log_freq=1", *extra]
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from dancenow_utils.io_utils import atomic_write_text, write_image
-from dancenow_utils.run_notebooks import NOTEBOOKS, write_index
+from dancenow_utils.notebook.runner import NOTEBOOKS, write_index
 from dancenow_utils.video import inline_video_html, write_gif, write_video
 from tests.browser_helper import SKIP_REASON, Chromium, find_chromium
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from dancenow_utils.coverage import (
+from dancenow_utils.evaluation.coverage import (
     BODY_PARTS,
     COVERAGE_JOINTS,
     coverage_report,
@@ -18,9 +18,9 @@ from dancenow_utils.coverage import (
     reference_height,
     worst_frames,
 )
+from dancenow_utils.evaluation.stats import average_ranks, pearson, roc_auc, spearman
 from dancenow_utils.io_utils import read_image
 from dancenow_utils.pose.formats import joint
-from dancenow_utils.stats import average_ranks, pearson, roc_auc, spearman
 
 # A standing figure about 200 px tall (head top y=20, feet y=220), centre x=100, left arm raised, right arm down.
 _POINTS = {

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dancenow_utils.config import make_config
-from dancenow_utils.train import Trainer
+from dancenow_utils.training.trainer import Trainer
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (this machine has none)")]
@@ -60,7 +60,7 @@ def test_cpu_checkpoint_resumes_on_cuda(tiny_dataset, tmp_path):
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
 def test_nccl_data_parallel_on_uneven_data(tiny_dataset, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561",
-           "-m", "dancenow_utils.train", "--dataroot", str(tiny_dataset / "dataset"), "--name", "ddp", "--preset",
+           "-m", "dancenow_utils.training", "--dataroot", str(tiny_dataset / "dataset"), "--name", "ddp", "--preset",
            "tiny", "--checkpoints_dir", str(tmp_path), "--no-resume", "--set", "max_dataset_size=9", "batch_size=2"]
     res = subprocess.run(cmd, env=dict(os.environ), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]

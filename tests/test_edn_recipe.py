@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from dancenow_utils.config import TrainConfig, make_config
-from dancenow_utils.face import (
+from dancenow_utils.layout import RunLayout
+from dancenow_utils.models.face import (
     FACE_LOSS_NAMES,
     FaceModel,
     build_face_discriminator,
@@ -25,14 +26,13 @@ from dancenow_utils.face import (
     face_box,
     face_box_side,
 )
-from dancenow_utils.layout import RunLayout
 from dancenow_utils.models.generate import generator_input
 from dancenow_utils.models.networks import build_generator, count_parameters
 from dancenow_utils.models.pix2pixhd import Pix2PixHD, vgg_term
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
-from dancenow_utils.stages import global_stage_config, train_stage
-from dancenow_utils.train import Trainer
+from dancenow_utils.training.stages import global_stage_config, train_stage
+from dancenow_utils.training.trainer import Trainer
 
 CPU = torch.device("cpu")
 
@@ -229,7 +229,7 @@ def test_use_l1_is_edns_l1_on_the_last_frame(temporal):
 
 
 def test_stage_all_is_the_presets_full_method():
-    from dancenow_utils.stages import planned_stages
+    from dancenow_utils.training.stages import planned_stages
 
     assert planned_stages(make_config("edn_local")) == ["global", "local", "face"]
     assert planned_stages(make_config("edn_global")) == ["global", "face"]
@@ -258,7 +258,7 @@ def test_local_stage_refuses_a_global_discriminator_of_another_scale_count(tiny_
 
 def test_local_stage_carries_the_feature_encoder(tmp_path):
     from dancenow_utils.checkpoint import save_checkpoint
-    from dancenow_utils.stages import init_local_from_global
+    from dancenow_utils.training.stages import init_local_from_global
 
     cfg = _tiny_local(width=32, height=32, label_nc=4, instance_maps=True, instance_feat=True)
     torch.manual_seed(0)

@@ -10,15 +10,15 @@ import pytest
 import torch
 
 from dancenow_utils.config import make_config
-from dancenow_utils.evaluation import evaluate
-from dancenow_utils.inference import load_generator
-from dancenow_utils.metrics import flicker, pose_error, psnr, ssim
+from dancenow_utils.evaluation.crossval import evaluate
+from dancenow_utils.evaluation.metrics import flicker, pose_error, psnr, ssim
+from dancenow_utils.models.inference import load_generator
 from dancenow_utils.models.networks import build_generator
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.pose.render import render_pose
-from dancenow_utils.train import Trainer
-from dancenow_utils.transfer import prepare_poses, run_transfer
+from dancenow_utils.training.trainer import Trainer
+from dancenow_utils.transfer.pose_transfer import prepare_poses, run_transfer
 from dancenow_utils.video import count_frames, write_video
 
 
@@ -53,7 +53,7 @@ def test_pose_error_of_a_shifted_skeleton_is_the_shift():
 
 def test_pose_error_through_the_detector_on_a_shifted_drawing(tiny_demo):
     """Re-detection on a frame shifted by d pixels reports about d."""
-    from dancenow_utils.evaluation import PoseRedetector
+    from dancenow_utils.evaluation.crossval import PoseRedetector
     from dancenow_utils.pose.keypoints import read_openpose_json
     from dancenow_utils.video import read_frames
 

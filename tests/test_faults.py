@@ -21,22 +21,22 @@ import torch
 from dancenow_utils import checkpoint as checkpoint_module
 from dancenow_utils.checkpoint import load_checkpoint, save_checkpoint
 from dancenow_utils.config import make_config, parse_key_values
-from dancenow_utils.data import AlignedDataset
-from dancenow_utils.evaluation import evaluate
-from dancenow_utils.inference import load_generator
+from dancenow_utils.data.datasets import AlignedDataset
+from dancenow_utils.evaluation.crossval import evaluate
 from dancenow_utils.io_utils import write_image
 from dancenow_utils.layout import DatasetLayout, RunLayout, checkpoint_tag
-from dancenow_utils.learning import learn_with_snapshots
+from dancenow_utils.models.inference import load_generator
 from dancenow_utils.pose import extract as extract_module
 from dancenow_utils.pose.crop import Crop, normalisation_target, people_in_image
 from dancenow_utils.pose.cuts import CUT_MARGIN, find_cuts
 from dancenow_utils.pose.extract import ExtractionWarning, extract
 from dancenow_utils.pose.keypoints import read_openpose_json, write_openpose_json
 from dancenow_utils.pose.settings import PoseSettings
-from dancenow_utils.stages import main as train_cli
 from dancenow_utils.synthetic.hard import make_hard_footage
-from dancenow_utils.train import Trainer
-from dancenow_utils.transfer import run_transfer
+from dancenow_utils.training.cli import main as train_cli
+from dancenow_utils.training.snapshots import learn_with_snapshots
+from dancenow_utils.training.trainer import Trainer
+from dancenow_utils.transfer.pose_transfer import run_transfer
 from dancenow_utils.video import read_frames
 
 HARD_FRAMES = 24
@@ -258,7 +258,7 @@ def test_4_a_target_of_independent_images_normalises_in_image_pixels(mixed):
 
 
 def test_4_pose_coverage_reads_per_image_crops(mixed):
-    from dancenow_utils.coverage import load_pose_folder
+    from dancenow_utils.evaluation.coverage import load_pose_folder
 
     root, _, _ = mixed
     poses = load_pose_folder(root / "ds" / "train_keypoints")

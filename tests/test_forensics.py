@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dancenow_utils.forensics import (
+from dancenow_utils.evaluation.forensics import (
     Detector,
     evaluate_detector,
     forensic_check,
@@ -123,7 +123,7 @@ def test_score_video_and_folder(detector, data, tmp_path):
 
 
 def test_large_frames_are_scored_by_overlapping_windows(detector, data):
-    from dancenow_utils.forensics import _window_starts
+    from dancenow_utils.evaluation.forensics import _window_starts
 
     assert _window_starts(128, 64) == [0, 32, 64] and _window_starts(100, 64) == [0, 32, 36]
     assert _window_starts(64, 64) == [0] and _window_starts(40, 64) == [0]
@@ -146,7 +146,7 @@ def test_forensic_check_on_a_tiny_model(data, tmp_path):
     from dancenow_utils.io_utils import write_image
     from dancenow_utils.pose.crop import Crop
     from dancenow_utils.pose.keypoints import write_openpose_json
-    from dancenow_utils.train import Trainer
+    from dancenow_utils.training.trainer import Trainer
 
     train, train_poses, _, test, test_poses, _ = data
     people: list = []

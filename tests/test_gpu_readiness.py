@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-import dancenow_utils.device as device_module
+import dancenow_utils.runtime.device as device_module
 from dancenow_utils.checkpoint import rng_state, set_rng_state
 from dancenow_utils.config import make_config
-from dancenow_utils.data import AlignedDataset, EpochBatchSampler, epoch_batches
+from dancenow_utils.data.datasets import AlignedDataset, EpochBatchSampler, epoch_batches
 from dancenow_utils.io_utils import write_image
 from dancenow_utils.models import base
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
-from dancenow_utils.train import Trainer
+from dancenow_utils.training.trainer import Trainer
 
 
 def test_rng_state_restores_from_cpu_and_skips_missing_gpus(monkeypatch):
@@ -128,7 +128,7 @@ RANK_SCRIPT = textwrap.dedent('''
     import os, sys, torch, torch.distributed as dist
     from dancenow_utils.config import make_config
     from dancenow_utils.models.pix2pixhd import Pix2PixHD
-    from dancenow_utils.train import Trainer
+    from dancenow_utils.training.trainer import Trainer
     dist.init_process_group("gloo")
     rank = dist.get_rank()
     mode, data, ck = sys.argv[1:4]
@@ -168,7 +168,7 @@ def test_ranks_that_would_resume_differently_are_stopped(tiny_dataset, tmp_path)
 
 
 def test_keep_on_drive_links_and_keeps_existing_files(tmp_path, monkeypatch):
-    from dancenow_utils.pipeline import keep_on_drive
+    from dancenow_utils.notebook.pipeline import keep_on_drive
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "checkpoints" / "demo").mkdir(parents=True)

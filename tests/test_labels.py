@@ -15,9 +15,8 @@ import pytest
 import torch
 
 from dancenow_utils.config import make_config
-from dancenow_utils.data import AlignedDataset
-from dancenow_utils.io_utils import write_image
-from dancenow_utils.labels import (
+from dancenow_utils.data.datasets import AlignedDataset
+from dancenow_utils.data.labels import (
     colorize,
     instance_average,
     instance_edges,
@@ -25,6 +24,7 @@ from dancenow_utils.labels import (
     one_hot,
     resize_nearest,
 )
+from dancenow_utils.io_utils import write_image
 from dancenow_utils.models.encoder import build_encoder
 from dancenow_utils.models.networks import build_discriminator, build_generator, count_parameters
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
@@ -266,8 +266,8 @@ def parts(tmp_path_factory):
 
 
 def test_demo_writes_part_and_instance_maps(parts):
+    from dancenow_utils.data.labels import read_index_image
     from dancenow_utils.io_utils import read_image
-    from dancenow_utils.labels import read_index_image
     from dancenow_utils.synthetic.character import PARTS
 
     demo, roots, _ = parts
@@ -293,11 +293,11 @@ def test_demo_writes_part_and_instance_maps(parts):
 
 @pytest.mark.parametrize("features", [{"instance_feat": True}, {}])
 def test_part_maps_train_evaluate_and_translate(parts, tmp_path, features):
-    from dancenow_utils.evaluation import evaluate
-    from dancenow_utils.inference import load_generator
+    from dancenow_utils.evaluation.crossval import evaluate
+    from dancenow_utils.models.inference import load_generator
     from dancenow_utils.synthetic.parts import PARTS_CONFIG
-    from dancenow_utils.train import Trainer
-    from dancenow_utils.transfer import run_transfer
+    from dancenow_utils.training.trainer import Trainer
+    from dancenow_utils.transfer.pose_transfer import run_transfer
 
     _, roots, _ = parts
     cfg = make_config("tiny", {**PARTS_CONFIG, **features, "max_dataset_size": 4})
@@ -324,7 +324,7 @@ def test_part_maps_train_evaluate_and_translate(parts, tmp_path, features):
     assert result.n_frames == 4 and result.video.exists()
     assert json.loads((result.out_dir / "transfer.json").read_text())["blank_poses"] == 0
     if not features:  # the forensic detector reads label maps too (notebook 03)
-        from dancenow_utils.forensics import forensic_check
+        from dancenow_utils.evaluation.forensics import forensic_check
 
         res = forensic_check("parts", roots["train"], roots["test"], tmp_path, steps=2, max_train=4, max_test=2,
                              device="cpu", progress=False)
@@ -332,11 +332,11 @@ def test_part_maps_train_evaluate_and_translate(parts, tmp_path, features):
 
 
 def test_label_map_runs_refuse_what_needs_poses(parts, tmp_path):
-    from dancenow_utils.inference import load_generator
-    from dancenow_utils.pipeline import resolve_transfer_source
-    from dancenow_utils.puppet import Puppet
+    from dancenow_utils.models.inference import load_generator
+    from dancenow_utils.notebook.pipeline import resolve_transfer_source
     from dancenow_utils.synthetic.parts import PARTS_CONFIG
-    from dancenow_utils.train import Trainer
+    from dancenow_utils.training.trainer import Trainer
+    from dancenow_utils.transfer.puppet import Puppet
 
     demo, roots, _ = parts
     cfg = make_config("tiny", {**PARTS_CONFIG, "max_dataset_size": 2})
@@ -367,7 +367,7 @@ def test_temporal_model_on_label_maps_trains_on_consecutive_maps():
 
 
 def test_notebook_input_kinds(parts, tmp_path, monkeypatch):
-    from dancenow_utils.pipeline import cross_validation_data, input_step, sample_pairs_figure
+    from dancenow_utils.notebook.pipeline import cross_validation_data, input_step, sample_pairs_figure
 
     demo, _, root = parts
     assert input_step("pose", "dataset", '{"niter": 2}') == ("dataset", {"niter": 2})

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dancenow_utils.io_utils import read_image
-from dancenow_utils.lessons import ExtractionLesson, NormalizationLesson
+from dancenow_utils.notebook.lessons import ExtractionLesson, NormalizationLesson
 from dancenow_utils.pose.crop import load_keypoint_folder
 from dancenow_utils.pose.extract import extract
 

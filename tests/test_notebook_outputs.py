@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dancenow_utils.notebook_outputs import image_outputs, merge_outputs, slim_output, strip_outputs
+from dancenow_utils.notebook.saved_outputs import image_outputs, merge_outputs, slim_output, strip_outputs
 from tests.notebook_helper import ROOT
 
 

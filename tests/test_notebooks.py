@@ -22,7 +22,7 @@ def test_committed_notebooks_match_their_source():
     """Byte for byte once the outputs (and execution counts) are stripped: every cell, tag and metadata."""
     import nbformat
 
-    from dancenow_utils.notebook_outputs import strip_outputs
+    from dancenow_utils.notebook.saved_outputs import strip_outputs
 
     sys.path.insert(0, str(ROOT / "tools"))
     import build_notebooks
@@ -37,7 +37,7 @@ def test_committed_notebooks_show_pictures():
     """A code host shows each notebook with at least one figure, and the outputs stay small."""
     import nbformat
 
-    from dancenow_utils.notebook_outputs import image_outputs
+    from dancenow_utils.notebook.saved_outputs import image_outputs
 
     paths = sorted((ROOT / "notebooks").glob("*.ipynb"))
     for path in paths:

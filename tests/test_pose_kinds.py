@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dancenow_utils.metrics import by_pose_kind
+from dancenow_utils.evaluation.metrics import by_pose_kind
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.pose.kinds import POSE_KINDS, pose_kind

@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from dancenow_utils import precision
+from dancenow_utils.runtime import precision
 
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda")

@@ -7,7 +7,7 @@ import pytest
 
 from dancenow_utils.pose.formats import N_BODY, N_FACE, N_HAND, joint
 from dancenow_utils.pose.keypoints import Person
-from dancenow_utils.puppet import JOINTS, PRESETS, Puppet, pose_person
+from dancenow_utils.transfer.puppet import JOINTS, PRESETS, Puppet, pose_person
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def gen(target):
     import torch
 
     from dancenow_utils.config import make_config
-    from dancenow_utils.inference import Generator
+    from dancenow_utils.models.inference import Generator
     from dancenow_utils.models.networks import build_generator
     from dancenow_utils.pose.settings import PoseSettings
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dancenow_utils import run_notebooks
-from dancenow_utils.runtime_env import GLIBC_TUNABLES, apply_allocator_env
+from dancenow_utils.notebook import runner as run_notebooks
+from dancenow_utils.runtime.env import GLIBC_TUNABLES, apply_allocator_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def test_apply_sets_the_variable_but_keeps_the_users_own():
 
 
 def test_the_module_prints_a_shell_export():
-    out = subprocess.run([sys.executable, "-m", "dancenow_utils.runtime_env"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "dancenow_utils.runtime.env"], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     assert out.stdout.strip() == f"export GLIBC_TUNABLES={GLIBC_TUNABLES}"
 

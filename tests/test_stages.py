@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 import torch
 
+from dancenow_utils.checkpoint import describe_stages
 from dancenow_utils.config import make_config
-from dancenow_utils.data import to_image, to_tensor
-from dancenow_utils.face import FaceCorrector, build_face_generator, face_box, face_box_side, paste
-from dancenow_utils.inference import Generator
+from dancenow_utils.data.datasets import to_image, to_tensor
+from dancenow_utils.models.face import FaceCorrector, build_face_generator, face_box, face_box_side, paste
+from dancenow_utils.models.inference import Generator
 from dancenow_utils.models.networks import build_discriminator, build_generator
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
-from dancenow_utils.stages import describe_stages, global_stage_config, train_stage
+from dancenow_utils.training.stages import global_stage_config, train_stage
 
 
 def test_temporal_shapes_and_first_frame_zeros():
@@ -106,7 +107,7 @@ def test_stage_checkpoints_load_in_the_next_stage(tiny_dataset, tmp_path):
     assert {p.name.split("_", 1)[1] for p in face.latest_visuals()} == {"pose.png", "generated.png",
                                                                          "corrected.png", "real.png"}
     assert "face stage: yes" in describe_stages("edn", tmp_path)
-    from dancenow_utils.evaluation import evaluate
+    from dancenow_utils.evaluation.crossval import evaluate
 
     m = evaluate("edn", tiny_dataset / "dataset_test", checkpoints_dir=tmp_path, max_samples=3,
                  train_dataroot=data, progress=False)
@@ -126,7 +127,7 @@ def test_temporal_training_and_evaluation(tiny_dataset, tmp_path):
     tr = train_stage("global", cfg, tiny_dataset / "dataset", "tmp", tmp_path, progress=False, max_iterations=3)
     assert tr.n_items == 5
     assert "(temporal)" in describe_stages("tmp", tmp_path)
-    from dancenow_utils.evaluation import evaluate
+    from dancenow_utils.evaluation.crossval import evaluate
 
     m = evaluate("tmp", tiny_dataset / "dataset_test", checkpoints_dir=tmp_path, max_samples=4,
                  train_dataroot=tiny_dataset / "dataset", progress=False)

@@ -57,7 +57,7 @@ def test_a_demo_without_part_maps_is_written_again(tmp_path):
     """A demo folder from a version before the part maps is completed, not used as it is."""
     import shutil
 
-    from dancenow_utils.pipeline import ensure_demo
+    from dancenow_utils.notebook.pipeline import ensure_demo
 
     paths = ensure_demo(tmp_path / "demo", 4, 2, 2, size=64, progress=False)
     shutil.rmtree(paths.parts("target_train"))

@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from dancenow_utils.config import make_config
-from dancenow_utils.data import AlignedDataset
+from dancenow_utils.data.datasets import AlignedDataset
 from dancenow_utils.io_utils import write_image
 from dancenow_utils.models.losses import VGGLoss, resolve_vgg_weights
 from dancenow_utils.models.networks import build_discriminator, build_generator, count_parameters
 from dancenow_utils.models.pix2pixhd import LOSS_NAMES
-from dancenow_utils.train import Trainer, learning_rate
+from dancenow_utils.training.trainer import Trainer, learning_rate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_dataset, tmp_path):
     cfg = tiny(save_latest_freq=2, niter=2, niter_decay=1, log_freq=1)
     Trainer(cfg, tiny_dataset / "dataset", "full", tmp_path, resume=False, progress=False).train()
 
-    cmd = [sys.executable, "-m", "dancenow_utils.train", "--dataroot", str(tiny_dataset / "dataset"), "--name",
+    cmd = [sys.executable, "-m", "dancenow_utils.training", "--dataroot", str(tiny_dataset / "dataset"), "--name",
            "killed", "--preset", "tiny", "--checkpoints_dir", str(tmp_path), "--no-resume", "--set", *sets]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = tmp_path / "killed" / "loss_log.jsonl"
@@ -104,7 +104,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_dataset, tmp_path):
 def test_distributed_two_cpu_processes(tiny_dataset, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           "-m", "dancenow_utils.train", "--dataroot", str(tiny_dataset / "dataset"), "--name", "ddp", "--preset",
+           "-m", "dancenow_utils.training", "--dataroot", str(tiny_dataset / "dataset"), "--name", "ddp", "--preset",
            "tiny", "--checkpoints_dir", str(tmp_path), "--no-resume", "--set", "max_dataset_size=9", "batch_size=2",
            "threads=1"]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

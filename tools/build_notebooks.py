@@ -2,7 +2,8 @@
 
 Run ``python tools/build_notebooks.py`` after editing (it keeps the committed notebooks' outputs when the cells
 are unchanged); ``python tools/build_notebooks.py --execute`` (``make notebook-outputs``) also runs the five notebooks
-on a small demo and stores their slimmed outputs (:mod:`dancenow_utils.notebook_outputs`), so that a code host shows
+on a small demo and stores their slimmed outputs (:mod:`dancenow_utils.notebook.saved_outputs`), so that a code host
+shows
 the figures. ``tests/test_notebooks.py`` checks the committed notebooks' cells match this file exactly.
 """
 
@@ -20,7 +21,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = """%matplotlib inline
 from IPython.display import display, Image
-from dancenow_utils.pipeline import work_in_project_root
+from dancenow_utils.notebook.pipeline import work_in_project_root
 from dancenow_utils.visualize import show
 work_in_project_root()  # under `make lab` Jupyter starts in notebooks/: data and checkpoints belong one level up
 """
@@ -91,7 +92,7 @@ demo_frames = [1000, 150, 300]  # demo clip lengths: training, held-out, source 
 lesson_frames = 40     # frames the stage-by-stage lesson detects again (raw keypoints are not saved)
 lesson_joint = "RWrist"  # the joint whose track the smoothing figure plots
 """),
-        ("code", SETUP + """from dancenow_utils import pipeline
+        ("code", SETUP + """from dancenow_utils.notebook import pipeline
 from dancenow_utils.synthetic.demo import DemoPaths
 """),
         ("md", """## Run the extraction
@@ -210,8 +211,9 @@ input_kind = "pose"    # "pose": stick figures from step 1; "parts": the demo's 
 """),
         ("code", SETUP + """import json
 from dancenow_utils.config import make_config
-from dancenow_utils.stages import describe_stages, planned_stages, train_stages
-from dancenow_utils import pipeline
+from dancenow_utils.checkpoint import describe_stages
+from dancenow_utils.training.stages import planned_stages, train_stages
+from dancenow_utils.notebook import pipeline
 """),
         ("md", "## The configuration\n\nA preset plus your overrides; it is saved beside every checkpoint."),
         ("code", """dataroot, overrides = pipeline.input_step(input_kind, dataroot, overrides)
@@ -304,13 +306,13 @@ forensic_steps = 300   # training steps of the forensic detector (0: skip it)
 input_kind = "pose"    # "parts": a label-map run of notebook 02 on the demo's part maps (its own datasets)
 """),
         ("code", SETUP + """import json
-from dancenow_utils import pipeline
-from dancenow_utils.coverage import coverage_report, coverage_vs_per_sample
-from dancenow_utils.evaluation import evaluate
-from dancenow_utils.forensics import forensic_check
+from dancenow_utils.notebook import pipeline
+from dancenow_utils.evaluation.coverage import coverage_report, coverage_vs_per_sample
+from dancenow_utils.evaluation.crossval import evaluate
+from dancenow_utils.evaluation.forensics import forensic_check
 from dancenow_utils.io_utils import read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
-from dancenow_utils.metrics import format_by_pose_kind
+from dancenow_utils.evaluation.metrics import format_by_pose_kind
 """),
         ("code", """dataroot, train_dataroot = pipeline.cross_validation_data(input_kind, dataroot, train_dataroot)
 metrics = evaluate(name, dataroot, which_epoch, checkpoints_dir, max_samples, train_dataroot)
@@ -410,14 +412,14 @@ checkpoints_dir = "checkpoints"
 demo_dir = "demo_data"
 max_frames = 0
 """),
-        ("code", SETUP + """from dancenow_utils import pipeline
-from dancenow_utils.transfer import prepare_poses, run_transfer
+        ("code", SETUP + """from dancenow_utils.notebook import pipeline
+from dancenow_utils.transfer.pose_transfer import prepare_poses, run_transfer
 from dancenow_utils.config import TrainConfig
-from dancenow_utils.coverage import coverage_report
+from dancenow_utils.evaluation.coverage import coverage_report
 from dancenow_utils.io_utils import read_image
 from dancenow_utils.layout import DatasetLayout, ResultsLayout, RunLayout
-from dancenow_utils.lessons import NormalizationLesson
-from dancenow_utils.puppet import Puppet
+from dancenow_utils.notebook.lessons import NormalizationLesson
+from dancenow_utils.transfer.puppet import Puppet
 from dancenow_utils.video import notebook_video
 """),
         ("md", "## Prepare the source poses\n\nThe stick figures are drawn at the size the generator was trained at, "
@@ -514,7 +516,7 @@ overrides = {}
 checkpoints_dir = "checkpoints"
 """),
         ("code", SETUP + """from dancenow_utils.config import make_config
-from dancenow_utils.learning import learn_with_snapshots
+from dancenow_utils.training.snapshots import learn_with_snapshots
 """),
         ("code", """cfg = make_config(preset, overrides)
 snaps = learn_with_snapshots(cfg, dataroot, name, iterations, snapshot_every, checkpoints_dir=checkpoints_dir)
@@ -573,7 +575,7 @@ OUTPUT_PARAMETERS: dict[str, dict] = {
 
 def _with_kept_outputs(name: str, path: Path) -> str:
     """The committed notebook when its cells still match the source (its outputs are kept), else the source."""
-    from dancenow_utils.notebook_outputs import strip_outputs
+    from dancenow_utils.notebook.saved_outputs import strip_outputs
 
     if path.exists():
         text = path.read_text()
@@ -588,8 +590,8 @@ def _with_kept_outputs(name: str, path: Path) -> str:
 def execute(out: Path, workdir: Path) -> None:
     """Run every notebook in ``workdir`` on the small demo, in pipeline order, and write each with its slimmed
     outputs to ``out``."""
-    from dancenow_utils.notebook_outputs import image_outputs, merge_outputs
-    from dancenow_utils.run_notebooks import run_notebook
+    from dancenow_utils.notebook.runner import run_notebook
+    from dancenow_utils.notebook.saved_outputs import image_outputs, merge_outputs
 
     executed_dir = workdir / "executed"
     for name in NOTEBOOKS:

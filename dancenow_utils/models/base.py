@@ -1,7 +1,8 @@
 """The model protocol every training stage implements (like pytorch-CycleGAN-and-pix2pix's ``BaseModel``).
 
 A model owns its networks and their optimisers and has one obvious :meth:`BaseModel.train_step`. The trainer
-(:mod:`dancenow_utils.train`) drives any model the same way: learning rate, mixed precision, the finite-loss check
+(:mod:`dancenow_utils.training.trainer`) drives any model the same way: learning rate, mixed precision, the
+finite-loss check
 before any update (agreed across ranks), distributed wrapping, checkpoints and visuals.
 """
 
@@ -17,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from dancenow_utils.config import TrainConfig
 from dancenow_utils.models.losses import feature_matching_loss, gan_loss
-from dancenow_utils.precision import autocast, needs_grad_scaler, resolve_precision
+from dancenow_utils.runtime.precision import autocast, needs_grad_scaler, resolve_precision
 
 
 @contextlib.contextmanager

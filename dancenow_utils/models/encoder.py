@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from dancenow_utils.config import TrainConfig
-from dancenow_utils.labels import instance_average
+from dancenow_utils.data.labels import instance_average
 from dancenow_utils.models.networks import GlobalGenerator, init_weights
 
 TRACK_MOMENTUM = 0.99  # running mean of the per-class features over training batches

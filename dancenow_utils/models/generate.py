@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from dancenow_utils.config import TrainConfig
-from dancenow_utils.labels import instance_edges, one_hot
-from dancenow_utils.precision import autocast
+from dancenow_utils.data.labels import instance_edges, one_hot
+from dancenow_utils.runtime.precision import autocast
 
 
 def condition(cfg: TrainConfig, inputs: torch.Tensor, instances: torch.Tensor | None = None) -> torch.Tensor:

@@ -16,7 +16,7 @@ import itertools
 import torch
 
 from dancenow_utils.config import TrainConfig
-from dancenow_utils.labels import colorize
+from dancenow_utils.data.labels import colorize
 from dancenow_utils.models.base import BaseModel
 from dancenow_utils.models.encoder import build_encoder, feature_regions
 from dancenow_utils.models.generate import condition, generate_batch, generator_input

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from dancenow_utils.device import resolve_device
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person, coco18_to_body25
+from dancenow_utils.runtime.device import resolve_device
 
 N_PARTS = 18
 # (part a, part b, PAF x channel, PAF y channel) for the COCO model's 19 limbs, parts 0-based in COCO-18 order

@@ -22,8 +22,8 @@ import json
 import shutil
 from pathlib import Path
 
+from dancenow_utils.data.labels import check_labels, read_index_image
 from dancenow_utils.io_utils import list_images, swap_folders_into_place, write_image, write_json
-from dancenow_utils.labels import check_labels, read_index_image
 from dancenow_utils.layout import DatasetLayout
 from dancenow_utils.pose.crop import Crop, read_single_person
 from dancenow_utils.synthetic.character import PARTS
@@ -41,7 +41,7 @@ def demo_record(demo: DemoPaths) -> dict:
     """What a parts dataset was made from: the demo's manifest (seed, size, clip lengths)."""
     if not demo.manifest.exists():
         raise FileNotFoundError(f"{demo.manifest}: no demo here; make it first (notebook 01 with an empty source, "
-                                "or dancenow_utils.pipeline.ensure_demo)")
+                                "or dancenow_utils.notebook.pipeline.ensure_demo)")
     return json.loads(demo.manifest.read_text())
 
 

@@ -8,24 +8,24 @@
 - ``"face"``: the residual face GAN on top of the frozen generator of ``checkpoints/<name>/``, into
   ``checkpoints/<name>/face/``, with the config's ``face_*`` settings.
 
-Every stage is trained by the same :class:`~dancenow_utils.train.Trainer`. The temporal model (``temporal=True``)
+Every stage is trained by the same :class:`~dancenow_utils.training.trainer.Trainer`. The temporal model
+(``temporal=True``)
 is orthogonal: any stage's generator can be temporal.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from pathlib import Path
 
 import torch
 
-from dancenow_utils.checkpoint import load_checkpoint
-from dancenow_utils.config import TrainConfig, make_config, parse_key_values
+from dancenow_utils.checkpoint import load_checkpoint, load_generator_file
+from dancenow_utils.config import TrainConfig
 from dancenow_utils.layout import RunLayout
 from dancenow_utils.models.networks import count_parameters
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
-from dancenow_utils.train import Trainer, face_stage_config, load_generator_file
+from dancenow_utils.training.trainer import Trainer, face_stage_config
 
 STAGES = ("global", "local", "face")
 
@@ -153,64 +153,3 @@ def describe_trainer(trainer: Trainer) -> str:
     kind = "face stage" if trainer.kind == "face" else f"generator ({trainer.cfg.netG})"
     return (f"{kind}: {nets}; {trainer.n_items} training items; device {trainer.device}, precision "
             f"{trainer.model.precision}; in {trainer.dir}")
-
-
-def checkpoint_stages(name: str, checkpoints_dir: str | Path = "checkpoints") -> dict[str, bool | str]:
-    """Which stages ``checkpoints/<name>`` has: generator kind, temporal or not, face stage, global stage (and
-    ``label_nc``: label-map runs have no face stage)."""
-    run = RunLayout(checkpoints_dir, name)
-    info: dict[str, bool | str] = {"generator": "none", "temporal": False, "face": False, "global_stage": False,
-                                   "label_nc": 0}
-    if run.config.exists() and (run.generator().exists() or run.latest.exists()):
-        cfg = TrainConfig.load(run.config)
-        info.update(generator=cfg.netG, temporal=cfg.temporal, label_nc=cfg.label_nc)
-    face = run.stage("face")
-    info["face"] = face.generator().exists() or face.latest.exists()
-    info["global_stage"] = run.stage("global").generator().exists() or run.stage("global").latest.exists()
-    return info
-
-
-def describe_stages(name: str, checkpoints_dir: str | Path = "checkpoints") -> str:
-    """One line saying which stages a checkpoint has and which it lacks (never silently ignored)."""
-    s = checkpoint_stages(name, checkpoints_dir)
-    if s["generator"] == "none":
-        return f"{name}: no trained generator in {Path(checkpoints_dir) / name}; run notebook 02 first"
-    parts = [f"generator: {s['generator']}" + (" (temporal)" if s["temporal"] else " (per frame)")]
-    if s["label_nc"]:
-        parts.append(f"label maps of {s['label_nc']} classes (no face stage)")
-    else:
-        parts.append("face stage: yes" if s["face"] else "face stage: not trained (notebook 02 with stage='face')")
-    if s["generator"] == "local":
-        parts.append("started from the global stage" if s["global_stage"] else "global stage checkpoint missing")
-    return f"{name}: " + "; ".join(parts)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m dancenow_utils.train --dataroot dataset --name demo --preset demo [--stage global]
-    [--set key=value ...]`` (also the entry point for ``torchrun``)."""
-    ap = argparse.ArgumentParser(description="Train the pose-to-appearance GAN (one stage).")
-    ap.add_argument("--dataroot", default="dataset")
-    ap.add_argument("--name", default="demo")
-    ap.add_argument("--preset", default="demo")
-    ap.add_argument("--stage", default="global", choices=STAGES,
-                    help="global (or the global stage of a local preset), local, or face")
-    ap.add_argument("--checkpoints_dir", default="checkpoints")
-    ap.add_argument("--no-resume", action="store_true")
-    ap.add_argument("--max-iterations", type=int, default=0)
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
-    a = ap.parse_args(argv)
-    try:
-        cfg = make_config(a.preset, parse_key_values(a.set))
-    except (KeyError, ValueError) as exc:
-        ap.error(str(exc))
-    if a.max_iterations < 0:
-        ap.error("--max-iterations must be 0 (no limit) or more")
-    trainer = train_stage(a.stage, cfg, a.dataroot, a.name, a.checkpoints_dir, not a.no_resume,
-                          max_iterations=a.max_iterations or None)
-    if trainer.world > 1:
-        torch.distributed.barrier()  # rank 0 may still be saving: leave together, or gloo aborts the others
-        torch.distributed.destroy_process_group()
-
-
-if __name__ == "__main__":
-    main()

@@ -3,9 +3,9 @@
 :meth:`Generator.frames` is the one way to run the generator over a sequence: per-frame models in batches, the
 temporal model frame by frame with each output fed back (zeros before the first), the config's precision, and the
 face stage's correction when the run has one and the poses' keypoints are known. Label-map runs take
-:class:`~dancenow_utils.labels.LabelInput` items instead of pose images; with pix2pixHD's feature encoder each
+:class:`~dancenow_utils.data.labels.LabelInput` items instead of pose images; with pix2pixHD's feature encoder each
 region's features come from a reference frame, from per-class vectors the user picks, or by default from the
-per-class means tracked in training (:mod:`dancenow_utils.features`).
+per-class means tracked in training (:mod:`dancenow_utils.models.features`).
 """
 
 from __future__ import annotations
@@ -18,21 +18,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from dancenow_utils.checkpoint import describe_stages, load_generator_file
 from dancenow_utils.config import TrainConfig
-from dancenow_utils.data import input_tensors, instance_files, load_input, to_image, to_tensor
-from dancenow_utils.device import prepare_device, resolve_device
-from dancenow_utils.face import FaceCorrector, build_face_generator
-from dancenow_utils.features import ClassFeatures, RegionFeature, feature_maps, region_features
-from dancenow_utils.labels import LabelInput
+from dancenow_utils.data.datasets import input_tensors, instance_files, load_input, to_image, to_tensor
+from dancenow_utils.data.labels import LabelInput
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.models.encoder import FeatureEncoder, build_encoder, feature_regions
+from dancenow_utils.models.face import FaceCorrector, build_face_generator
+from dancenow_utils.models.features import ClassFeatures, RegionFeature, feature_maps, region_features
 from dancenow_utils.models.generate import condition, generate_batch
 from dancenow_utils.models.networks import build_generator
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.pose.settings import PoseSettings, check_same_drawing
-from dancenow_utils.precision import resolve_precision
-from dancenow_utils.stages import describe_stages
-from dancenow_utils.train import load_generator_file
+from dancenow_utils.runtime.device import prepare_device, resolve_device
+from dancenow_utils.runtime.precision import resolve_precision
 
 
 @dataclass
@@ -189,7 +188,7 @@ def load_generator(name: str, which_epoch: str | int = "latest", checkpoints_dir
         encoder.load_state_dict(payload["E"])
         gen.E = encoder.to(dev).eval()
     face_run = run.stage("face")
-    if face and (face_run.generator().exists() or face_run.latest.exists()):
+    if face and face_run.has_generator():
         face_payload = load_generator_file(face_run)
         face_cfg = TrainConfig.from_dict(face_payload["config"])
         face_G = build_face_generator(face_cfg)

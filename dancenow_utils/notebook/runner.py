@@ -1,13 +1,13 @@
 """Execute the numbered notebooks headlessly with papermill (``make demo``) and link their outputs.
 
-``python -m dancenow_utils.run_notebooks --all`` runs 01..05 in order with their default (demo) parameters,
+``python -m dancenow_utils.notebook.runner --all`` runs 01..05 in order with their default (demo) parameters,
 saves the executed copies under ``results/notebooks/`` and writes ``results/index.html`` (one page
 with every step's pictures, videos and metrics). A failing notebook stops the run with its failing cell's
 source and error: nothing "passes" by being skipped.
 
 The kernels inherit this process's environment; :func:`run_notebook` adds the allocator settings of
-:mod:`dancenow_utils.runtime_env` to it first (unless ``GLIBC_TUNABLES`` is already set), so kernels started from
-plain ``python -m dancenow_utils.run_notebooks`` train as fast as under ``make demo``.
+:mod:`dancenow_utils.runtime.env` to it first (unless ``GLIBC_TUNABLES`` is already set), so kernels started from
+plain ``python -m dancenow_utils.notebook.runner`` train as fast as under ``make demo``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 import nbformat
 
 from dancenow_utils.layout import CHECKPOINTS, LEARNING_RUN, NOTEBOOKS, RESULTS, ResultsLayout, RunLayout
-from dancenow_utils.report_page import write_report
-from dancenow_utils.runtime_env import apply_allocator_env
+from dancenow_utils.notebook.report_page import write_report
+from dancenow_utils.runtime.env import apply_allocator_env
 
 
 class NotebookError(RuntimeError):

@@ -1,7 +1,8 @@
 """Cross-validation (step 3): how well the model draws the target in poses it never saw.
 
 On a held-out set with ground-truth frames we measure what the Everybody Dance Now paper measured, plus what users
-ask about (definitions in :mod:`dancenow_utils.metrics`): full-frame, body and face SSIM, PSNR, the pose error of
+ask about (definitions in :mod:`dancenow_utils.evaluation.metrics`): full-frame, body and face SSIM, PSNR, the pose
+error of
 keypoints re-detected on the generated frames, flicker, and the same for a nearest-neighbour retrieval baseline
 (the GAN should beat retrieval, or it has only memorised). Three parts: :func:`predict` (the generator's frames,
 streamed), :func:`score_sequence` (per-frame rows and the summary) and :func:`write_reports` (files and figures).
@@ -22,13 +23,9 @@ import torch
 from tqdm.auto import tqdm
 
 from dancenow_utils.checkpoint import load_checkpoint
-from dancenow_utils.data import AlignedDataset
-from dancenow_utils.face import face_box, face_box_side
-from dancenow_utils.inference import Generator, load_generator
-from dancenow_utils.io_utils import atomic_write_text, write_image, write_json
-from dancenow_utils.labels import input_picture
-from dancenow_utils.layout import DatasetLayout, RunLayout, checkpoint_tag
-from dancenow_utils.metrics import (
+from dancenow_utils.data.datasets import AlignedDataset
+from dancenow_utils.data.labels import input_picture
+from dancenow_utils.evaluation.metrics import (
     METRIC_KEYS,
     Motion,
     NearestNeighbour,
@@ -36,6 +33,10 @@ from dancenow_utils.metrics import (
     frame_scores,
     summarize,
 )
+from dancenow_utils.io_utils import atomic_write_text, write_image, write_json
+from dancenow_utils.layout import DatasetLayout, RunLayout, checkpoint_tag
+from dancenow_utils.models.face import face_box, face_box_side
+from dancenow_utils.models.inference import Generator, load_generator
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
 from dancenow_utils.params import check_int
 from dancenow_utils.pose.crop import Crops, people_in_image

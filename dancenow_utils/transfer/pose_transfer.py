@@ -23,11 +23,11 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from dancenow_utils.data import load_resized
-from dancenow_utils.inference import Generator, load_generator
+from dancenow_utils.data.datasets import load_resized
+from dancenow_utils.data.labels import LabelInput, input_picture
 from dancenow_utils.io_utils import list_images, read_image, write_image, write_json
-from dancenow_utils.labels import LabelInput, input_picture
 from dancenow_utils.layout import DatasetLayout, ResultsLayout, checkpoint_tag
+from dancenow_utils.models.inference import Generator, load_generator
 from dancenow_utils.params import check_int
 from dancenow_utils.pose.crop import Crops, people_in_image
 from dancenow_utils.pose.extract import ExtractionSummary, ExtractionWarning, extract

@@ -37,6 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dancenow_utils.evaluation.stats import pearson, spearman
 from dancenow_utils.io_utils import atomic_write_text, list_images, read_image, write_image
 from dancenow_utils.layout import DatasetLayout
 from dancenow_utils.pose.crop import Crops, keypoint_files, people_in_image
@@ -44,7 +45,6 @@ from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.pose.normalize import body_height
 from dancenow_utils.pose.render import render_pose
-from dancenow_utils.stats import pearson, spearman
 from dancenow_utils.visualize import grid, label, overlay, save_figure
 
 COVERAGE_JOINTS = tuple(range(19))  # BODY_25 without the feet points, as evaluation.BODY_JOINTS

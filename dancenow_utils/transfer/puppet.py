@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 import torch
 
-from dancenow_utils.inference import Generator, load_generator
 from dancenow_utils.io_utils import write_image
 from dancenow_utils.layout import DatasetLayout
+from dancenow_utils.models.inference import Generator, load_generator
 from dancenow_utils.pose.crop import Crops, keypoint_files, people_in_image
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person

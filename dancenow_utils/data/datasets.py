@@ -2,7 +2,7 @@
 
 Names must pair one-to-one; images of any size, grayscale or RGBA, are read as RGB and resized to the config's
 size; decoded images stay in memory when they fit (``cache``). The temporal model's items are consecutive pairs.
-With ``label_nc > 0`` the inputs are label maps instead (:mod:`dancenow_utils.labels`: class indices, resized with
+With ``label_nc > 0`` the inputs are label maps instead (:mod:`dancenow_utils.data.labels`: class indices, resized with
 nearest-neighbour sampling), with their instance maps ``{phase}_inst/<id>.png`` when ``instance_maps``; items then
 hold ``A`` as ``(1, H, W)`` integer classes and ``inst`` as ``(1, H, W)`` instance ids.
 Batches come from :class:`EpochBatchSampler`: the same shuffled order for a given (seed, epoch) on every run,
@@ -21,8 +21,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from dancenow_utils.data.labels import LabelInput, load_instance_map, load_label_map
 from dancenow_utils.io_utils import list_images, read_image
-from dancenow_utils.labels import LabelInput, load_instance_map, load_label_map
 from dancenow_utils.layout import DatasetLayout
 
 CACHE_LIMIT_BYTES = 4 * 1024**3

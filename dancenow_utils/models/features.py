@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dancenow_utils.data import input_tensors, to_tensor
-from dancenow_utils.labels import LabelInput
+from dancenow_utils.data.datasets import input_tensors, to_tensor
+from dancenow_utils.data.labels import LabelInput
 from dancenow_utils.models.encoder import FeatureEncoder
 
 ClassFeatures = Mapping[int, Sequence[float] | np.ndarray]

@@ -32,22 +32,23 @@ from tqdm.auto import tqdm
 from dancenow_utils.checkpoint import (
     check_architecture,
     load_checkpoint,
+    load_generator_file,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
 from dancenow_utils.config import ARCH_KEYS, FACE_ARCH_KEYS, TrainConfig
-from dancenow_utils.data import AlignedDataset, EpochBatchSampler, to_image
-from dancenow_utils.device import prepare_device, resolve_device
-from dancenow_utils.face import FaceModel, face_box
+from dancenow_utils.data.datasets import AlignedDataset, EpochBatchSampler, to_image
 from dancenow_utils.io_utils import append_jsonl, read_jsonl, write_image, write_json, write_jsonl
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.models.base import BaseModel
+from dancenow_utils.models.face import FaceModel, face_box
 from dancenow_utils.models.networks import build_generator
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
 from dancenow_utils.pose.crop import people_in_image
 from dancenow_utils.pose.settings import PoseSettings
-from dancenow_utils.precision import resolve_precision
+from dancenow_utils.runtime.device import prepare_device, resolve_device
+from dancenow_utils.runtime.precision import resolve_precision
 from dancenow_utils.visualize import image_table_page, plot_losses
 
 log = logging.getLogger("dancenow")
@@ -453,28 +454,6 @@ class Trainer:
         return f"{exc} at epoch {self.epoch + 1}, iteration {self.iteration + 1}: training stopped. {kept}"
 
 
-def load_generator_file(run: RunLayout, which_epoch: str | int = "latest") -> dict:
-    """The generator-only payload of a run (``<which>_G.pth``; from a full checkpoint for older runs)."""
-    path = run.generator(which_epoch)
-    if path.exists():
-        return load_checkpoint(path)
-    full = run.checkpoint(which_epoch)
-    if full.exists():
-        ckpt = load_checkpoint(full)
-        return {"G": ckpt["G"], "config": ckpt["config"], "pose_settings": ckpt.get("pose_settings"),
-                "model": ckpt.get("model", "pix2pixhd"), "iteration": ckpt.get("iteration"),
-                **({"E": ckpt["E"]} if "E" in ckpt else {})}
-    raise FileNotFoundError(f"{path}: no such checkpoint. Available for {run.name!r}: "
-                            f"{run.available() or 'none'}; train first (notebook 02) or check name and which_epoch.")
-
-
 def face_stage_config(cfg: TrainConfig) -> TrainConfig:
     """The config the face stage trains with: the face learning rate and epochs."""
     return cfg.with_overrides({"lr": cfg.face_lr, "niter": cfg.face_niter, "niter_decay": cfg.face_niter_decay})
-
-
-if __name__ == "__main__":
-    # the CLI trains any stage; stages builds on this module, so the command lives there
-    from dancenow_utils.stages import main
-
-    main()

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from dancenow_utils.config import TrainConfig
-from dancenow_utils.data import to_image
+from dancenow_utils.data.datasets import to_image
 from dancenow_utils.io_utils import write_image
 from dancenow_utils.layout import RunLayout
 from dancenow_utils.models.pix2pixhd import input_pictures
 from dancenow_utils.params import check_int
-from dancenow_utils.train import Trainer
+from dancenow_utils.training.trainer import Trainer
 from dancenow_utils.video import write_gif
 from dancenow_utils.visualize import grid, image_browser, label
 

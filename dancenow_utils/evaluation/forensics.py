@@ -28,14 +28,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dancenow_utils.data import load_resized, pair_files
-from dancenow_utils.device import resolve_device
-from dancenow_utils.inference import Generator, load_generator
+from dancenow_utils.data.datasets import load_resized, pair_files
+from dancenow_utils.evaluation.stats import roc_auc
 from dancenow_utils.io_utils import IMAGE_EXTENSIONS, atomic_path, atomic_write_text, list_images, read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
+from dancenow_utils.models.inference import Generator, load_generator
 from dancenow_utils.pose.crop import Crops, people_in_image
 from dancenow_utils.pose.keypoints import Person
-from dancenow_utils.stats import roc_auc
+from dancenow_utils.runtime.device import resolve_device
 from dancenow_utils.video import read_frames
 from dancenow_utils.visualize import save_figure
 

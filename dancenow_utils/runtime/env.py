@@ -11,8 +11,8 @@ to the system, which training processes keep needing anyway.
 
 glibc reads ``GLIBC_TUNABLES`` once, when a process starts: setting it inside a running Python changes nothing
 for that process, only for the processes it starts afterwards (notebook kernels). The Makefile sets it on every
-command it runs; :func:`apply_allocator_env` sets it for kernels started by :mod:`dancenow_utils.run_notebooks`;
-``eval "$(python -m dancenow_utils.runtime_env)"`` exports it in a shell.
+command it runs; :func:`apply_allocator_env` sets it for kernels started by :mod:`dancenow_utils.notebook.runner`;
+``eval "$(python -m dancenow_utils.runtime.env)"`` exports it in a shell.
 On systems without glibc (macOS, Windows, musl) the variable is simply ignored.
 """
 
@@ -37,5 +37,5 @@ def apply_allocator_env(environ: MutableMapping[str, str] | None = None) -> bool
 
 __all__ = ["GLIBC_TUNABLES", "apply_allocator_env"]
 
-if __name__ == "__main__":  # eval "$(python -m dancenow_utils.runtime_env)" sets it in a shell
+if __name__ == "__main__":  # eval "$(python -m dancenow_utils.runtime.env)" sets it in a shell
     print(f"export GLIBC_TUNABLES={GLIBC_TUNABLES}")

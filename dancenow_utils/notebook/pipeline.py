@@ -11,15 +11,15 @@ import cv2
 import numpy as np
 
 from dancenow_utils.config import TrainConfig, parse_overrides
-from dancenow_utils.evaluation import read_per_sample
+from dancenow_utils.data.labels import colorize, read_index_image
+from dancenow_utils.evaluation.crossval import read_per_sample
 from dancenow_utils.io_utils import list_images, read_image
-from dancenow_utils.labels import colorize, read_index_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
-from dancenow_utils.lessons import ExtractionLesson
+from dancenow_utils.notebook.lessons import ExtractionLesson
 from dancenow_utils.pose.extract import ExtractionSummary, extract
 from dancenow_utils.synthetic.demo import DemoPaths, make_demo
 from dancenow_utils.synthetic.parts import PARTS_CONFIG, PARTS_DATASET, PARTS_DATASET_TEST, make_parts_datasets
-from dancenow_utils.train import Trainer
+from dancenow_utils.training.trainer import Trainer
 from dancenow_utils.visualize import grid, image_browser, label, overlay
 
 

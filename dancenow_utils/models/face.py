@@ -13,7 +13,8 @@ first frame is what the second is generated from. The main generator itself stay
 At inference the corrected face is pasted back: pixels outside the box are untouched.
 
 :class:`FaceModel` implements the same model protocol as :class:`~dancenow_utils.models.pix2pixhd.Pix2PixHD`, so
-the one :class:`~dancenow_utils.train.Trainer` trains it with exact resume, mixed precision and the same logs;
+the one :class:`~dancenow_utils.training.trainer.Trainer` trains it with exact resume, mixed precision and the same
+logs;
 its sizes are the ``face_*`` fields of :class:`~dancenow_utils.config.TrainConfig`.
 """
 
@@ -38,7 +39,7 @@ from dancenow_utils.models.networks import (
 from dancenow_utils.models.pix2pixhd import l1_term, vgg_term
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
-from dancenow_utils.precision import autocast
+from dancenow_utils.runtime.precision import autocast
 
 NOSE, R_EAR, L_EAR = joint("Nose"), joint("REar"), joint("LEar")
 HEAD_JOINTS = [joint(n) for n in ("Nose", "REye", "LEye", "REar", "LEar")]

@@ -1,0 +1,2 @@
+"""Where and how code runs: the device (``device``), mixed precision (``precision``) and the process environment
+(``env``)."""
