@@ -18,7 +18,6 @@ from dancenow_utils import device as device_module
 from dancenow_utils import stages
 from dancenow_utils.checkpoint import load_checkpoint
 from dancenow_utils.config import make_config
-from dancenow_utils.memory import GPUMemoryError, check_fits, estimate_training_memory
 from dancenow_utils.precision import autocast, available_precisions, needs_grad_scaler, resolve_precision
 from dancenow_utils.train import Trainer
 
@@ -40,8 +39,8 @@ def test_auto_and_cuda_are_indexed_devices_that_set_device_accepts(monkeypatch):
     calls = fake_cuda(monkeypatch, count=2, current=1)
     for name in ("auto", "cuda"):
         dev = device_module.resolve_device(name)
-        assert dev == torch.device("cuda", 1)
         device_module.prepare_device(dev)  # torch.cuda.set_device refuses a CUDA device without an index
+        assert dev == torch.device("cuda", 1)
     assert device_module.resolve_device("cuda:0") == torch.device("cuda", 0)
     assert calls == [1, 1]
 
@@ -162,7 +161,8 @@ def test_each_stage_is_freed_before_the_next(tiny_dataset, tmp_path, monkeypatch
         alive = [what for what, ref in refs if ref() is not None]
         assert not alive, f"still alive when stage {stage!r} starts: {alive}"
         trainer = real(stage, *args, **kwargs)
-        refs.extend([(f"{stage} model", weakref.ref(trainer.model)), (f"{stage} G", weakref.ref(trainer.model.nets["G"])),
+        refs.extend([(f"{stage} model", weakref.ref(trainer.model)),
+                     (f"{stage} G", weakref.ref(trainer.model.nets["G"])),
                      (f"{stage} optimiser", weakref.ref(trainer.model.optimizers["G"])),
                      (f"{stage} loader", weakref.ref(trainer.loader)), (f"{stage} trainer", weakref.ref(trainer))])
         return trainer
@@ -202,6 +202,8 @@ def _shapes(cfg):
 
 
 def test_memory_estimate_grows_with_batch_and_size():
+    from dancenow_utils.memory import estimate_training_memory
+
     small, big = make_config("tiny", {"batch_size": 1}), make_config("tiny", {"batch_size": 4})
     e1, e4 = (estimate_training_memory(c, "fp32", _shapes(c)) for c in (small, big))
     assert e1.trained_params == e4.trained_params > 1_000_000
@@ -215,6 +217,8 @@ def test_memory_estimate_grows_with_batch_and_size():
 
 
 def test_a_run_that_cannot_fit_is_refused_with_advice(monkeypatch):
+    from dancenow_utils.memory import GPUMemoryError, check_fits, estimate_training_memory
+
     fake_cuda(monkeypatch, capability=(7, 5))
     cfg = make_config("edn_local", {"batch_size": 4})
     estimate = estimate_training_memory(cfg, "fp16", _shapes(cfg), vgg=True)
