@@ -285,3 +285,37 @@ def test_a_time_limit_on_one_rank_stops_every_rank(tiny_dataset, tmp_path):
     out = _torchrun(tmp_path, 29572, STOP_SCRIPT, tiny_dataset / "dataset", tmp_path, timeout=240)
     assert "rank 0: stopped at iteration 1" in out and "rank 1: stopped at iteration 1" in out, out
     assert load_checkpoint(tmp_path / "stop" / "latest.pth")["iteration"] == 1
+
+
+def _gpu_speed(monkeypatch):
+    from tests.conftest import ROOT
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import gpu_speed
+
+    return gpu_speed
+
+
+def test_gpu_speed_bench_dry_runs_on_the_cpu(monkeypatch, capsys):
+    rows = _gpu_speed(monkeypatch).main(["--device", "cpu", "--presets", "tiny", "--amp", "fp32", "--steps", "1",
+                                         "--warmup", "0", "--vgg-weights", "/nonexistent/vgg19.pth"])
+    assert [(r["preset"], r["precision"], r["vgg"], r["status"]) for r in rows] == [("tiny", "fp32", False, "ok")]
+    out = capsys.readouterr().out
+    assert "not found; timing the step without the VGG loss" in out and "| tiny | 64x64 | 2 | fp32 |" in out
+
+
+def test_gpu_speed_reports_out_of_memory_as_a_row(monkeypatch):
+    gpu_speed = _gpu_speed(monkeypatch)
+    real = gpu_speed.Pix2PixHD.train_step
+
+    def step(self, batch, check_finite=True):
+        if self.cfg.batch_size > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real(self, batch, check_finite)
+
+    monkeypatch.setattr(gpu_speed.Pix2PixHD, "train_step", step)
+    monkeypatch.setattr(gpu_speed, "make_config", lambda preset, o: make_config("tiny", {
+        **o, "batch_size": 4 if preset == "big" else 2}))
+    rows = [gpu_speed.speed(p, "fp32", 1, torch.device("cpu"), warmup=0) for p in ("big", "tiny")]
+    assert [r["status"] for r in rows] == ["out of memory", "ok"] and rows[0]["it_per_s"] is None
+    assert rows[0]["estimate_gb"] > 0 and "out of memory" in gpu_speed.table(rows)
