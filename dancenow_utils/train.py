@@ -518,16 +518,19 @@ class Trainer:
                                             D=f"{losses['D_fake']:.3f}")
                         if self.is_main and self.iteration % cfg.display_freq == 0:
                             self.save_visuals()
-                        interrupted = out_of_time = save_due = False
-                        if check:
-                            out_of_time = max_seconds is not None and time.perf_counter() - started > max_seconds
-                            interrupted, out_of_time, save_due = map(bool, distributed.all_max(
-                                [stop.requested, out_of_time, self._save_due()]))
-                        if self.iteration % cfg.save_latest_freq == 0 or save_due:
+                        saved = self.iteration % cfg.save_latest_freq == 0
+                        if saved:
                             self.save("latest")
                         if callback is not None:
                             callback(self)
                         bar.update(1)
+                        interrupted = out_of_time = False
+                        if check:  # every rank takes the same decisions at the same step
+                            out_of_time = max_seconds is not None and time.perf_counter() - started > max_seconds
+                            interrupted, out_of_time, save_due = map(bool, distributed.all_max(
+                                [stop.requested, out_of_time, self._save_due()]))
+                            if save_due and not saved and not interrupted:
+                                self.save("latest")
                         if out_of_time:
                             goal = self.iteration
                         if interrupted:
