@@ -33,6 +33,7 @@ MOVED = {
     "forensics": "evaluation.forensics", "stats": "evaluation.stats", "puppet": "transfer.puppet",
     "pipeline": "notebook.pipeline", "lessons": "notebook.lessons", "report_page": "notebook.report_page",
     "run_notebooks": "notebook.runner", "notebook_outputs": "notebook.saved_outputs",
+    "distributed": "training.distributed", "launch": "training.launch", "memory": "training.memory",
 }
 RUN_AS = {"train": "training.cli"}  # `python -m dancenow_utils.train` trains, as it did
 

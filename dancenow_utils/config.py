@@ -87,6 +87,10 @@ class TrainConfig:
     save_latest_freq: int = 200  # iterations between `latest` checkpoints
     save_latest_seconds: float = 0.0  # also save `latest` when this much time has passed (0 = off)
     save_epoch_freq: int = 5  # epochs between numbered (generator-only) checkpoints
+    keep_epoch_checkpoints: int = 0  # numbered checkpoints kept per run, the newest (0 = all)
+    check_freq: int = 0  # iterations between the checks all ranks agree on (finite losses, Ctrl-C, time limits),
+    # each one a device sync; 0 = every step on a CPU, every 10 on a GPU (and always before a checkpoint is written)
+    memory_check: bool = True  # on a GPU, refuse to start when the memory estimate exceeds the free memory
     display_freq: int = 100  # iterations between visuals on the HTML page
     log_freq: int = 10  # iterations between loss-log lines (loss values are read back only then)
 
@@ -104,7 +108,8 @@ class TrainConfig:
         non_negative = ("n_downsample_global", "n_blocks_global", "n_local_enhancers", "n_blocks_local", "niter",
                         "niter_decay", "max_dataset_size", "threads", "face_n_downsample", "face_n_blocks",
                         "face_niter", "face_niter_decay", "save_latest_seconds", "lr", "face_lr", "lambda_feat",
-                        "niter_fix_global", "face_niter_fix_main", "lambda_l1", "label_nc", "n_downsample_E")
+                        "niter_fix_global", "face_niter_fix_main", "lambda_l1", "label_nc", "n_downsample_E",
+                        "keep_epoch_checkpoints", "check_freq")
         for key in non_negative:
             if getattr(self, key) < 0:
                 raise ValueError(f"config key {key!r} must be 0 or more, got {getattr(self, key)!r}")
@@ -255,7 +260,7 @@ ARCH_KEYS = ("width", "height", "input_nc", "output_nc", "netG", "ngf", "n_downs
 FACE_ARCH_KEYS = ("face_ngf", "face_n_downsample", "face_n_blocks", "face_ndf", "face_n_layers_D")
 
 # EDN's face stage schedule (its sizes are TrainConfig's defaults)
-_EDN_FACE = dict(face_niter=100, face_niter_decay=100, face_niter_fix_main=10)
+_EDN_FACE = dict(face_niter=100, face_niter_decay=100, face_niter_fix_main=10, keep_epoch_checkpoints=4)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Small and CPU-friendly: `make demo` trains it in 3500 steps (4 + 3 epochs over the demo's 1000 frames), about
@@ -272,11 +277,12 @@ PRESETS: dict[str, dict[str, Any]] = {
                  face_n_layers_D=2, face_niter=1),
     # The original hobby project: pix2pixHD global generator at 512x512 (182,443,267 parameters).
     "seed": dict(width=512, height=512, ngf=64, n_downsample_global=4, n_blocks_global=9, ndf=64, num_D=2,
-                 batch_size=1, niter=20, niter_decay=20, vgg_loss="auto"),
+                 batch_size=1, niter=20, niter_decay=20, vgg_loss="auto", keep_epoch_checkpoints=4),
     # Everybody Dance Now's official recipe: always temporal, 100 + 100 epochs per stage; the global stage at
     # 512x256 with 2 discriminator scales, then the local enhancer at 1024x512 with 3 (the global stage of
     # `edn_local` is built from it: half the size, twice the filters, one scale fewer), then the face stage with
-    # the face D trained alone for its first 10 epochs.
+    # the face D trained alone for its first 10 epochs. Only the newest 4 numbered checkpoints are kept (each of
+    # 0.2-0.7 GB; 40 per stage would fill a free Drive).
     "edn_global": dict(width=512, height=256, ngf=64, n_downsample_global=4, n_blocks_global=9, ndf=64,
                        num_D=2, batch_size=1, temporal=True, niter=100, niter_decay=100, **_EDN_FACE),
     "edn_local": dict(width=1024, height=512, netG="local", ngf=32, n_downsample_global=4, n_blocks_global=9,

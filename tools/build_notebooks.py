@@ -208,6 +208,7 @@ resume = True
 device = "auto"        # picks CUDA when present
 stage = "all"          # "all" (every stage of the preset, in order) | "global" | "local" | "face"
 input_kind = "pose"    # "pose": stick figures from step 1; "parts": the demo's body-part label maps
+gpus = 1               # training processes: 2 or more trains on that many GPUs at once (as torchrun would)
 """),
         ("code", SETUP + """import json
 from dancenow_utils.config import make_config
@@ -250,9 +251,20 @@ evaluation and transfer read; `latest.pth` keeps everything needed to resume.
 
 With `overrides={"temporal": True}` the generator also sees its previous frame and the discriminator judges pairs
 of consecutive frames, which reduces flicker in videos.
+
+Before training on a GPU the trainer prints its **memory estimate** for the preset, size and batch, and refuses a
+run that cannot fit in the GPU's free memory, saying what to change (a smaller `batch_size`, `amp`, a smaller size
+or preset); an out-of-memory error during training gives the same advice. It also prints what the checkpoints
+will take on disk: the EDN presets keep only the newest 4 numbered checkpoints (`keep_epoch_checkpoints`).
+
+With **several GPUs** (Kaggle, some Colab tiers), `gpus=2` trains in two processes, one per GPU, with distributed
+data parallel: the same code `torchrun` runs, started by torch's own launcher. Each process trains on its half of
+the data; the first writes the files.
 """),
-        ("code", """print("stages:", planned_stages(cfg, stage))
-trainers = train_stages(stage, cfg, dataroot, name, checkpoints_dir, resume)
+        ("code", """from dancenow_utils.training.launch import train_stages_on
+
+print("stages:", planned_stages(cfg, stage))
+results = train_stages_on(gpus, stage, cfg, dataroot, name, checkpoints_dir, resume)
 print(describe_stages(name, checkpoints_dir))
 """),
         ("md", """## Loss curves and latest visuals
@@ -262,9 +274,9 @@ print(describe_stages(name, checkpoints_dir))
 frame for fixed training samples (the full history is on `checkpoints/<name>/web/index.html`). For the face stage:
 pose, generated, corrected and real face crops.
 """),
-        ("code", """for st, trainer in trainers.items():
+        ("code", """for st, result in results.items():
     print(f"stage {st!r}:")
-    for path in pipeline.training_figures(trainer):
+    for path in pipeline.training_figures(result):
         display(Image(filename=str(path)))
 """),
         ("md", """## What to try next

@@ -39,6 +39,7 @@ class BaseModel:
 
     loss_names: tuple[str, ...] = ()
     generator_key = "G"
+    host_keys: tuple[str, ...] = ()  # batch entries the model reads on the host: the trainer leaves them on the CPU
 
     def __init__(self, cfg: TrainConfig, device: torch.device, precision: str | None = None) -> None:
         self.cfg, self.device = cfg, device
@@ -62,13 +63,19 @@ class BaseModel:
         """The optimisers the generator (``"G"``) or discriminator (``"D"``) loss steps this epoch."""
         return (side,)
 
-    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One iteration: all losses, checked finite before any update, then a G step and a D step (pix2pixHD's
-        order). The G loss is the sum of the ``G_*`` losses, the D loss half the sum of the ``D_*`` losses.
-        Returns the named losses as detached tensors (no device sync: read them back only to log)."""
+    def train_step(self, batch: dict[str, torch.Tensor], check_finite: bool = True) -> dict[str, torch.Tensor]:
+        """One iteration: all losses, then a G step and a D step (pix2pixHD's order). The G loss is the sum of the
+        ``G_*`` losses, the D loss half the sum of the ``D_*`` losses. Returns the named losses as detached tensors
+        (no device sync: read them back only to log).
+
+        Non-finite losses are noted on the device every step; with ``check_finite`` (every step by default) they
+        are checked before any update, on every rank at once (one device sync). The trainer checks every few
+        steps on a GPU, and always before a checkpoint is written, so a non-finite step is never saved."""
         with self.autocast():
             losses = self.losses(batch)
-        self.check_finite(losses)
+        self.note_finite(losses)
+        if check_finite:
+            self.raise_if_non_finite(losses)
         self.update(sum(v for k, v in losses.items() if k.startswith("G_")), self.trained("G"))
         self.update(sum(v for k, v in losses.items() if k.startswith("D_")) * 0.5, self.trained("D"))
         self.scaler.update()
@@ -116,15 +123,34 @@ class BaseModel:
             for group in opt.param_groups:
                 group["lr"] = lr
 
-    def check_finite(self, losses: dict[str, torch.Tensor]) -> None:
-        """Raise before any update when a loss is not finite, on every rank at once (one device sync)."""
-        values = torch.stack([v.detach().float() for v in losses.values()])
-        ok = torch.isfinite(values).all().to(torch.int32)
+    def note_finite(self, losses: dict[str, torch.Tensor]) -> None:
+        """Remember, on the device and without a sync, which losses were not finite since the last check."""
+        bad = ~torch.isfinite(torch.stack([v.detach().float() for v in losses.values()]))
+        seen = getattr(self, "_non_finite", None)
+        self._non_finite = bad if seen is None or seen.shape != bad.shape else seen | bad
+        self._loss_keys = tuple(losses)
+
+    def raise_if_non_finite(self, losses: dict[str, torch.Tensor] | None = None) -> None:
+        """Raise when a loss noted since the last check was not finite, on every rank at once (one device sync);
+        the message names this rank's non-finite losses (their values in ``losses``, the latest step's)."""
+        seen = getattr(self, "_non_finite", None)
+        if seen is None:
+            return
+        self._non_finite = None
+        mine = seen.any().to(torch.int32)
+        ok = 1 - mine
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(ok, op=dist.ReduceOp.MIN)
         if not bool(ok):
-            bad = {k: float(v.detach()) for k, v in losses.items() if not torch.isfinite(v.detach()).all()}
+            latest = losses or {}
+            names = [k for k, b in zip(self._loss_keys, seen.tolist()) if b]
+            bad = {k: float(latest[k].detach()) if k in latest else float("nan") for k in names}
             raise FloatingPointError(f"non-finite loss {bad or '(on another rank)'}")
+
+    def check_finite(self, losses: dict[str, torch.Tensor]) -> None:
+        """Raise when a loss is not finite, on every rank at once (one device sync)."""
+        self.note_finite(losses)
+        self.raise_if_non_finite(losses)
 
     def update(self, loss: torch.Tensor, keys: tuple[str, ...]) -> None:
         """Backward ``loss`` and step the optimisers ``keys`` (through the gradient scaler for fp16); parameters

@@ -137,6 +137,7 @@ class FaceModel(BaseModel):
     """
 
     loss_names = FACE_LOSS_NAMES
+    host_keys = ("box",)  # the boxes slice the crops: read on the CPU, no device sync per step
 
     def __init__(self, cfg: TrainConfig, device: torch.device, main_G: nn.Module, main_cfg: TrainConfig,
                  main_D_state: dict | None = None, precision: str | None = None, vgg: bool = True) -> None:
@@ -166,7 +167,7 @@ class FaceModel(BaseModel):
     def _corrected(self, batch: dict[str, torch.Tensor], G: nn.Module):
         """Per frame (two for a temporal main generator): pose, real frame, corrected frame, and the face crops of
         the pose, the generated frame, the corrected frame and the real frame."""
-        mc, boxes, prev = self.main_cfg, batch["box"].tolist(), None
+        mc, boxes, prev = self.main_cfg, batch["box"].cpu().tolist(), None  # the trainer keeps boxes on the CPU
         frames = [("A", "B"), ("A_next", "B_next")] if mc.temporal else [("A", "B")]
         out = []
         for a, b in frames:

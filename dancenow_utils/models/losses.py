@@ -87,16 +87,18 @@ class VGGLoss(nn.Module):
     project's behaviour before it followed pix2pixHD), for runs that must keep that loss scale.
     """
 
-    def __init__(self, weights: Path, normalize_input: bool = False) -> None:
+    def __init__(self, weights: Path | None, normalize_input: bool = False) -> None:
+        """``weights=None`` keeps the random initialisation (shapes only: the memory estimate on ``meta``)."""
         super().__init__()
         import torchvision
 
         vgg = torchvision.models.vgg19()
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        try:
-            vgg.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ValueError(f"{weights}: not a torchvision VGG19 state dict ({exc})") from exc
+        if weights is not None:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            try:
+                vgg.load_state_dict(state)
+            except RuntimeError as exc:
+                raise ValueError(f"{weights}: not a torchvision VGG19 state dict ({exc})") from exc
         feats = vgg.features.eval()
         self.slices = nn.ModuleList()
         start = 0

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -20,6 +21,9 @@ from dancenow_utils.pose.extract import ExtractionSummary, extract
 from dancenow_utils.synthetic.demo import DemoPaths, make_demo
 from dancenow_utils.synthetic.parts import PARTS_CONFIG, PARTS_DATASET, PARTS_DATASET_TEST, make_parts_datasets
 from dancenow_utils.training.trainer import Trainer
+
+if TYPE_CHECKING:
+    from dancenow_utils.training.stages import StageResult
 from dancenow_utils.visualize import grid, image_browser, label, overlay
 
 
@@ -204,8 +208,10 @@ def resolve_transfer_source(source: str, dataroot: str | Path, demo_dir: str | P
     return source, False
 
 
-def training_figures(trainer: Trainer) -> list[Path]:
-    """The images a stage produced, in the order to show them: loss curves, then the latest visuals (main stages:
+def training_figures(trainer: Trainer | StageResult) -> list[Path]:
+    """The images a stage produced (from its trainer or its :func:`~dancenow_utils.training.stages.train_stages`
+    result),
+    in the order to show them: loss curves, then the latest visuals (main stages:
     pose, generated, real; face stage: pose, generated, corrected and real face crops)."""
     return [p for p in [trainer.run.loss_curves, *trainer.latest_visuals()] if p.exists()]
 

@@ -16,11 +16,28 @@ def gpu_present_but_unusable() -> bool:
     return os.path.exists("/proc/driver/nvidia/version") or shutil.which("nvidia-smi") is not None
 
 
+def local_cuda_index() -> int:
+    """The GPU this process uses: ``LOCAL_RANK`` under torchrun (0 where each process sees one GPU, as with one GPU
+    per task through ``CUDA_VISIBLE_DEVICES``), else the current CUDA device."""
+    count = torch.cuda.device_count()
+    local = os.environ.get("LOCAL_RANK")
+    if local is None:
+        return torch.cuda.current_device()
+    rank = int(local)
+    if count == 1:
+        return 0
+    if rank >= count:
+        raise RuntimeError(f"LOCAL_RANK={rank}, but this process sees {count} GPU(s): start at most one process "
+                           "per GPU (torchrun --nproc_per_node, or gpus= in notebook 02)")
+    return rank
+
+
 def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when present, else CPU; an explicit CUDA device that is missing is an error."""
+    """``"auto"`` picks CUDA when present, else CPU; an explicit CUDA device that is missing is an error. A CUDA
+    device always comes with its index (:func:`local_cuda_index` when none is given)."""
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return torch.device("cuda", local_cuda_index())
         if gpu_present_but_unusable():
             warnings.warn(
                 "AN NVIDIA GPU IS PRESENT BUT THIS TORCH CANNOT USE IT, so everything runs on the CPU (much "
@@ -37,12 +54,17 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise RuntimeError(f"device {name!r} asked for, but CUDA is not available here; use device='auto' or 'cpu'")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise RuntimeError(f"device {name!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
+    if dev.type == "cuda" and dev.index is None:
+        return torch.device("cuda", local_cuda_index())
     return dev
 
 
 def prepare_device(device: torch.device) -> None:
-    """Per-device speed settings: cuDNN autotuning for the fixed image sizes GAN training uses."""
+    """Make ``device`` current (CUDA: an indexed device) and set cuDNN autotuning for the fixed image sizes GAN
+    training uses."""
     if device.type == "cuda":
+        if device.index is None:
+            device = torch.device("cuda", local_cuda_index())
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -16,6 +16,7 @@ is orthogonal: any stage's generator can be temporal.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -133,18 +134,41 @@ def train_stage(stage: str, cfg: TrainConfig, dataroot: str | Path = "dataset", 
     return trainer
 
 
+@dataclass
+class StageResult:
+    """What a finished stage leaves behind: its run folder and a description (its trainer is freed)."""
+
+    stage: str
+    run: RunLayout
+    iteration: int
+    losses: dict[str, float]
+    description: str
+
+    @property
+    def dir(self) -> Path:
+        return self.run.dir
+
+    def latest_visuals(self) -> list[Path]:
+        return self.run.latest_visuals()
+
+
 def train_stages(stage: str, cfg: TrainConfig, dataroot: str | Path = "dataset", name: str = "demo",
                  checkpoints_dir: str | Path = "checkpoints", resume: bool = True,
-                 progress: bool = True) -> dict[str, Trainer]:
-    """Run the stages ``stage`` stands for (:func:`planned_stages`) one after the other; their trainers by stage.
+                 progress: bool = True) -> dict[str, StageResult]:
+    """Run the stages ``stage`` stands for (:func:`planned_stages`) one after the other; what each left, by stage.
 
-    Each stage resumes on its own, so an interrupted ``"all"`` run continues with the stage it was in."""
-    trainers = {}
+    Each stage resumes on its own, so an interrupted ``"all"`` run continues with the stage it was in. A stage's
+    networks, optimisers and loader are freed before the next starts (and the GPU's cache emptied): a local or face
+    stage does not share the GPU with the stage before it."""
+    results = {}
     for st in planned_stages(cfg, stage):
         print(f"== stage {st!r}")
-        trainers[st] = train_stage(st, cfg, dataroot, name, checkpoints_dir, resume, progress)
-        print(describe_trainer(trainers[st]))
-    return trainers
+        trainer = train_stage(st, cfg, dataroot, name, checkpoints_dir, resume, progress)
+        results[st] = StageResult(st, trainer.run, trainer.iteration, trainer.last_losses, describe_trainer(trainer))
+        print(results[st].description)
+        trainer.close()
+        del trainer
+    return results
 
 
 def describe_trainer(trainer: Trainer) -> str:

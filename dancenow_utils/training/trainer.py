@@ -4,20 +4,24 @@ Everything a run produces lives in ``checkpoints/<name>/`` (layout: :mod:`dancen
 drives any model that follows :class:`~dancenow_utils.models.base.BaseModel`: the pix2pixHD generator (global or
 local enhancer, per frame or temporal) and the face GAN. A run killed at any moment resumes from ``latest.pth``
 with the same weights, optimiser state, learning rate, data order and RNG state, so it ends exactly where an
-uninterrupted run would; Ctrl-C saves ``latest`` first. Launched with ``torchrun``, it trains with distributed data
-parallel (gloo on CPU, NCCL on CUDA); rank 0 writes the files.
+uninterrupted run would; Ctrl-C saves ``latest`` first. Launched with ``torchrun`` (or ``gpus`` in notebook 02), it
+trains with distributed data parallel (gloo on CPU; NCCL for CUDA tensors, gloo for the control messages); rank 0
+writes the files. Whatever can differ between ranks (the VGG weights found, Ctrl-C, time limits, a non-finite loss)
+is agreed by every rank, so they train the same objective and stop at the same step.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import hashlib
 import json
 import logging
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
@@ -33,6 +36,7 @@ from dancenow_utils.checkpoint import (
     check_architecture,
     load_checkpoint,
     load_generator_file,
+    payload_bytes,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -43,16 +47,20 @@ from dancenow_utils.io_utils import append_jsonl, read_jsonl, write_image, write
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.models.base import BaseModel
 from dancenow_utils.models.face import FaceModel, face_box
+from dancenow_utils.models.losses import resolve_vgg_weights
 from dancenow_utils.models.networks import build_generator
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
 from dancenow_utils.pose.crop import people_in_image
 from dancenow_utils.pose.settings import PoseSettings
-from dancenow_utils.runtime.device import prepare_device, resolve_device
+from dancenow_utils.runtime.device import local_cuda_index, prepare_device, resolve_device
 from dancenow_utils.runtime.precision import resolve_precision
+from dancenow_utils.training import distributed
+from dancenow_utils.training.memory import MemoryEstimate, check_fits, estimate_training_memory, memory_advice
 from dancenow_utils.visualize import image_table_page, plot_losses
 
 log = logging.getLogger("dancenow")
 MODELS = ("pix2pixhd", "face")
+GPU_CHECK_FREQ = 10  # check_freq=0 on a GPU: iterations between the agreed checks (each a device sync)
 
 
 def learning_rate(cfg: TrainConfig, epoch: int) -> float:
@@ -178,6 +186,14 @@ class Trainer:
         self.loader = self._loader()
         self.fixed = self._fixed_batch()
         self._last_save = time.monotonic()
+        self.memory: MemoryEstimate | None = None
+        self.last_losses: dict[str, float] = {}  # the last logged losses of train()
+        if self.device.type == "cuda":
+            self.memory = self.memory_estimate()
+            if self.is_main:
+                print(check_fits(self.memory, self.device, cfg, self.model.precision, f"{self.kind} {self.name}"))
+        if self.is_main:
+            print(self.disk_plan())
 
     # ------------------------------------------------------------------------------------------------ setup
     @property
@@ -191,9 +207,8 @@ class Trainer:
 
     def _init_distributed(self) -> None:
         if self.device.type == "cuda":
-            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            self.device = torch.device("cuda", local_cuda_index())
+        distributed.init_process_group(self.device)
 
     def _workers(self) -> int:
         if self.cfg.num_workers >= 0:
@@ -214,19 +229,21 @@ class Trainer:
         """The precision every rank trains in: rank 0 decides (it may measure this CPU) and tells the others."""
         if self.world == 1:
             return resolve_precision(self.cfg.amp, self.device)
-        choice = [resolve_precision(self.cfg.amp, self.device) if self.is_main else None]
-        dist.broadcast_object_list(choice, src=0)
-        return choice[0]
+        return distributed.from_rank0(resolve_precision(self.cfg.amp, self.device) if self.is_main else None)
+
+    def _model_config(self) -> TrainConfig:
+        """The config the model is built with: in a distributed run rank 0 finds (or fetches) the VGG19 weights
+        and every rank trains with the loss as rank 0 has it (a rank missing weights rank 0 uses is an error)."""
+        if self.world == 1:
+            return self.cfg
+        found = resolve_vgg_weights(self.cfg.vgg_loss, self.cfg.vgg_weights) is not None if self.is_main else None
+        return self.cfg.with_overrides({"vgg_loss": "on" if distributed.from_rank0(found) else "off"})
 
     def _build_model(self, main_name: str | None, resuming: bool) -> BaseModel:
         precision = self._precision()
+        cfg = self._model_config()
         if self.kind == "pix2pixhd":
-            if self.world > 1 and not self.is_main:
-                dist.barrier()  # rank 0 finds (or fetches) the VGG19 weights first
-            model = Pix2PixHD(self.cfg, self.device, precision=precision)
-            if self.world > 1 and self.is_main:
-                dist.barrier()
-            return model
+            return Pix2PixHD(cfg, self.device, precision=precision)
         main = RunLayout(self.run.checkpoints_dir, main_name or self.name.rsplit("/", 1)[0])
         # the full-frame losses go through the main run's discriminator, as EDN loads it with the generator (a
         # resumed face stage has its own copy in its latest.pth): one read of the main run either way
@@ -245,7 +262,7 @@ class Trainer:
         main_G = build_generator(main_cfg)
         main_G.load_state_dict(main_ckpt["G"])
         main_D = main_ckpt.get("D")
-        return FaceModel(self.cfg, self.device, main_G, main_cfg, main_D, precision)
+        return FaceModel(cfg, self.device, main_G, main_cfg, main_D, precision)
 
     def _dataset_record(self) -> dict:
         return {"dataroot": str(self.data_layout.root.resolve()), "phase": self.data_layout.phase,
@@ -305,10 +322,7 @@ class Trainer:
 
     def _agree_on_resume(self) -> None:
         """Every rank must resume from the same iteration (multi-node runs need shared or copied checkpoints)."""
-        mine = torch.tensor([self.iteration], dtype=torch.int64)
-        everyone = [torch.zeros_like(mine) for _ in range(self.world)]
-        dist.all_gather(everyone, mine)
-        found = [int(t) for t in everyone]
+        found = distributed.all_gather_int(self.iteration)
         if len(set(found)) > 1:
             raise RuntimeError(
                 f"ranks disagree on where to resume {self.dir}: iterations by rank {found}. Each node must see the "
@@ -326,7 +340,38 @@ class Trainer:
         return {k: torch.stack([it[k] for it in items]) for k in items[0] if k != "index"}
 
     def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if k != "index"}
+        """The batch on the training device; entries the model reads on the host (face boxes) stay on the CPU."""
+        host = self.model.host_keys
+        return {k: v if k in host else v.to(self.device, non_blocking=True) for k, v in batch.items()
+                if k != "index"}
+
+    def memory_estimate(self) -> MemoryEstimate:
+        """The GPU memory one step of this stage needs (:mod:`dancenow_utils.training.memory`)."""
+        host = self.model.host_keys
+        shapes = {k: v.shape[1:] for k, v in self.fixed.items() if k not in host}
+        model = self.model
+        main_cfg = getattr(model, "main_cfg", None) if self.kind == "face" else None
+        return estimate_training_memory(self.cfg, model.precision, shapes, {k: self.fixed[k] for k in host},
+                                        vgg=getattr(model, "vgg", None) is not None, main_cfg=main_cfg)
+
+    def _out_of_memory_message(self, exc: Exception) -> str:
+        estimate = self.memory or self.memory_estimate()
+        free, total = torch.cuda.mem_get_info(self.device) if self.device.type == "cuda" else (0, 0)
+        available = total or estimate.total
+        first = str(exc).splitlines()[0] if str(exc) else "out of memory"
+        return (f"out of GPU memory at iteration {self.iteration + 1} ({first}); the estimate for this stage was "
+                f"{estimate.describe()}, on a GPU of {total / 1e9:.1f} GB. Try "
+                f"{memory_advice(self.cfg, estimate, int(available * 0.9), self.model.precision)}; then run "
+                f"again (resume=True continues from {self.run.latest}).")
+
+    def close(self) -> None:
+        """Free this stage's networks, optimisers, loader (and its workers) and cached batches, and the GPU memory
+        they held; the trainer cannot train after this, its files stay."""
+        for attr in ("model", "loader", "fixed", "dataset", "frames", "sampler"):
+            self.__dict__.pop(attr, None)
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     # ---------------------------------------------------------------------------------------------- saving
     def state(self) -> dict:
@@ -340,14 +385,66 @@ class Trainer:
                 "epoch": self.epoch, "iteration": self.iteration}
 
     def save(self, which: str = "latest") -> Path:
-        """``latest``: the full state plus ``latest_G.pth``; ``epoch_<n>``: the generator only."""
+        """``latest``: the full state plus ``latest_G.pth``; ``epoch_<n>``: the generator only (the newest
+        ``keep_epoch_checkpoints`` of them are kept). Every rank calls it at the same step: the losses noted since
+        the last check are checked first, so a non-finite step is never written."""
+        try:
+            self.model.raise_if_non_finite()
+        except FloatingPointError as exc:
+            raise FloatingPointError(self._nan_message(exc, noticed=True)) from None
         if self.is_main:
             if which == "latest":
                 save_checkpoint(self.run.latest, self.state())
                 self.saved_iteration = self.iteration
             save_checkpoint(self.run.generator(which), self.generator_payload())
+            if which != "latest":
+                self.prune_epoch_checkpoints()
         self._last_save = time.monotonic()
         return self.run.checkpoint(which) if which == "latest" else self.run.generator(which)
+
+    def epoch_checkpoints(self) -> list[Path]:
+        """This run's numbered checkpoints (generator-only and full), oldest first."""
+        tagged = [(int(p.name.split("_")[1].split(".")[0]), p) for p in self.dir.glob("epoch_*.pth")
+                  if p.name.split("_")[1].split(".")[0].isdigit()]
+        return [p for _, p in sorted(tagged)]
+
+    def prune_epoch_checkpoints(self) -> list[Path]:
+        """Delete all but the newest ``keep_epoch_checkpoints`` epochs' files (0 keeps all); returns the deleted."""
+        keep = self.cfg.keep_epoch_checkpoints
+        files = self.epoch_checkpoints()
+        epochs = sorted({p.name.split("_")[1].split(".")[0] for p in files}, key=int)
+        if not keep or len(epochs) <= keep:
+            return []
+        old = set(epochs[:-keep])
+        gone = [p for p in files if p.name.split("_")[1].split(".")[0] in old]
+        for p in gone:
+            p.unlink(missing_ok=True)
+        return gone
+
+    def disk_plan(self) -> str:
+        """What this run's checkpoints will take on disk: the ``latest`` pair, each numbered checkpoint, how many
+        are kept; with advice where the disk is too small (and for Drive on Colab)."""
+        adam_to_come = sum(8 * p.numel() for opt in self.model.optimizers.values() for g in opt.param_groups
+                           for p in g["params"] if p not in opt.state)  # Adam's moments appear at the first step
+        latest = payload_bytes(self.state()) + adam_to_come + payload_bytes(self.generator_payload())
+        epoch = payload_bytes(self.generator_payload())
+        written = self.cfg.total_epochs // self.cfg.save_epoch_freq
+        kept = min(written, self.cfg.keep_epoch_checkpoints or written)
+        total = latest + kept * epoch
+        gb = 1e9
+        line = (f"checkpoints in {self.dir}: latest.pth + latest_G.pth {latest / gb:.2f} GB (rewritten every "
+                f"{self.cfg.save_latest_freq} iterations), epoch_<n>_G.pth {epoch / gb:.2f} GB x {kept} kept of "
+                f"{written} written (keep_epoch_checkpoints={self.cfg.keep_epoch_checkpoints}): about "
+                f"{total / gb:.2f} GB")
+        where = next(p for p in (self.dir, *self.dir.parents) if p.exists())
+        free = shutil.disk_usage(where).free
+        if total > free:
+            line += (f". WARNING: only {free / gb:.1f} GB free there; keep fewer numbered checkpoints "
+                     "(overrides={'keep_epoch_checkpoints': 2}) or free some space")
+        if "google.colab" in sys.modules and not self.cfg.save_latest_seconds and latest > 0.2 * gb:
+            line += (f". On Colab's Drive each save writes {latest / gb:.2f} GB: save by time instead, e.g. "
+                     "overrides={'save_latest_freq': 100000, 'save_latest_seconds': 900}")
+        return line
 
     def _log(self, losses: dict[str, torch.Tensor], lr: float, sec: float) -> dict[str, float]:
         values = {k: round(float(v), 6) for k, v in losses.items()}  # the only read-back of the losses
@@ -393,6 +490,7 @@ class Trainer:
         bar = tqdm(total=goal, initial=min(self.iteration, goal), desc=f"training {self.name}",
                    disable=not (self.progress and self.is_main))
         stop = _DeferredInterrupt()
+        every = self.check_every()
         try:
             with stop.installed():
                 while self.epoch < cfg.total_epochs and self.iteration < goal:
@@ -402,10 +500,17 @@ class Trainer:
                     self.sampler.set_epoch(self.epoch, self.epoch_iter)
                     t0 = time.perf_counter()
                     for batch in self.loader:
+                        n = self.iteration + 1
+                        # the steps where every rank checks the losses and agrees whether to stop or save: every
+                        # `every` steps, and wherever a checkpoint is due
+                        check = (n % every == 0 or n % cfg.save_latest_freq == 0 or n >= goal
+                                 or self.epoch_iter + 1 >= self.sampler.batches_per_epoch)
                         try:
-                            step_losses = self.model.train_step(self.to_device(batch))
+                            step_losses = self.model.train_step(self.to_device(batch), check_finite=check)
                         except FloatingPointError as exc:
                             raise FloatingPointError(self._nan_message(exc)) from None
+                        except torch.cuda.OutOfMemoryError as exc:
+                            raise torch.cuda.OutOfMemoryError(self._out_of_memory_message(exc)) from None
                         self.iteration += 1
                         self.epoch_iter += 1
                         if self.is_main and (self.iteration % cfg.log_freq == 0 or self.iteration == goal):
@@ -414,14 +519,22 @@ class Trainer:
                                             D=f"{losses['D_fake']:.3f}")
                         if self.is_main and self.iteration % cfg.display_freq == 0:
                             self.save_visuals()
-                        if self.iteration % cfg.save_latest_freq == 0 or self._save_due():
+                        saved = self.iteration % cfg.save_latest_freq == 0
+                        if saved:
                             self.save("latest")
                         if callback is not None:
                             callback(self)
                         bar.update(1)
-                        if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                        interrupted = out_of_time = False
+                        if check:  # every rank takes the same decisions at the same step
+                            out_of_time = max_seconds is not None and time.perf_counter() - started > max_seconds
+                            interrupted, out_of_time, save_due = map(bool, distributed.all_max(
+                                [stop.requested, out_of_time, self._save_due()]))
+                            if save_due and not saved and not interrupted:
+                                self.save("latest")
+                        if out_of_time:
                             goal = self.iteration
-                        if stop.requested:
+                        if interrupted:
                             self.save("latest")
                             raise KeyboardInterrupt(f"interrupted: saved {self.run.latest} at iteration "
                                                     f"{self.iteration}; run again with resume=True to continue")
@@ -436,22 +549,33 @@ class Trainer:
                         self.save("latest")
         finally:
             bar.close()
-        if self.is_main and self.iteration:
+        if self.iteration:
             self.save("latest")
+        if self.is_main and self.iteration:
             self.save_visuals()
             plot_losses(self.run.loss_log, self.run.loss_curves, title=self.name, close=True)
+        self.last_losses = losses or self.last_losses
         return losses
+
+    def check_every(self) -> int:
+        """Iterations between the agreed checks (``check_freq``; 0: every step on a CPU, where a check costs
+        nothing, every :data:`GPU_CHECK_FREQ` on a GPU)."""
+        if self.cfg.check_freq:
+            return self.cfg.check_freq
+        return GPU_CHECK_FREQ if self.device.type == "cuda" else 1
 
     def _save_due(self) -> bool:
         s = self.cfg.save_latest_seconds
         return s > 0 and time.monotonic() - self._last_save >= s
 
-    def _nan_message(self, exc: Exception) -> str:
+    def _nan_message(self, exc: Exception, noticed: bool = False) -> str:
         kept = (f"The last good checkpoint {self.run.latest} is kept (iteration {self.saved_iteration}); lower lr "
                 "(overrides={'lr': ...}) and resume."
                 if self.saved_iteration is not None else
                 "No checkpoint was saved yet; lower lr (overrides={'lr': ...}) and start again.")
-        return f"{exc} at epoch {self.epoch + 1}, iteration {self.iteration + 1}: training stopped. {kept}"
+        at = (f"by iteration {self.iteration}" if noticed else f"at epoch {self.epoch + 1}, iteration "
+              f"{self.iteration + 1}")
+        return f"{exc} {at}: training stopped. {kept}"
 
 
 def face_stage_config(cfg: TrainConfig) -> TrainConfig:
