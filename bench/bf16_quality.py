@@ -20,7 +20,7 @@ from dancenow_utils.config import make_config
 from dancenow_utils.evaluation.crossval import evaluate
 from dancenow_utils.pose.extract import extract
 from dancenow_utils.runtime.precision import available_precisions, describe_cpu
-from dancenow_utils.training.trainer import Trainer
+from dancenow_utils.training.stages import build_trainer
 
 DATA = ROOT / "bench" / ".data"
 
@@ -37,7 +37,7 @@ def ensure_data() -> tuple[Path, Path]:
 def run(amp: str, iterations: int, train: Path, test: Path, ck: Path) -> dict:
     cfg = make_config("demo", {"amp": amp, "display_freq": 10**9})
     t = time.perf_counter()
-    trainer = Trainer(cfg, train, f"demo_{amp}", ck, resume=False, progress=False)
+    trainer = build_trainer(cfg, train, f"demo_{amp}", ck, resume=False, progress=False)
     trainer.train(max_iterations=iterations)
     seconds = time.perf_counter() - t
     m = evaluate(f"demo_{amp}", test, checkpoints_dir=ck, train_dataroot=train, progress=False)

@@ -50,7 +50,7 @@ def prepare(work: Path, epochs: int, progress: bool) -> tuple[Path, Path, Path, 
     from dancenow_utils.evaluation.crossval import evaluate
     from dancenow_utils.notebook.pipeline import ensure_demo
     from dancenow_utils.pose.extract import extract
-    from dancenow_utils.training.trainer import Trainer
+    from dancenow_utils.training.stages import build_trainer
 
     demo = ensure_demo(work / "demo", 1000, 150, 150, progress=progress)
     dataroot, test, ck = work / "dataset", work / "dataset_test", work / "checkpoints"
@@ -62,7 +62,7 @@ def prepare(work: Path, epochs: int, progress: bool) -> tuple[Path, Path, Path, 
     if not (ck / "demo" / "latest.pth").exists() or not (ck / "demo_test" / "per_sample.csv").exists():
         t = time.time()
         cfg = make_config("demo", {"niter": epochs, "niter_decay": epochs})
-        Trainer(cfg, dataroot, "demo", ck, resume=True, progress=progress).train()
+        build_trainer(cfg, dataroot, "demo", ck, resume=True, progress=progress).train()
         print(f"trained in {time.time() - t:.0f} s", flush=True)
         evaluate("demo", test, checkpoints_dir=ck, train_dataroot=dataroot, progress=progress)
     return dataroot, test, ck, demo.video("source_dancer")

@@ -24,7 +24,7 @@ from common import ROOT, demo, machine, report
 from dancenow_utils.config import make_config
 from dancenow_utils.evaluation.crossval import evaluate
 from dancenow_utils.synthetic.parts import PARTS_CONFIG, make_parts_datasets
-from dancenow_utils.training.trainer import Trainer
+from dancenow_utils.training.stages import build_trainer
 
 KEYS = ("body_ssim", "nn_body_ssim", "ssim", "nn_ssim", "psnr", "nn_psnr", "pose_error_px", "nn_pose_error_px",
         "detection_rate", "n_samples")
@@ -34,7 +34,7 @@ def run(name: str, overrides: dict, roots: dict[str, Path], ck: Path, iterations
     """Train ``name`` for ``iterations`` steps on the part maps and score it on the held-out clip."""
     schedule = {"niter": 100, "niter_decay": 0} if iterations else {}
     cfg = make_config("demo", {**PARTS_CONFIG, **overrides, **schedule, "display_freq": 10**9})
-    trainer = Trainer(cfg, roots["train"], name, ck, resume=False, progress=False)
+    trainer = build_trainer(cfg, roots["train"], name, ck, resume=False, progress=False)
     started = time.perf_counter()
     trainer.train(max_iterations=iterations or None)
     seconds = time.perf_counter() - started

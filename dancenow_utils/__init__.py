@@ -49,11 +49,11 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return importlib.util.spec_from_loader(fullname, self, origin=new.origin if new else None)
 
     @staticmethod
-    def _new(fullname: str, table: dict[str, str] = MOVED) -> str:
+    def _new(fullname: str, table: dict[str, str] = MOVED, category: type[Warning] = DeprecationWarning) -> str:
         old = fullname.partition(".")[2]
         new = f"{__name__}.{table.get(old, MOVED[old])}"
         warnings.warn(f"{fullname} moved to {new}; import it from there (the old name goes in the next release)",
-                      DeprecationWarning, stacklevel=3)
+                      category, stacklevel=3)
         return new
 
     def create_module(self, spec):
@@ -63,20 +63,22 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         """The module was imported under its new name already."""
 
     def get_code(self, fullname):  # `python -m dancenow_utils.<old name>` runs the new module's code
-        new = self._new(fullname, RUN_AS)
+        new = self._new(fullname, RUN_AS, FutureWarning)  # shown on a command line, unlike DeprecationWarning
         return importlib.util.find_spec(new).loader.get_code(new)
 
 
-def moved_attributes(package: str, module: str):
-    """A module ``__getattr__`` for a package that replaced a flat module of the same name: its old public names
-    are looked up in ``module`` (its new home), with a DeprecationWarning, and imported only when asked for."""
+def moved_attributes(package: str, module: str | dict[str, str]):
+    """A module ``__getattr__`` for names that moved elsewhere: looked up in ``module`` (one new home for every
+    name, e.g. for a package that replaced a flat module of its name; or a name -> module table), with a
+    DeprecationWarning, and imported only when asked for."""
     def __getattr__(name: str):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        target = importlib.import_module(module)
+        if name.startswith("__") or (isinstance(module, dict) and name not in module):
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        home = module[name] if isinstance(module, dict) else module
+        target = importlib.import_module(home)
         if not hasattr(target, name):
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        warnings.warn(f"{package}.{name} moved to {module}.{name}; import it from there (the old name goes in the "
+        warnings.warn(f"{package}.{name} moved to {home}.{name}; import it from there (the old name goes in the "
                       "next release)", DeprecationWarning, stacklevel=2)
         return getattr(target, name)
     return __getattr__

@@ -19,7 +19,7 @@ from dancenow_utils.layout import DatasetLayout, RunLayout, checkpoint_tag
 from dancenow_utils.pose.extract import extract
 from dancenow_utils.pose.keypoints import read_openpose_json
 from dancenow_utils.pose.settings import PoseSettings
-from dancenow_utils.training.stages import train_stage
+from dancenow_utils.training.stages import build_trainer, train_stage
 from dancenow_utils.training.trainer import Trainer
 from dancenow_utils.transfer.pose_transfer import prepare_poses, run_transfer
 
@@ -31,7 +31,7 @@ def tiny(**kw):
 @pytest.fixture(scope="module")
 def main_run(tiny_dataset, tmp_path_factory):
     ck = tmp_path_factory.mktemp("ck")
-    Trainer(tiny(), tiny_dataset / "dataset", "m", ck, resume=False, progress=False).train(max_iterations=3)
+    build_trainer(tiny(), tiny_dataset / "dataset", "m", ck, resume=False, progress=False).train(max_iterations=3)
     return ck
 
 
@@ -105,7 +105,7 @@ def test_extraction_settings_travel_to_transfer(tiny_demo, tmp_path):
     first = sorted((tmp_path / "dt" / "test_keypoints").glob("*_keypoints.json"))[0]
     raw = json.loads(first.read_text())["people"][0]
     assert len(raw["pose_keypoints_2d"]) == 18 * 3 and read_openpose_json(first)
-    Trainer(tiny(max_dataset_size=4), data, "coco", tmp_path / "ck", resume=False, progress=False).train(1)
+    build_trainer(tiny(max_dataset_size=4), data, "coco", tmp_path / "ck", resume=False, progress=False).train(1)
     assert torch.load(tmp_path / "ck" / "coco" / "latest_G.pth", weights_only=True)["pose_settings"]["pose_format"] \
         == "COCO_18"
     run_transfer("coco", poses, tmp_path / "results", checkpoints_dir=tmp_path / "ck", progress=False)

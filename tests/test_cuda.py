@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dancenow_utils.config import make_config
-from dancenow_utils.training.trainer import Trainer
+from dancenow_utils.training.stages import build_trainer
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (this machine has none)")]
@@ -27,7 +27,7 @@ def tiny(**kw):
 def test_training_step_in_each_precision(tiny_dataset, tmp_path, amp):
     if amp == "bf16" and not torch.cuda.is_bf16_supported():
         pytest.skip("this GPU has no bf16")
-    tr = Trainer(tiny(amp=amp), tiny_dataset / "dataset", amp, tmp_path, resume=False, progress=False)
+    tr = build_trainer(tiny(amp=amp), tiny_dataset / "dataset", amp, tmp_path, resume=False, progress=False)
     losses = tr.train(max_iterations=3)
     assert tr.iteration == 3 and all(v == v for v in losses.values())
     assert tr.model.scaler.is_enabled() == (tr.model.precision == "fp16")
@@ -35,11 +35,11 @@ def test_training_step_in_each_precision(tiny_dataset, tmp_path, amp):
 
 def test_resume_on_cuda_matches_an_uninterrupted_run(tiny_dataset, tmp_path):
     cfg = tiny(save_latest_freq=2, niter=1, niter_decay=1)
-    full = Trainer(cfg, tiny_dataset / "dataset", "full", tmp_path, resume=False, progress=False)
+    full = build_trainer(cfg, tiny_dataset / "dataset", "full", tmp_path, resume=False, progress=False)
     full.train()
-    part = Trainer(cfg, tiny_dataset / "dataset", "part", tmp_path, resume=False, progress=False)
+    part = build_trainer(cfg, tiny_dataset / "dataset", "part", tmp_path, resume=False, progress=False)
     part.train(max_iterations=3)
-    resumed = Trainer(cfg, tiny_dataset / "dataset", "part", tmp_path, resume=True, progress=False)
+    resumed = build_trainer(cfg, tiny_dataset / "dataset", "part", tmp_path, resume=True, progress=False)
     assert resumed.iteration == 3
     resumed.train()
     a = torch.load(tmp_path / "full" / "latest.pth", weights_only=True)["G"]
@@ -49,9 +49,9 @@ def test_resume_on_cuda_matches_an_uninterrupted_run(tiny_dataset, tmp_path):
 
 def test_cpu_checkpoint_resumes_on_cuda(tiny_dataset, tmp_path):
     cfg = tiny(save_latest_freq=2)
-    Trainer(cfg.with_overrides({"device": "cpu"}), tiny_dataset / "dataset", "x", tmp_path, resume=False,
+    build_trainer(cfg.with_overrides({"device": "cpu"}), tiny_dataset / "dataset", "x", tmp_path, resume=False,
             progress=False).train(max_iterations=2)
-    resumed = Trainer(cfg.with_overrides({"amp": "fp16"}), tiny_dataset / "dataset", "x", tmp_path, resume=True,
+    resumed = build_trainer(cfg.with_overrides({"amp": "fp16"}), tiny_dataset / "dataset", "x", tmp_path, resume=True,
                       progress=False)
     assert resumed.iteration == 2
     resumed.train(max_iterations=4)

@@ -19,6 +19,7 @@ from dancenow_utils.config import make_config
 from dancenow_utils.runtime import device as device_module
 from dancenow_utils.runtime.precision import autocast, available_precisions, needs_grad_scaler, resolve_precision
 from dancenow_utils.training import stages
+from dancenow_utils.training.stages import build_trainer
 from dancenow_utils.training.trainer import Trainer
 
 
@@ -86,6 +87,7 @@ CUDA_RANK_SCRIPT = textwrap.dedent('''
     from dancenow_utils.config import make_config
     from dancenow_utils.runtime.device import prepare_device, resolve_device
     from dancenow_utils.training.trainer import Trainer
+    from dancenow_utils.training.stages import build_trainer
     tr = Trainer.__new__(Trainer)
     tr.cfg = make_config("tiny", {"amp": "auto"})
     tr.world, tr.rank = int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])
@@ -121,7 +123,7 @@ def test_two_ranks_whose_backend_serves_only_cuda(tmp_path):
 
 def test_checkpoint_written_on_a_gpu_resumes_on_the_cpu(tiny_dataset, tmp_path, monkeypatch):
     cfg = make_config("tiny", {"max_dataset_size": 4, "save_latest_freq": 2})
-    Trainer(cfg, tiny_dataset / "dataset", "g", tmp_path, resume=False, progress=False).train(max_iterations=2)
+    build_trainer(cfg, tiny_dataset / "dataset", "g", tmp_path, resume=False, progress=False).train(max_iterations=2)
     path = tmp_path / "g" / "latest.pth"
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     ckpt["rng"]["cuda"] = [torch.zeros(16, dtype=torch.uint8)] * 2  # a two-GPU machine's CUDA RNG states
@@ -132,7 +134,7 @@ def test_checkpoint_written_on_a_gpu_resumes_on_the_cpu(tiny_dataset, tmp_path, 
         with pytest.raises(RuntimeError, match="CUDA"):
             torch.load(path, weights_only=True)  # the file really asks for a GPU
     assert load_checkpoint(path)["G"]["model.1.weight"].device.type == "cpu"
-    resumed = Trainer(cfg, tiny_dataset / "dataset", "g", tmp_path, resume=True, progress=False)
+    resumed = build_trainer(cfg, tiny_dataset / "dataset", "g", tmp_path, resume=True, progress=False)
     assert resumed.iteration == 2
     resumed.train(max_iterations=3)
     assert resumed.iteration == 3
@@ -178,7 +180,7 @@ def test_each_stage_is_freed_before_the_next(tiny_dataset, tmp_path, monkeypatch
 def test_only_the_newest_epoch_checkpoints_are_kept_and_the_cost_is_printed(tiny_dataset, tmp_path, capsys):
     cfg = make_config("tiny", {"max_dataset_size": 4, "batch_size": 4, "niter": 5, "niter_decay": 0,
                                "save_epoch_freq": 1, "keep_epoch_checkpoints": 2})
-    tr = Trainer(cfg, tiny_dataset / "dataset", "keep", tmp_path, resume=False, progress=False)
+    tr = build_trainer(cfg, tiny_dataset / "dataset", "keep", tmp_path, resume=False, progress=False)
     out = capsys.readouterr().out
     assert "epoch_<n>_G.pth" in out and "x 2 kept of 5 written (keep_epoch_checkpoints=2)" in out
     (tr.dir / "epoch_1.pth").write_bytes(b"an older run's full numbered checkpoint")
@@ -191,7 +193,7 @@ def test_only_the_newest_epoch_checkpoints_are_kept_and_the_cost_is_printed(tiny
 def test_colab_is_told_to_save_by_time(tiny_dataset, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "google.colab", object())
     monkeypatch.setattr("dancenow_utils.training.trainer.payload_bytes", lambda payload: 10**9)  # EDN-sized checkpoints
-    tr = Trainer(make_config("tiny", {"max_dataset_size": 4}), tiny_dataset / "dataset", "c", tmp_path,
+    tr = build_trainer(make_config("tiny", {"max_dataset_size": 4}), tiny_dataset / "dataset", "c", tmp_path,
                  resume=False, progress=False)
     assert "save_latest_seconds" in tr.disk_plan()
 
@@ -232,7 +234,7 @@ def test_a_run_that_cannot_fit_is_refused_with_advice(monkeypatch):
 
 
 def test_out_of_memory_during_training_becomes_advice(tiny_dataset, tmp_path, monkeypatch):
-    tr = Trainer(make_config("tiny", {"max_dataset_size": 4}), tiny_dataset / "dataset", "oom", tmp_path,
+    tr = build_trainer(make_config("tiny", {"max_dataset_size": 4}), tiny_dataset / "dataset", "oom", tmp_path,
                  resume=False, progress=False)
 
     def out_of_memory(batch, check_finite=True):
@@ -245,8 +247,8 @@ def test_out_of_memory_during_training_becomes_advice(tiny_dataset, tmp_path, mo
 
 def test_face_boxes_stay_on_the_host(tiny_dataset, tmp_path):
     main = make_config("tiny", {"max_dataset_size": 4})
-    Trainer(main, tiny_dataset / "dataset", "m", tmp_path, resume=False, progress=False).train(max_iterations=1)
-    face = Trainer(main, tiny_dataset / "dataset", "m/face", tmp_path, resume=False, progress=False, model="face",
+    build_trainer(main, tiny_dataset / "dataset", "m", tmp_path, resume=False, progress=False).train(max_iterations=1)
+    face = build_trainer(main, tiny_dataset / "dataset", "m/face", tmp_path, resume=False, progress=False, model="face",
                    main_name="m")
     moved = face.to_device(face.fixed)
     assert moved["box"] is face.fixed["box"] and face.model.host_keys == ("box",)
@@ -254,7 +256,7 @@ def test_face_boxes_stay_on_the_host(tiny_dataset, tmp_path):
 
 def test_finite_checks_every_few_steps_still_stop_before_a_save(tiny_dataset, tmp_path):
     cfg = make_config("tiny", {"max_dataset_size": 16, "check_freq": 4, "save_latest_freq": 100})
-    tr = Trainer(cfg, tiny_dataset / "dataset", "nan", tmp_path, resume=False, progress=False)
+    tr = build_trainer(cfg, tiny_dataset / "dataset", "nan", tmp_path, resume=False, progress=False)
     assert tr.check_every() == 4
     with torch.no_grad():
         for p in tr.model.G.parameters():
@@ -269,10 +271,11 @@ STOP_SCRIPT = textwrap.dedent('''
     import os, sys
     from dancenow_utils.config import make_config
     from dancenow_utils.training.trainer import Trainer
+    from dancenow_utils.training.stages import build_trainer
     data, ck = sys.argv[1:3]
     rank = int(os.environ["RANK"])
     cfg = make_config("tiny", {"max_dataset_size": 16, "threads": 1, "save_latest_freq": 100})
-    tr = Trainer(cfg, data, "stop", ck, resume=False, progress=False)
+    tr = build_trainer(cfg, data, "stop", ck, resume=False, progress=False)
     tr.train(max_seconds=0.0 if rank == 1 else None)   # only rank 1 runs out of time
     print(f"rank {rank}: stopped at iteration {tr.iteration}", flush=True)
     import torch.distributed as dist

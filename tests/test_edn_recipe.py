@@ -23,16 +23,14 @@ from dancenow_utils.models.face import (
     build_face_discriminator,
     build_face_generator,
     correct_faces,
-    face_box,
-    face_box_side,
 )
 from dancenow_utils.models.generate import generator_input
 from dancenow_utils.models.networks import build_generator, count_parameters
 from dancenow_utils.models.pix2pixhd import Pix2PixHD, vgg_term
+from dancenow_utils.pose.face_box import face_box, face_box_side
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
-from dancenow_utils.training.stages import global_stage_config, train_stage
-from dancenow_utils.training.trainer import Trainer
+from dancenow_utils.training.stages import build_trainer, global_stage_config, train_stage
 
 CPU = torch.device("cpu")
 
@@ -100,7 +98,7 @@ def test_local_stage_carries_the_global_discriminator_one_scale_up(tiny_dataset,
     glob = train_stage("global", cfg, tiny_dataset / "dataset", "run", ck, progress=False, max_iterations=2)
     assert len(glob.model.D.nets) == 2 and glob.cfg.num_D == 2
     global_D = {k: v.clone() for k, v in glob.model.D.state_dict().items()}
-    trainer = Trainer(cfg, tiny_dataset / "dataset", "run", ck, progress=False)
+    trainer = build_trainer(cfg, tiny_dataset / "dataset", "run", ck, progress=False)
     fresh_scale0 = {k: v.clone() for k, v in trainer.model.D.nets[0].state_dict().items()}
     local = train_stage("local", cfg, tiny_dataset / "dataset", "run", ck, resume=False, progress=False,
                         max_iterations=0)

@@ -17,7 +17,7 @@ from dancenow_utils.models.networks import build_generator
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.pose.render import render_pose
-from dancenow_utils.training.trainer import Trainer
+from dancenow_utils.training.stages import build_trainer
 from dancenow_utils.transfer.pose_transfer import prepare_poses, run_transfer
 from dancenow_utils.video import count_frames, write_video
 
@@ -25,7 +25,7 @@ from dancenow_utils.video import count_frames, write_video
 @pytest.fixture(scope="module")
 def trained(tiny_dataset, tmp_path_factory):
     ck = tmp_path_factory.mktemp("ck")
-    Trainer(make_config("tiny", {"max_dataset_size": 8}), tiny_dataset / "dataset", "m", ck, resume=False,
+    build_trainer(make_config("tiny", {"max_dataset_size": 8}), tiny_dataset / "dataset", "m", ck, resume=False,
             progress=False).train(max_iterations=4)
     return ck
 

@@ -35,6 +35,7 @@ from dancenow_utils.pose.settings import PoseSettings
 from dancenow_utils.synthetic.hard import make_hard_footage
 from dancenow_utils.training.cli import main as train_cli
 from dancenow_utils.training.snapshots import learn_with_snapshots
+from dancenow_utils.training.stages import build_trainer
 from dancenow_utils.training.trainer import Trainer
 from dancenow_utils.transfer.pose_transfer import run_transfer
 from dancenow_utils.video import read_frames
@@ -54,7 +55,7 @@ def tiny(**kw):
 
 
 def train(dataroot: Path, ck: Path, name: str, iterations: int = 2, **kw) -> Trainer:
-    tr = Trainer(tiny(**kw), dataroot, name, ck, resume=False, progress=False)
+    tr = build_trainer(tiny(**kw), dataroot, name, ck, resume=False, progress=False)
     tr.train(max_iterations=iterations)
     return tr
 
@@ -123,7 +124,7 @@ def test_2_resume_false_moves_the_previous_run_aside(tiny_dataset, tmp_path, cap
     (tmp_path / "r" / "global" / "latest_G.pth").write_bytes(b"global stage")
     before = snap(tmp_path / "r")
     capsys.readouterr()
-    tr = Trainer(tiny(), tiny_dataset / "dataset", "r", tmp_path, resume=False, progress=False)
+    tr = build_trainer(tiny(), tiny_dataset / "dataset", "r", tmp_path, resume=False, progress=False)
     assert f"moved to {tr.moved_aside}" in capsys.readouterr().out
     moved = snap(tr.moved_aside)
     assert moved == {k: v for k, v in before.items() if not k.startswith("global")}
@@ -136,7 +137,7 @@ def test_2_resume_false_moves_the_previous_run_aside(tiny_dataset, tmp_path, cap
 def finished(tiny_dataset, tmp_path_factory):
     """A run trained to its end (1 epoch of 2 batches) on the tiny dataset."""
     ck = tmp_path_factory.mktemp("finished")
-    Trainer(tiny(niter=1, niter_decay=0), tiny_dataset / "dataset", "demo", ck, resume=False,
+    build_trainer(tiny(niter=1, niter_decay=0), tiny_dataset / "dataset", "demo", ck, resume=False,
             progress=False).train()
     return ck
 
@@ -149,13 +150,13 @@ def test_3_another_dataset_under_a_finished_runs_name_is_refused(tiny_dataset, f
             f.unlink()
     before = snap(finished / "demo")
     with pytest.raises(ValueError, match="was trained on .*not on .*mine.*new name.*resume=False"):
-        Trainer(tiny(niter=1, niter_decay=0), other, "demo", finished, resume=True, progress=False)
+        build_trainer(tiny(niter=1, niter_decay=0), other, "demo", finished, resume=True, progress=False)
     assert snap(finished / "demo") == before
 
 
 def test_3_a_finished_run_says_there_is_nothing_left_to_do(tiny_dataset, finished, capsys):
     before = snap(finished / "demo")
-    tr = Trainer(tiny(niter=1, niter_decay=0), tiny_dataset / "dataset", "demo", finished, resume=True,
+    tr = build_trainer(tiny(niter=1, niter_decay=0), tiny_dataset / "dataset", "demo", finished, resume=True,
                  progress=False)
     assert tr.train() == {}
     assert "nothing left to do" in capsys.readouterr().out
@@ -246,7 +247,7 @@ def test_4_normalising_independent_images_is_refused(gt_frames, tiny_dataset, tm
 def test_4_temporal_training_on_independent_images_is_refused(mixed, tmp_path):
     root, _, _ = mixed
     with pytest.raises(ValueError, match="temporal=True learns from consecutive frames.*sequence=False"):
-        Trainer(tiny(temporal=True), root / "ds", "t", tmp_path, resume=False, progress=False)
+        build_trainer(tiny(temporal=True), root / "ds", "t", tmp_path, resume=False, progress=False)
 
 
 def test_4_a_target_of_independent_images_normalises_in_image_pixels(mixed):
@@ -664,7 +665,8 @@ def test_10_bad_weights_never_suggest_weights_only_false(tmp_path, content):
 
 
 def test_10_a_nan_loss_before_any_save_says_no_checkpoint_exists(tiny_dataset, tmp_path):
-    tr = Trainer(tiny(save_latest_freq=100), tiny_dataset / "dataset", "nan", tmp_path, resume=False, progress=False)
+    tr = build_trainer(tiny(save_latest_freq=100), tiny_dataset / "dataset", "nan", tmp_path, resume=False,
+    progress=False)
     with torch.no_grad():
         for p in tr.model.G.parameters():
             p.fill_(float("nan"))
@@ -675,7 +677,7 @@ def test_10_a_nan_loss_before_any_save_says_no_checkpoint_exists(tiny_dataset, t
 
 def test_10_ctrl_c_saves_latest_and_says_so(tiny_dataset, tmp_path):
     handler = signal.getsignal(signal.SIGINT)
-    tr = Trainer(tiny(save_latest_freq=100), tiny_dataset / "dataset", "ctrlc", tmp_path, resume=False,
+    tr = build_trainer(tiny(save_latest_freq=100), tiny_dataset / "dataset", "ctrlc", tmp_path, resume=False,
                  progress=False)
 
     def press_ctrl_c(t: Trainer) -> None:
@@ -686,7 +688,7 @@ def test_10_ctrl_c_saves_latest_and_says_so(tiny_dataset, tmp_path):
                                                 "resume=True"):
         tr.train(max_iterations=4, callback=press_ctrl_c)
     assert load_checkpoint(tmp_path / "ctrlc" / "latest.pth")["iteration"] == 1
-    again = Trainer(tiny(save_latest_freq=100), tiny_dataset / "dataset", "ctrlc", tmp_path, progress=False)
+    again = build_trainer(tiny(save_latest_freq=100), tiny_dataset / "dataset", "ctrlc", tmp_path, progress=False)
     assert again.iteration == 1
     assert signal.getsignal(signal.SIGINT) is handler  # the user's Ctrl-C works as before once training stops
 
@@ -699,7 +701,7 @@ def test_11_temporary_checkpoints_left_by_a_killed_save_are_removed_at_start(tin
     for o in orphans:
         o.write_bytes(b"\0" * 1000)
     before = snap(run.dir)
-    Trainer(tiny(), tiny_dataset / "dataset", "k", tmp_path, resume=True, progress=False)
+    build_trainer(tiny(), tiny_dataset / "dataset", "k", tmp_path, resume=True, progress=False)
     after = snap(run.dir)
     assert not any(o.exists() for o in orphans)
     assert {k: v for k, v in before.items() if ".tmp." not in k} == after

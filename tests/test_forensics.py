@@ -146,7 +146,7 @@ def test_forensic_check_on_a_tiny_model(data, tmp_path):
     from dancenow_utils.io_utils import write_image
     from dancenow_utils.pose.crop import Crop
     from dancenow_utils.pose.keypoints import write_openpose_json
-    from dancenow_utils.training.trainer import Trainer
+    from dancenow_utils.training.stages import build_trainer
 
     train, train_poses, _, test, test_poses, _ = data
     people: list = []
@@ -161,7 +161,8 @@ def test_forensic_check_on_a_tiny_model(data, tmp_path):
         if persons is not None:
             Crop(0.0, 0.0, 1.0, 64, 64).save(tmp_path / root / "train_keypoints" / "crop.json")
     ck = tmp_path / "checkpoints"
-    Trainer(make_config("tiny"), tmp_path / "dataset", "m", ck, resume=False, progress=False).train(max_iterations=4)
+    build_trainer(make_config("tiny"), tmp_path / "dataset", "m", ck, resume=False,
+    progress=False).train(max_iterations=4)
     fakes = generate_for_poses("m", train_poses[:3], ck, "cpu")
     assert len(fakes) == 3 and fakes[0].shape == (64, 64, 3) and fakes[0].dtype == np.uint8
     res = forensic_check("m", tmp_path / "dataset", tmp_path / "dataset_test", ck, steps=5, device="cpu",

@@ -19,7 +19,7 @@ from dancenow_utils.data.datasets import AlignedDataset, EpochBatchSampler, epoc
 from dancenow_utils.io_utils import write_image
 from dancenow_utils.models import base
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
-from dancenow_utils.training.trainer import Trainer
+from dancenow_utils.training.stages import build_trainer
 
 
 def test_rng_state_restores_from_cpu_and_skips_missing_gpus(monkeypatch):
@@ -96,7 +96,7 @@ def test_training_with_flip_and_loader_workers(tmp_path):
     _mirror_dataset(tmp_path, n=4)
     cfg = make_config("tiny", {"width": 32, "height": 32, "flip": True, "num_workers": 1, "niter": 1,
                                "niter_decay": 0})
-    tr = Trainer(cfg, tmp_path, "w", tmp_path / "ck", resume=False, progress=False)
+    tr = build_trainer(cfg, tmp_path, "w", tmp_path / "ck", resume=False, progress=False)
     state = torch.get_rng_state()
     tr.train()
     assert tr.iteration == 2 and torch.equal(torch.get_rng_state(), state)  # the loader draws no global RNG
@@ -120,7 +120,7 @@ def test_unusable_gpu_is_announced(monkeypatch):
 
 def test_aspect_ratio_of_the_data_must_match_the_preset(tiny_dataset, tmp_path):
     with pytest.raises(ValueError, match=r"drawn at 64x64.*trains at 128x64.*image_size=\[128, 64\]"):
-        Trainer(make_config("tiny", {"width": 128, "height": 64}), tiny_dataset / "dataset", "x", tmp_path,
+        build_trainer(make_config("tiny", {"width": 128, "height": 64}), tiny_dataset / "dataset", "x", tmp_path,
                 progress=False)
 
 
@@ -128,7 +128,7 @@ RANK_SCRIPT = textwrap.dedent('''
     import os, sys, torch, torch.distributed as dist
     from dancenow_utils.config import make_config
     from dancenow_utils.models.pix2pixhd import Pix2PixHD
-    from dancenow_utils.training.trainer import Trainer
+    from dancenow_utils.training.stages import build_trainer
     dist.init_process_group("gloo")
     rank = dist.get_rank()
     mode, data, ck = sys.argv[1:4]
@@ -138,7 +138,7 @@ RANK_SCRIPT = textwrap.dedent('''
             model.check_finite({"G_GAN": torch.tensor(float("nan") if rank == 1 else 0.5)})
         else:
             cfg = make_config("tiny", {"max_dataset_size": 4, "threads": 1})
-            Trainer(cfg, data, "r", os.path.join(ck, f"node{rank}"), resume=True, progress=False)
+            build_trainer(cfg, data, "r", os.path.join(ck, f"node{rank}"), resume=True, progress=False)
         print(f"rank {rank}: no error", flush=True)
     except (FloatingPointError, RuntimeError) as exc:
         print(f"rank {rank}: {type(exc).__name__}: {exc}", flush=True)
@@ -162,7 +162,7 @@ def test_non_finite_loss_on_one_rank_stops_every_rank(tmp_path):
 
 def test_ranks_that_would_resume_differently_are_stopped(tiny_dataset, tmp_path):
     cfg = make_config("tiny", {"max_dataset_size": 4})
-    Trainer(cfg, tiny_dataset / "dataset", "r", tmp_path / "node0", resume=False, progress=False).train(2)
+    build_trainer(cfg, tiny_dataset / "dataset", "r", tmp_path / "node0", resume=False, progress=False).train(2)
     out = _two_ranks(tmp_path, 29542, "resume", tiny_dataset / "dataset", tmp_path)
     assert out.count("ranks disagree on where to resume") == 2 and "iterations by rank [2, 0]" in out
 
@@ -183,7 +183,7 @@ def test_keep_on_drive_links_and_keeps_existing_files(tmp_path, monkeypatch):
 
 def test_cpu_bf16_training_keeps_fp32_weights(tiny_dataset, tmp_path):
     cfg = make_config("tiny", {"max_dataset_size": 4, "amp": "bf16"})
-    tr = Trainer(cfg, tiny_dataset / "dataset", "bf16", tmp_path, resume=False, progress=False)
+    tr = build_trainer(cfg, tiny_dataset / "dataset", "bf16", tmp_path, resume=False, progress=False)
     losses = tr.train(max_iterations=2)
     assert tr.model.precision == "bf16" and not tr.model.scaler.is_enabled()
     assert all(np.isfinite(v) for v in losses.values())

@@ -296,12 +296,12 @@ def test_part_maps_train_evaluate_and_translate(parts, tmp_path, features):
     from dancenow_utils.evaluation.crossval import evaluate
     from dancenow_utils.models.inference import load_generator
     from dancenow_utils.synthetic.parts import PARTS_CONFIG
-    from dancenow_utils.training.trainer import Trainer
+    from dancenow_utils.training.stages import build_trainer
     from dancenow_utils.transfer.pose_transfer import run_transfer
 
     _, roots, _ = parts
     cfg = make_config("tiny", {**PARTS_CONFIG, **features, "max_dataset_size": 4})
-    Trainer(cfg, roots["train"], "parts", tmp_path, resume=False, progress=False).train(max_iterations=2)
+    build_trainer(cfg, roots["train"], "parts", tmp_path, resume=False, progress=False).train(max_iterations=2)
     gen = load_generator("parts", checkpoints_dir=tmp_path, device="cpu")
     assert gen.label_maps and (gen.E is not None) == bool(features)
     items = list(gen.read_inputs(sorted((roots["test"] / "train_A").glob("*.png"))[:2]))
@@ -335,14 +335,14 @@ def test_label_map_runs_refuse_what_needs_poses(parts, tmp_path):
     from dancenow_utils.models.inference import load_generator
     from dancenow_utils.notebook.pipeline import resolve_transfer_source
     from dancenow_utils.synthetic.parts import PARTS_CONFIG
-    from dancenow_utils.training.trainer import Trainer
+    from dancenow_utils.training.stages import build_trainer
     from dancenow_utils.transfer.puppet import Puppet
 
     demo, roots, _ = parts
     cfg = make_config("tiny", {**PARTS_CONFIG, "max_dataset_size": 2})
-    Trainer(cfg, roots["train"], "p", tmp_path, resume=False, progress=False).train(max_iterations=1)
+    build_trainer(cfg, roots["train"], "p", tmp_path, resume=False, progress=False).train(max_iterations=1)
     with pytest.raises(ValueError, match="face stage"):
-        Trainer(cfg, roots["train"], "p/face", tmp_path, model="face", progress=False)
+        build_trainer(cfg, roots["train"], "p/face", tmp_path, model="face", progress=False)
     gen = load_generator("p", checkpoints_dir=tmp_path, device="cpu")
     with pytest.raises(ValueError, match="pose puppet"):
         Puppet(gen, None)

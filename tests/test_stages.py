@@ -11,10 +11,11 @@ import torch
 from dancenow_utils.checkpoint import describe_stages
 from dancenow_utils.config import make_config
 from dancenow_utils.data.datasets import to_image, to_tensor
-from dancenow_utils.models.face import FaceCorrector, build_face_generator, face_box, face_box_side, paste
-from dancenow_utils.models.inference import Generator
+from dancenow_utils.models.face import build_face_generator, paste
+from dancenow_utils.models.inference import FaceCorrector, Generator
 from dancenow_utils.models.networks import build_discriminator, build_generator
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
+from dancenow_utils.pose.face_box import face_box, face_box_side
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.training.stages import global_stage_config, train_stage

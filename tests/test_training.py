@@ -20,7 +20,8 @@ from dancenow_utils.io_utils import write_image
 from dancenow_utils.models.losses import VGGLoss, resolve_vgg_weights
 from dancenow_utils.models.networks import build_discriminator, build_generator, count_parameters
 from dancenow_utils.models.pix2pixhd import LOSS_NAMES
-from dancenow_utils.training.trainer import Trainer, learning_rate
+from dancenow_utils.training.stages import build_trainer
+from dancenow_utils.training.trainer import learning_rate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +56,7 @@ def test_learning_rate_schedule_is_pix2pixhds():
 
 
 def test_loss_log_keys_and_outputs(tiny_dataset, tmp_path):
-    tr = Trainer(tiny(niter=0, niter_decay=2), tiny_dataset / "dataset", "t", tmp_path, resume=False,
+    tr = build_trainer(tiny(niter=0, niter_decay=2), tiny_dataset / "dataset", "t", tmp_path, resume=False,
                  progress=False)
     tr.train()
     rows = [json.loads(line) for line in (tmp_path / "t" / "loss_log.jsonl").read_text().splitlines()]
@@ -77,7 +78,7 @@ def _weights(path: Path) -> dict:
 def test_resume_after_sigkill_matches_uninterrupted_run(tiny_dataset, tmp_path):
     sets = ["max_dataset_size=12", "save_latest_freq=2", "niter=2", "niter_decay=1", "log_freq=1"]
     cfg = tiny(save_latest_freq=2, niter=2, niter_decay=1, log_freq=1)
-    Trainer(cfg, tiny_dataset / "dataset", "full", tmp_path, resume=False, progress=False).train()
+    build_trainer(cfg, tiny_dataset / "dataset", "full", tmp_path, resume=False, progress=False).train()
 
     cmd = [sys.executable, "-m", "dancenow_utils.training", "--dataroot", str(tiny_dataset / "dataset"), "--name",
            "killed", "--preset", "tiny", "--checkpoints_dir", str(tmp_path), "--no-resume", "--set", *sets]
@@ -92,7 +93,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_dataset, tmp_path):
     proc.wait()
     ckpt = torch.load(tmp_path / "killed" / "latest.pth", weights_only=True)
     assert 0 < ckpt["iteration"] < 18
-    resumed = Trainer(cfg, tiny_dataset / "dataset", "killed", tmp_path, resume=True, progress=False)
+    resumed = build_trainer(cfg, tiny_dataset / "dataset", "killed", tmp_path, resume=True, progress=False)
     assert resumed.iteration == ckpt["iteration"]
     resumed.train()
     a, b = _weights(tmp_path / "full" / "latest.pth"), _weights(tmp_path / "killed" / "latest.pth")
@@ -159,13 +160,14 @@ def test_mixed_sizes_grayscale_and_rgba_become_config_size(tmp_path):
 
 
 def test_checkpoint_from_another_preset(tiny_dataset, tmp_path):
-    Trainer(tiny(), tiny_dataset / "dataset", "x", tmp_path, resume=False, progress=False).train(max_iterations=2)
+    build_trainer(tiny(), tiny_dataset / "dataset", "x", tmp_path, resume=False, progress=False).train(max_iterations=2)
     with pytest.raises(ValueError, match="another architecture.*ngf"):
-        Trainer(tiny(ngf=8), tiny_dataset / "dataset", "x", tmp_path, resume=True, progress=False)
+        build_trainer(tiny(ngf=8), tiny_dataset / "dataset", "x", tmp_path, resume=True, progress=False)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_dataset, tmp_path):
-    tr = Trainer(tiny(save_latest_freq=2), tiny_dataset / "dataset", "nan", tmp_path, resume=False, progress=False)
+    tr = build_trainer(tiny(save_latest_freq=2), tiny_dataset / "dataset", "nan", tmp_path, resume=False,
+    progress=False)
     tr.train(max_iterations=2)
     good = _weights(tmp_path / "nan" / "latest.pth")
     with torch.no_grad():

@@ -35,11 +35,11 @@ from dancenow_utils.evaluation.metrics import (
 )
 from dancenow_utils.io_utils import atomic_write_text, write_image, write_json
 from dancenow_utils.layout import DatasetLayout, RunLayout, checkpoint_tag
-from dancenow_utils.models.face import face_box, face_box_side
 from dancenow_utils.models.inference import Generator, load_generator
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
 from dancenow_utils.params import check_int
 from dancenow_utils.pose.crop import Crops, people_in_image
+from dancenow_utils.pose.face_box import face_box, face_box_side
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.pose.kinds import pose_kind
 from dancenow_utils.visualize import image_table_page, save_figure

@@ -37,6 +37,7 @@ def frozen(net: nn.Module) -> Iterator[nn.Module]:
 class BaseModel:
     """Networks (``nets``), their Adam optimisers (``optimizers``, same keys) and a gradient scaler."""
 
+    kind = ""  # what the checkpoints record as the model ("pix2pixhd", "face")
     loss_names: tuple[str, ...] = ()
     generator_key = "G"
     host_keys: tuple[str, ...] = ()  # batch entries the model reads on the host: the trainer leaves them on the CPU

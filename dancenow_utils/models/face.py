@@ -10,7 +10,9 @@ discriminator (GAN, feature matching, VGG). The face D trains alone for ``face_n
 full-frame D trains too. With a temporal main generator both frames of a pair are corrected, and the corrected
 first frame is what the second is generated from. The main generator itself stays frozen.
 
-At inference the corrected face is pasted back: pixels outside the box are untouched.
+At inference the corrected face is pasted back: pixels outside the box are untouched
+(:class:`~dancenow_utils.models.inference.FaceCorrector`); the box comes from the keypoints
+(:mod:`dancenow_utils.pose.face_box`).
 
 :class:`FaceModel` implements the same model protocol as :class:`~dancenow_utils.models.pix2pixhd.Pix2PixHD`, so
 the one :class:`~dancenow_utils.training.trainer.Trainer` trains it with exact resume, mixed precision and the same
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dancenow_utils import moved_attributes
 from dancenow_utils.config import TrainConfig
 from dancenow_utils.models.base import BaseModel, frozen
 from dancenow_utils.models.generate import generator_input
@@ -37,53 +40,9 @@ from dancenow_utils.models.networks import (
     init_weights,
 )
 from dancenow_utils.models.pix2pixhd import l1_term, vgg_term
-from dancenow_utils.pose.formats import joint
-from dancenow_utils.pose.keypoints import Person
-from dancenow_utils.runtime.precision import autocast
+from dancenow_utils.pose.face_box import face_box_side
 
-NOSE, R_EAR, L_EAR = joint("Nose"), joint("REar"), joint("LEar")
-HEAD_JOINTS = [joint(n) for n in ("Nose", "REye", "LEye", "REar", "LEar")]
 FACE_LOSS_NAMES = ("G_GAN", "G_GAN_Feat", "G_VGG", "G_GANface", "D_real", "D_fake", "D_realface", "D_fakeface")
-
-
-def face_box_side(height: int) -> int:
-    """EDN's 128 px box on 1024x512 frames, scaled with the frame height (even, at least 16)."""
-    side = max(16, int(round(128 * height / 512)))
-    return side + side % 2
-
-
-def face_centre(person: Person, min_conf: float = 0.05) -> tuple[float, float] | None:
-    """EDN's face centre: the nose; else the middle of both ears; else the one ear seen. Where EDN would read
-    an unseen ear, the mean of the face points (or of the other head joints) is used; None without any."""
-    body = person.body
-    seen = body[:, 2] > min_conf
-    if seen[NOSE]:
-        return float(body[NOSE, 0]), float(body[NOSE, 1])
-    ears = [j for j in (R_EAR, L_EAR) if seen[j]]
-    if ears:
-        x, y = body[ears, :2].mean(axis=0)
-        return float(x), float(y)
-    pts = np.zeros((0, 2), np.float32)
-    if person.face is not None:
-        pts = person.face[person.face[:, 2] > min_conf, :2]
-    if len(pts) == 0:
-        pts = body[[j for j in HEAD_JOINTS if seen[j]], :2]
-    if len(pts) == 0:
-        return None
-    x, y = pts.mean(axis=0)
-    return float(x), float(y)
-
-
-def face_box(person: Person, width: int, height: int, side: int, min_conf: float = 0.05) -> tuple[int, int] | None:
-    """Top-left corner of the face box, centred on :func:`face_centre` and shifted to stay inside the image
-    (as EDN's boxes are). None when no head point is visible."""
-    centre = face_centre(person, min_conf)
-    if centre is None:
-        return None
-    cx, cy = centre
-    x0 = int(np.clip(round(cx - side / 2), 0, max(0, width - side)))
-    y0 = int(np.clip(round(cy - side / 2), 0, max(0, height - side)))
-    return x0, y0
 
 
 def crop(t: torch.Tensor, boxes: torch.Tensor | list[tuple[int, int]], side: int) -> torch.Tensor:
@@ -136,6 +95,7 @@ class FaceModel(BaseModel):
     ``A_next``/``B_next`` when the main generator is temporal.
     """
 
+    kind = "face"
     loss_names = FACE_LOSS_NAMES
     host_keys = ("box",)  # the boxes slice the crops: read on the CPU, no device sync per step
 
@@ -210,27 +170,7 @@ class FaceModel(BaseModel):
         return {"pose": pose_face, "generated": raw_face.float(), "corrected": fixed_face.float(), "real": real_face}
 
 
-class FaceCorrector:
-    """A trained face generator applied at inference: corrects the face box of generated frames in place."""
-
-    def __init__(self, G: nn.Module, cfg: TrainConfig, device: torch.device, precision: str) -> None:
-        self.G, self.cfg, self.device, self.precision = G.to(device).eval(), cfg, device, precision
-        self.side = face_box_side(cfg.height)
-
-    def boxes(self, people: list[Person | None], width: int, height: int) -> list[tuple[int, int] | None]:
-        return [None if p is None else face_box(p, width, height, self.side) for p in people]
-
-    @torch.no_grad()
-    def __call__(self, poses: torch.Tensor, frames: torch.Tensor,
-                 boxes: list[tuple[int, int] | None]) -> torch.Tensor:
-        """``frames`` with each face box replaced by its correction; frames without a box are unchanged."""
-        have = [i for i, b in enumerate(boxes) if b is not None]
-        if not have:
-            return frames
-        out = frames.clone()
-        chosen = [boxes[i] for i in have]
-        with autocast(self.device, self.precision):
-            fixed = correct_faces(self.G, crop(poses[have], chosen, self.side),
-                                  crop(frames[have], chosen, self.side)).float()
-        out[have] = paste_batch(frames[have], fixed, chosen)
-        return out
+# moved in issue 27: the box geometry to pose.face_box, the inference helper to models.inference
+__getattr__ = moved_attributes(__name__, {
+    **dict.fromkeys(("face_box", "face_box_side", "face_centre", "HEAD_JOINTS"), "dancenow_utils.pose.face_box"),
+    "FaceCorrector": "dancenow_utils.models.inference"})

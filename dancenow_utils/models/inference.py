@@ -24,14 +24,15 @@ from dancenow_utils.data.datasets import input_tensors, instance_files, load_inp
 from dancenow_utils.data.labels import LabelInput
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.models.encoder import FeatureEncoder, build_encoder, feature_regions
-from dancenow_utils.models.face import FaceCorrector, build_face_generator
+from dancenow_utils.models.face import build_face_generator, correct_faces, crop, paste_batch
 from dancenow_utils.models.features import ClassFeatures, RegionFeature, feature_maps, region_features
 from dancenow_utils.models.generate import condition, generate_batch
 from dancenow_utils.models.networks import build_generator
+from dancenow_utils.pose.face_box import face_box, face_box_side
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.pose.settings import PoseSettings, check_same_drawing
 from dancenow_utils.runtime.device import prepare_device, resolve_device
-from dancenow_utils.runtime.precision import resolve_precision
+from dancenow_utils.runtime.precision import autocast, resolve_precision
 
 
 @dataclass
@@ -195,3 +196,29 @@ def load_generator(name: str, which_epoch: str | int = "latest", checkpoints_dir
         face_G.load_state_dict(face_payload["G"])
         gen.face = FaceCorrector(face_G, face_cfg, dev, precision)
     return gen
+
+
+class FaceCorrector:
+    """A trained face generator applied at inference: corrects the face box of generated frames in place."""
+
+    def __init__(self, G: nn.Module, cfg: TrainConfig, device: torch.device, precision: str) -> None:
+        self.G, self.cfg, self.device, self.precision = G.to(device).eval(), cfg, device, precision
+        self.side = face_box_side(cfg.height)
+
+    def boxes(self, people: list[Person | None], width: int, height: int) -> list[tuple[int, int] | None]:
+        return [None if p is None else face_box(p, width, height, self.side) for p in people]
+
+    @torch.no_grad()
+    def __call__(self, poses: torch.Tensor, frames: torch.Tensor,
+                 boxes: list[tuple[int, int] | None]) -> torch.Tensor:
+        """``frames`` with each face box replaced by its correction; frames without a box are unchanged."""
+        have = [i for i, b in enumerate(boxes) if b is not None]
+        if not have:
+            return frames
+        out = frames.clone()
+        chosen = [boxes[i] for i in have]
+        with autocast(self.device, self.precision):
+            fixed = correct_faces(self.G, crop(poses[have], chosen, self.side),
+                                  crop(frames[have], chosen, self.side)).float()
+        out[have] = paste_batch(frames[have], fixed, chosen)
+        return out

@@ -42,6 +42,7 @@ def l1_term(fakes: list[torch.Tensor], reals: list[torch.Tensor], cfg: TrainConf
 class Pix2PixHD(BaseModel):
     """Pose -> frame GAN; the temporal model generates pairs of consecutive frames (Everybody Dance Now)."""
 
+    kind = "pix2pixhd"
     loss_names = LOSS_NAMES
 
     def __init__(self, cfg: TrainConfig, device: torch.device, vgg: bool = True, precision: str | None = None) -> None:

@@ -19,6 +19,7 @@ from dancenow_utils.io_utils import write_image
 from dancenow_utils.layout import RunLayout
 from dancenow_utils.models.pix2pixhd import input_pictures
 from dancenow_utils.params import check_int
+from dancenow_utils.training.stages import build_trainer
 from dancenow_utils.training.trainer import Trainer
 from dancenow_utils.video import write_gif
 from dancenow_utils.visualize import grid, image_browser, label
@@ -66,7 +67,7 @@ def learn_with_snapshots(cfg: TrainConfig, dataroot: str | Path = "dataset", nam
             raise ValueError(f"{run.dir} holds a trained run, not learning snapshots: notebook 05 trains a fresh "
                              f"model and would replace it. Choose another name (e.g. name='Initial_epoch').")
         shutil.rmtree(run.dir)  # an earlier snapshot run of the same name: a fresh one replaces it
-    trainer = Trainer(cfg, dataroot, name, checkpoints_dir, resume=False, progress=progress)
+    trainer = build_trainer(cfg, dataroot, name, checkpoints_dir, resume=False, progress=progress)
     fixed = {k: v[:n_samples] for k, v in trainer.fixed.items()}
     out = LearningSnapshots(run.learning)
     out.inputs = [to_image(t) for t in input_pictures(fixed, cfg.label_nc)]

@@ -26,6 +26,7 @@ from dancenow_utils.config import TrainConfig
 from dancenow_utils.layout import RunLayout
 from dancenow_utils.models.networks import count_parameters
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
+from dancenow_utils.training.build import stage_parts
 from dancenow_utils.training.trainer import Trainer, face_stage_config
 
 STAGES = ("global", "local", "face")
@@ -114,24 +115,42 @@ def train_stage(stage: str, cfg: TrainConfig, dataroot: str | Path = "dataset", 
                 checkpoints_dir: str | Path = "checkpoints", resume: bool = True, progress: bool = True,
                 max_iterations: int | None = None, max_seconds: float | None = None) -> Trainer:
     """Run one stage (module docstring); returns its trainer, whose ``dir`` holds the results."""
+    trainer = stage_trainer(stage, cfg, dataroot, name, checkpoints_dir, resume, progress)
+    trainer.train(max_iterations, max_seconds=max_seconds)
+    return trainer
+
+
+def build_trainer(cfg: TrainConfig, dataroot: str | Path = "dataset", name: str = "demo",
+                  checkpoints_dir: str | Path = "checkpoints", resume: bool = True, phase: str = "train",
+                  progress: bool = True, model: str = "pix2pixhd", main_name: str | None = None) -> Trainer:
+    """A trainer for ``cfg`` as it is, into ``{checkpoints_dir}/{name}`` (``model="face"``: the face GAN on
+    ``{checkpoints_dir}/{main_name}``); :func:`stage_trainer` is the same for a stage of the method."""
+    parts = stage_parts(cfg, dataroot, name, checkpoints_dir, resume, phase, model, main_name)
+    return Trainer(parts.model, parts.data, parts.run, cfg, parts.process, resume=resume, progress=progress)
+
+
+def stage_trainer(stage: str, cfg: TrainConfig, dataroot: str | Path = "dataset", name: str = "demo",
+                  checkpoints_dir: str | Path = "checkpoints", resume: bool = True, progress: bool = True) -> Trainer:
+    """The trainer of one stage, its model built with the stage's config and starting weights: the global stage
+    of a local preset at half size, the local enhancer from the trained global stage, the face GAN on the trained
+    generator (module docstring)."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; choose one of {STAGES}")
     if stage == "local" and cfg.netG != "local":
         raise ValueError(f"stage='local' needs a local-enhancer config (netG='local', e.g. preset 'edn_local'); "
                          f"preset {cfg.preset!r} has netG={cfg.netG!r}")
     run_name = stage_name(name, stage, cfg)
-    if stage == "local":
-        require_global_stage(RunLayout(checkpoints_dir, name).stage("global"))
     if stage == "face":
-        trainer = Trainer(face_stage_config(cfg), dataroot, run_name, checkpoints_dir, resume, progress=progress,
-                          model="face", main_name=name)
-    else:
-        run_cfg = global_stage_config(cfg) if stage == "global" else cfg
-        trainer = Trainer(run_cfg, dataroot, run_name, checkpoints_dir, resume, progress=progress)
-        if stage == "local" and trainer.iteration == 0:
-            init_local_from_global(trainer.model, RunLayout(checkpoints_dir, name).stage("global"))
-    trainer.train(max_iterations, max_seconds=max_seconds)
-    return trainer
+        return build_trainer(face_stage_config(cfg), dataroot, run_name, checkpoints_dir, resume, progress=progress,
+                             model="face", main_name=name)
+    global_run = RunLayout(checkpoints_dir, name).stage("global")
+    if stage == "local":
+        require_global_stage(global_run)
+    run_cfg = global_stage_config(cfg) if stage == "global" else cfg
+    parts = stage_parts(run_cfg, dataroot, run_name, checkpoints_dir, resume)
+    if stage == "local" and not (resume and parts.run.latest.exists()):
+        init_local_from_global(parts.model, global_run)  # a resumed local stage loads its own weights instead
+    return Trainer(parts.model, parts.data, parts.run, run_cfg, parts.process, resume=resume, progress=progress)
 
 
 @dataclass

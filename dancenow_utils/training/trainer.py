@@ -15,51 +15,41 @@ from __future__ import annotations
 import contextlib
 import datetime
 import gc
-import hashlib
 import json
 import logging
-import os
 import shutil
 import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from dancenow_utils.checkpoint import (
     check_architecture,
     load_checkpoint,
-    load_generator_file,
     payload_bytes,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
 from dancenow_utils.config import ARCH_KEYS, FACE_ARCH_KEYS, TrainConfig
-from dancenow_utils.data.datasets import AlignedDataset, EpochBatchSampler, to_image
+from dancenow_utils.data.datasets import EpochBatchSampler, to_image
 from dancenow_utils.io_utils import append_jsonl, read_jsonl, write_image, write_json, write_jsonl
-from dancenow_utils.layout import DatasetLayout, RunLayout
+from dancenow_utils.layout import RunLayout
 from dancenow_utils.models.base import BaseModel
-from dancenow_utils.models.face import FaceModel, face_box
-from dancenow_utils.models.losses import resolve_vgg_weights
-from dancenow_utils.models.networks import build_generator
-from dancenow_utils.models.pix2pixhd import Pix2PixHD
-from dancenow_utils.pose.crop import people_in_image
-from dancenow_utils.pose.settings import PoseSettings
-from dancenow_utils.runtime.device import local_cuda_index, prepare_device, resolve_device
-from dancenow_utils.runtime.precision import resolve_precision
 from dancenow_utils.training import distributed
+from dancenow_utils.training.build import Process, StageParts, TrainingData, stage_parts
 from dancenow_utils.training.memory import MemoryEstimate, check_fits, estimate_training_memory, memory_advice
 from dancenow_utils.visualize import image_table_page, plot_losses
 
 log = logging.getLogger("dancenow")
-MODELS = ("pix2pixhd", "face")
 GPU_CHECK_FREQ = 10  # check_freq=0 on a GPU: iterations between the agreed checks (each a device sync)
 
 
@@ -69,33 +59,6 @@ def learning_rate(cfg: TrainConfig, epoch: int) -> float:
     if epoch <= cfg.niter or cfg.niter_decay == 0:
         return cfg.lr
     return cfg.lr * max(0.0, 1.0 - (epoch - cfg.niter) / cfg.niter_decay)
-
-
-class FaceCrops(Dataset):
-    """Training items of the face stage: the frames (pairs for a temporal main generator) that have a face box,
-    with the box of the (first) frame (``A``, ``B``, ``box``), which EDN also uses for both frames of a pair."""
-
-    def __init__(self, base: AlignedDataset, side: int) -> None:
-        people = people_in_image(base.layout, base.names(), base.width, base.height)
-        boxes = [face_box(p, base.width, base.height, side) for p in people[:len(base)]]
-        self.base = base
-        self.items = [(i, b) for i, b in enumerate(boxes) if b is not None]
-        if not self.items:
-            raise ValueError(f"{base.layout.keypoints}: no frame has face or head keypoints; the face stage "
-                             "needs them (extract with draw_face=True, or skip the face stage)")
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, key: int | tuple[int, bool]) -> dict[str, torch.Tensor]:
-        k = key[0] if isinstance(key, tuple) else key
-        i, box = self.items[k]
-        return {**self.base[i], "box": torch.tensor(box)}
-
-
-def dataset_fingerprint(names: list[str]) -> str:
-    """A short hash of a dataset's frame names: the same data under the same folder gives the same value."""
-    return hashlib.sha1("\n".join(names).encode()).hexdigest()[:16]
 
 
 class _DeferredInterrupt:
@@ -126,51 +89,31 @@ class _DeferredInterrupt:
 
 
 class Trainer:
-    """Trains one stage into ``{checkpoints_dir}/{name}`` from ``{dataroot}/{phase}_A|B``.
-
-    ``model="pix2pixhd"`` trains the generator; ``model="face"`` trains the face GAN on top of the frozen generator
-    of ``{checkpoints_dir}/{main_name}`` (``name`` is then usually ``<main_name>/face``).
+    """Trains ``model`` on ``data`` into the run folder ``run``: the loop, exact resume, the agreed checks of a
+    distributed run, checkpoints, the loss log and visuals. What it is handed is built by
+    :func:`~dancenow_utils.training.build.stage_parts` (and :func:`~dancenow_utils.training.stages.build_trainer`,
+    which also gives a stage its starting weights).
     """
 
-    def __init__(self, cfg: TrainConfig, dataroot: str | Path = "dataset", name: str = "demo",
-                 checkpoints_dir: str | Path = "checkpoints", resume: bool = True, phase: str = "train",
-                 progress: bool = True, model: str = "pix2pixhd", main_name: str | None = None) -> None:
-        if model not in MODELS:
-            raise ValueError(f"unknown model {model!r}; choose one of {MODELS}")
-        if model == "face" and cfg.label_nc:
-            raise ValueError(f"the face stage sharpens faces drawn from pose images and their keypoints; this run "
-                             f"reads label maps (label_nc={cfg.label_nc}). Train the face stage on a pose run only.")
-        self.cfg, self.name, self.progress, self.kind = cfg, name, progress, model
-        self.run = RunLayout(checkpoints_dir, name)
-        self.dir = self.run.dir
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.device = resolve_device(cfg.device)
-        if self.world > 1:
-            self._init_distributed()
-        prepare_device(self.device)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        self.data_layout = DatasetLayout(dataroot, phase)
-        self.pose_settings = PoseSettings.load(self.data_layout.settings)
-        self._check_aspect()
-        if cfg.temporal and self.pose_settings is not None and not self.pose_settings.sequence:
-            raise ValueError(f"temporal=True learns from consecutive frames, but {self.data_layout.root} holds "
-                             "independent images (extracted with sequence=False). Use temporal=False, or extract "
-                             "the frames of a video (or pass sequence=True for consecutive frames).")
-        self.num_workers = self._workers()
-        base = AlignedDataset(dataroot, phase, cfg.width, cfg.height, cfg.max_dataset_size,
-                              cfg.cache_images and self.num_workers == 0, temporal=cfg.temporal,
-                              label_nc=cfg.label_nc, instance_maps=cfg.instance_maps)
-        if cfg.flip and cfg.temporal:
-            raise ValueError("flip=True is not supported with the temporal model; set flip=False")
-        self.frames = base
-        self.dataset: Dataset = base
-        torch.manual_seed(cfg.seed)
-        np.random.seed(cfg.seed % 2**32)
-        self.model = self._build_model(main_name, resuming=resume and self.run.latest.exists())
-        if model == "face":
-            self.dataset = FaceCrops(base, self.model.side)
+    def __init__(self, model: BaseModel, data: TrainingData | None = None, run: RunLayout | None = None,
+                 cfg: TrainConfig | None = None, process: Process | None = None, resume: bool = True,
+                 progress: bool = True, **legacy) -> None:
+        if isinstance(model, TrainConfig):  # the signature before issue 27: Trainer(cfg, dataroot, name, ...)
+            warnings.warn("Trainer(cfg, dataroot, name, ...) is deprecated (it goes in the next release): use "
+                          "dancenow_utils.training.stages.build_trainer(cfg, dataroot, name, ...)",
+                          DeprecationWarning, stacklevel=2)
+            cfg, parts, resume = model, *_legacy_parts(model, data, run, cfg, process, resume, legacy)
+            model, data, run, process = parts.model, parts.data, parts.run, parts.process
+        elif legacy or data is None or run is None or cfg is None:
+            raise TypeError("Trainer(model, data, run, cfg, process=None, resume=True, progress=True): "
+                            f"missing model, data, run or cfg, or unknown arguments {sorted(legacy)}")
+        process = process or Process(model.device)
+        self.cfg, self.name, self.progress, self.kind = cfg, run.name, progress, model.kind
+        self.run, self.dir = run, run.dir
+        self.device, self.rank, self.world = process.device, process.rank, process.world
+        self.data_layout, self.pose_settings, self.num_workers = data.layout, data.pose_settings, data.num_workers
+        self.data, self.frames, self.dataset = data, data.frames, data.items
+        self.model = model
         self.epoch, self.epoch_iter, self.iteration = 0, 0, 0
         self.saved_iteration: int | None = None  # iteration of the latest.pth on disk (None: none yet)
         self.moved_aside: Path | None = None
@@ -182,7 +125,7 @@ class Trainer:
             cfg.save(self.run.config)
             write_json(self.run.dataset_record, self._dataset_record())
         self.sampler = EpochBatchSampler(len(self.dataset), cfg.batch_size, cfg.seed, self.rank, self.world,
-                                         cfg.flip and model != "face")
+                                         cfg.flip and self.kind != "face")
         self.loader = self._loader()
         self.fixed = self._fixed_batch()
         self._last_save = time.monotonic()
@@ -205,69 +148,8 @@ class Trainer:
         """Training items per epoch: frames, consecutive pairs (temporal model) or face crops."""
         return len(self.dataset)
 
-    def _init_distributed(self) -> None:
-        if self.device.type == "cuda":
-            self.device = torch.device("cuda", local_cuda_index())
-        distributed.init_process_group(self.device)
-
-    def _workers(self) -> int:
-        if self.cfg.num_workers >= 0:
-            return self.cfg.num_workers
-        if self.device.type != "cuda":
-            return 0  # on a CPU the workers would take cores from the training step itself
-        return min(4, max(1, (os.cpu_count() or 2) // (2 * max(1, torch.cuda.device_count()))))
-
-    def _check_aspect(self) -> None:
-        s, cfg = self.pose_settings, self.cfg
-        if s is not None and abs(s.width / s.height - cfg.width / cfg.height) > 0.01:
-            raise ValueError(
-                f"{self.data_layout.root} was drawn at {s.width}x{s.height}, but preset {cfg.preset!r} trains at "
-                f"{cfg.width}x{cfg.height}: the images would be squashed. Extract with image_size=[{cfg.width}, "
-                f"{cfg.height}] (notebook 01), or choose a preset with this aspect ratio.")
-
-    def _precision(self) -> str:
-        """The precision every rank trains in: rank 0 decides (it may measure this CPU) and tells the others."""
-        if self.world == 1:
-            return resolve_precision(self.cfg.amp, self.device)
-        return distributed.from_rank0(resolve_precision(self.cfg.amp, self.device) if self.is_main else None)
-
-    def _model_config(self) -> TrainConfig:
-        """The config the model is built with: in a distributed run rank 0 finds (or fetches) the VGG19 weights
-        and every rank trains with the loss as rank 0 has it (a rank missing weights rank 0 uses is an error)."""
-        if self.world == 1:
-            return self.cfg
-        found = resolve_vgg_weights(self.cfg.vgg_loss, self.cfg.vgg_weights) is not None if self.is_main else None
-        return self.cfg.with_overrides({"vgg_loss": "on" if distributed.from_rank0(found) else "off"})
-
-    def _build_model(self, main_name: str | None, resuming: bool) -> BaseModel:
-        precision = self._precision()
-        cfg = self._model_config()
-        if self.kind == "pix2pixhd":
-            return Pix2PixHD(cfg, self.device, precision=precision)
-        main = RunLayout(self.run.checkpoints_dir, main_name or self.name.rsplit("/", 1)[0])
-        # the full-frame losses go through the main run's discriminator, as EDN loads it with the generator (a
-        # resumed face stage has its own copy in its latest.pth): one read of the main run either way
-        if resuming:
-            main_ckpt = load_generator_file(main)
-        elif main.latest.exists():
-            main_ckpt = load_checkpoint(main.latest)
-        else:
-            raise FileNotFoundError(f"{main.latest}: the face stage trains against the main run's discriminator, "
-                                    "which only its full checkpoint holds; train (or resume) the main stage to "
-                                    "write it, then run the face stage")
-        main_cfg = TrainConfig.from_dict(main_ckpt["config"])
-        if main_cfg.temporal != self.cfg.temporal:
-            raise ValueError(f"{main.dir} was trained with temporal={main_cfg.temporal}: train its face stage with "
-                             f"the same setting (overrides={{'temporal': {main_cfg.temporal}}})")
-        main_G = build_generator(main_cfg)
-        main_G.load_state_dict(main_ckpt["G"])
-        main_D = main_ckpt.get("D")
-        return FaceModel(cfg, self.device, main_G, main_cfg, main_D, precision)
-
     def _dataset_record(self) -> dict:
-        return {"dataroot": str(self.data_layout.root.resolve()), "phase": self.data_layout.phase,
-                "frames": self.frames.n_frames, "fingerprint": dataset_fingerprint(self.frames.names()),
-                "pose_settings": self.pose_settings.to_dict() if self.pose_settings else None}
+        return self.data.record()
 
     def _prepare_run(self, resume: bool) -> None:
         """Resume from ``latest.pth``, or start fresh with any earlier run moved aside (never deleted)."""
@@ -576,6 +458,21 @@ class Trainer:
         at = (f"by iteration {self.iteration}" if noticed else f"at epoch {self.epoch + 1}, iteration "
               f"{self.iteration + 1}")
         return f"{exc} {at}: training stopped. {kept}"
+
+
+def _legacy_parts(cfg: TrainConfig, dataroot, name, checkpoints_dir, resume, phase, kwargs: dict
+                  ) -> tuple[StageParts, bool]:
+    """The old ``Trainer(cfg, dataroot, name, checkpoints_dir, resume, phase, progress, main_name=...)`` arguments,
+    as they land in the new signature's places, turned into the parts a trainer is handed."""
+    old_resume = resume if isinstance(resume, bool) else kwargs.pop("resume", True)  # in `process`'s place
+    old_phase = phase if isinstance(phase, str) else kwargs.pop("phase", "train")  # in `resume`'s place
+    parts = stage_parts(cfg, kwargs.pop("dataroot", "dataset") if dataroot is None else dataroot,
+                        kwargs.pop("name", "demo") if name is None else name,
+                        kwargs.pop("checkpoints_dir", "checkpoints") if checkpoints_dir is None else checkpoints_dir,
+                        old_resume, old_phase, kwargs.pop("kind", "pix2pixhd"), kwargs.pop("main_name", None))
+    if kwargs:
+        raise TypeError(f"unexpected arguments {sorted(kwargs)}")
+    return parts, old_resume
 
 
 def face_stage_config(cfg: TrainConfig) -> TrainConfig:
