@@ -1,9 +1,10 @@
 # dancenow: `make demo` runs the whole pipeline on the built-in demo character; `make test` runs lint and tests.
-# Both create the virtual environment .venv on first use and reinstall only when pyproject.toml or
-# constraints.txt change (the stamp file is keyed on their hash).
+# Both create a virtual environment on first use and reinstall only when pyproject.toml or constraints.txt change
+# (the stamp file is keyed on their hash). Each Python has its own: `.venv` for the default `python3`,
+# `.venv-python3.13` for `make test PYTHON=python3.13` (found through pyenv when not on PATH: tools/find_python.sh).
 
 PYTHON ?= python3
-VENV := .venv
+VENV ?= $(if $(filter python3,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
 BIN := $(VENV)/bin
 HASH := $(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.stamp-$(HASH)
@@ -14,23 +15,27 @@ MALLOC_TUNABLES ?= glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_thre
 RUN := env PATH="$(CURDIR)/$(BIN):$$PATH" GLIBC_TUNABLES=$(MALLOC_TUNABLES) MPLBACKEND=Agg
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint lab bench bench-stages constraints clean-results notebook-outputs
+.PHONY: install demo test lint python-version lab bench bench-stages constraints clean-results notebook-outputs
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || { py=$$(tools/find_python.sh $(PYTHON)) && echo "creating $(VENV) with $$py" && \
+		"$$py" -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -c constraints.txt -e ".[dev]"
 	$(BIN)/python -m pip check
 	@rm -f $(VENV)/.stamp-*
 	@touch $@
 
-demo: $(STAMP)
+demo: $(STAMP) python-version
 	$(RUN) $(BIN)/python -m dancenow_utils.run_notebooks --all
 
-test: $(STAMP) lint
+test: $(STAMP) lint python-version
 	$(RUN) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+python-version: $(STAMP)
+	@$(BIN)/python -c 'import sys; print(f"== Python {sys.version.split()[0]} ({sys.executable}, $(VENV))")'
 
 lint: $(STAMP)
 	$(BIN)/ruff check dancenow_utils tests bench tools
