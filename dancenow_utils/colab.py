@@ -208,10 +208,13 @@ def installed(distribution: str = DISTRIBUTION) -> bool:
 def install(repo: Path) -> None:
     """``pip install -e repo`` into this kernel's interpreter (what ``%pip install -e repo`` runs)."""
     cmd = [sys.executable, "-m", "pip", "install", "-q", "-e", str(repo)]
-    result = subprocess.run(cmd, check=False)
-    if result.returncode:
-        raise RuntimeError(f"installing dancenow failed (pip exited with {result.returncode}; its messages are "
-                           f"above): fix what pip names, then run this cell again. The command: {' '.join(cmd)}")
+    # pip's output through this process's sys.stdout: a kernel's own file descriptors do not reach the notebook
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace") as pip:
+        for line in pip.stdout:
+            print(line, end="", flush=True)
+    if pip.returncode:
+        raise RuntimeError(f"installing dancenow failed (pip exited with {pip.returncode}; its messages are above): "
+                           f"fix what pip names, then run this cell again. The command: {' '.join(cmd)}")
     importlib.invalidate_caches()
 
 

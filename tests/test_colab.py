@@ -341,3 +341,10 @@ def test_the_first_cell_is_importable_before_the_install():
             "heavy = {'torch', 'numpy', 'cv2', 'nbformat', 'IPython'} & set(sys.modules); print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_failed_install_shows_pips_message_in_the_cell_and_names_the_fix(tmp_path, capsys):
+    """pip's output goes through sys.stdout (a kernel's file descriptors do not reach the notebook)."""
+    with pytest.raises(RuntimeError, match="installing dancenow failed .*run this cell again"):
+        colab.install(tmp_path / "no-such-clone")
+    assert "no-such-clone" in capsys.readouterr().out

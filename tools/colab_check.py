@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -111,7 +112,8 @@ class Kernel:
                 if "image/png" not in content["data"]:
                     out.append(content["data"]["text/plain"] + "\n")
             elif kind == "error":
-                raise RuntimeError(f"{label} failed:\n" + "\n".join(content["traceback"]) + "\n" + "".join(out))
+                trace = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(content["traceback"]))  # no terminal colours
+                raise RuntimeError(f"{label} failed; its output:\n{''.join(out)}{trace}")
             elif kind == "status" and content["execution_state"] == "idle":
                 print(f"   {label}: {time.time() - t0:.0f} s", flush=True)
                 return "".join(out)
