@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
@@ -73,6 +74,10 @@ def build_env(python: str, env_dir: Path) -> Path:
     return py
 
 
+class KernelStopped(RuntimeError):
+    """The kernel exited while running a cell (the first cell restarting the session does this)."""
+
+
 class Kernel:
     """A kernel of the Colab-like environment, driven as Colab's page drives it (stdin allowed)."""
 
@@ -99,10 +104,13 @@ class Kernel:
         out: list[str] = []
         while True:
             try:
-                msg = self.kc.get_iopub_msg(timeout=timeout)
-            except Exception as exc:  # queue.Empty: the kernel stopped talking
-                state = "alive" if self.km.is_alive() else "dead (restarted or crashed)"
-                raise RuntimeError(f"{label}: no reply for {timeout:.0f} s, the kernel is {state}") from exc
+                msg = self.kc.get_iopub_msg(timeout=5)
+            except queue.Empty:
+                if not self.km.is_alive():
+                    raise KernelStopped(f"{label}: the kernel stopped; its output:\n{''.join(out)}") from None
+                if time.time() - t0 > timeout:
+                    raise RuntimeError(f"{label}: no reply for {timeout:.0f} s") from None
+                continue
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
             kind, content = msg["msg_type"], msg["content"]
@@ -123,7 +131,8 @@ class Kernel:
 
     def close(self) -> None:
         self.kc.stop_channels()
-        self.km.shutdown_kernel(now=True)
+        if self.km.has_kernel:
+            self.km.shutdown_kernel(now=True)
 
 
 def notebook_cells() -> tuple[str, str, list[str]]:
@@ -182,9 +191,23 @@ def check(python_name: str, work: Path) -> int:
     results: dict[str, object] = {}
     try:
         kernel.run("import torch, numpy, google.protobuf  # a session that used them", "the session's imports")
-        first_out = kernel.run(first, "first cell")
+        try:
+            first_out = kernel.run(first, "first cell")
+            results["restart"] = False
+        except KernelStopped as exc:  # the cell restarted the session: Colab starts a new kernel in /content
+            first_out, results["restart"] = str(exc), True
         print("\n".join("   | " + line for line in first_out.strip().splitlines()), flush=True)
-        results["restart"] = not kernel.alive() or "restarting the session" in first_out
+        if results["restart"] or "restarting the session" in first_out:
+            results["restart"] = True
+            for _ in range(600):
+                if not kernel.alive():
+                    break
+                time.sleep(0.1)
+            kernel.close()
+            print("== the session restarted, as on Colab: a new kernel in content/, the first cell again", flush=True)
+            kernel = Kernel(py, content, env)
+            again = kernel.run(first, "first cell, after the restart")
+            print("\n".join("   | " + line for line in again.strip().splitlines()), flush=True)
         run_notebook_01(kernel, DEMO, "notebook 01 on the demo")
         kernel.run(PHOTOS_CODE, "the photos")
         run_notebook_01(kernel, PHOTOS, "notebook 01 on the photos")
