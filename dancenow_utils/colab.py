@@ -303,7 +303,9 @@ def bootstrap(keep_on_drive: bool = False, drive_folder: str | Path = DRIVE_FOLD
         before = imported_distributions()
         print(f"installing dancenow from {repo} into {sys.executable} ...", flush=True)
         install(repo)
-        decision = decide_restart(changed_distributions(before, imported_distributions()), colab, headless_kernel())
+        changed = changed_distributions(before, imported_distributions())
+        changed.pop(DISTRIBUTION, None)  # this package: imported from the very clone that was installed
+        decision = decide_restart(changed, colab, headless_kernel())
         print(decision.why, flush=True)
         if decision.restart:
             restart_kernel()

@@ -117,6 +117,20 @@ def test_bootstrap_installs_and_restarts_when_the_install_changed_an_imported_pa
     assert colab.bootstrap() == ROOT and restarts == [True]
 
 
+def test_installing_dancenow_itself_never_restarts(site, monkeypatch, capsys):
+    """The cell imported dancenow_utils from the clone it then installs: that is no changed package."""
+    restarts = []
+    monkeypatch.setattr(colab, "installed", lambda distribution=colab.DISTRIBUTION: False)
+    itself = [colab.DISTRIBUTION, "9.9", ["dancenow_utils/__init__.py"]]
+    monkeypatch.setattr(colab, "install", lambda repo: _fake_distribution(site, *itself))
+    monkeypatch.setattr(colab, "on_colab", lambda: True)
+    monkeypatch.setattr(colab, "headless_kernel", lambda: False)
+    monkeypatch.setattr(colab, "restart_kernel", lambda: restarts.append(True))
+    monkeypatch.chdir(ROOT)
+    assert colab.bootstrap() == ROOT and restarts == []
+    assert "no restart needed" in capsys.readouterr().out
+
+
 def test_bootstrap_where_installed_changes_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)

@@ -46,7 +46,7 @@ except ImportError:  # not installed: the clone here or one level up, else ./dan
         subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, repo], check=True)
     sys.path.insert(0, os.path.abspath(repo))
     from dancenow_utils import colab
-colab.bootstrap(keep_on_drive=KEEP_ON_DRIVE)
+colab.bootstrap(keep_on_drive=KEEP_ON_DRIVE);
 """
 
 # The end of every notebook's introduction: the outputs committed with it come from a small run.
