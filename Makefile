@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -c constraints.txt -e ".[dev]"
 	$(BIN)/python -m pip check
+	$(BIN)/python -m dancenow_utils.pose.tflite_models > /dev/null  # the pose models, fetched once into ~/.cache
 	@rm -f $(VENV)/.stamp-*
 	@touch $@
 

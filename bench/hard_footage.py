@@ -41,9 +41,13 @@ def kept(status: list[str], truth: np.ndarray) -> dict:
             "several_kept": round(float(ok[several].mean()), 3) if several.any() else None}
 
 
-def face_counter(video, truth: np.ndarray) -> dict:
-    """The former check: a frame is kept when the pose model finds someone and the face detector one face."""
-    import mediapipe as mp
+def face_counter(video, truth: np.ndarray) -> dict | str:
+    """The former check: a frame is kept when the pose model finds someone and the face detector one face
+    (mediapipe 0.10.14's face detector, where it is installed: Python 3.12 and older)."""
+    try:
+        import mediapipe as mp
+    except ImportError:
+        return "mediapipe 0.10.14 not installed"
 
     est = MediaPipeEstimator(video=True, count_people=False)
     with quiet_native_logs():

@@ -56,7 +56,6 @@ def test_extraction_lesson_needs_the_extraction_first(demo, tmp_path):
 
 def test_normalization_lesson_fits_as_transfer_does(demo, target, tmp_path):
     """The lesson's normalised skeletons are the keypoints pose transfer writes for the same source."""
-    pytest.importorskip("mediapipe")
     keypoints = target / "train_keypoints"
     lesson = NormalizationLesson.run(demo.video("source_dancer"), keypoints, "edn", smooth_window=3)
     extract(demo.video("source_dancer"), tmp_path / "transfer", "test", image_size=64, smooth_window=3,

@@ -63,7 +63,7 @@ Everybody Dance Now learns to draw one person, the **target**, in any pose. To t
 the target and a picture of the pose in that frame. This notebook makes those pairs from a video.
 
 1. **Detect keypoints** in every frame: body (OpenPose's BODY_25 layout), face (70 points) and hands (21 each).
-   The default backend is MediaPipe, which runs offline on a CPU. Users of the real OpenPose can import its
+   The default backend runs MediaPipe's models (BlazePose) offline on a CPU. Users of the real OpenPose can import its
    `--write_json` output with `backend="openpose_json"`.
 2. **Smooth** them over time with a median over 7 frames (confident detections only), as the paper does, so the
    stick figures do not jitter.

@@ -1,17 +1,20 @@
 """MediaPipe backend: offline body, face and hand keypoints on the CPU, mapped into OpenPose's layouts.
 
-Uses MediaPipe's legacy ``mp.solutions`` models that ship inside the mediapipe 0.10.14 wheel; only
-``model_complexity=1`` is available offline (0 and 2 would download). BlazePose's 33 landmarks become BODY_25
-(Neck and MidHip are midpoints; heels and toes come from MediaPipe's foot points), the 468-point face mesh becomes
-OpenPose's 70 face points through :data:`FACE_MESH_TO_IBUG70`, and hands are already in OpenPose's 21-point order.
-Confidence is MediaPipe's visibility for body points and 1 for detected face and hand points.
+Runs MediaPipe Holistic's models (BlazePose full, face mesh, hands; mediapipe 0.10.14's ``.tflite`` files, fetched
+once by :mod:`~dancenow_utils.pose.tflite_models`) on LiteRT, through the same chain of detectors and regions of
+interest as MediaPipe's own graph (:mod:`~dancenow_utils.pose.blazepose`), on every Python from 3.10 to 3.14.
+BlazePose's 33 landmarks become BODY_25 (Neck and MidHip are midpoints; heels and toes come from MediaPipe's foot
+points), the 468-point face mesh becomes OpenPose's 70 face points through :data:`FACE_MESH_TO_IBUG70`, and hands
+are already in OpenPose's 21-point order. Confidence is BlazePose's visibility for body points and 1 for detected
+face and hand points.
 
 BlazePose tracks a single person. To skip frames with several people (the extractor must not pair a frame with
 the wrong person's skeleton) people are counted from bodies: the first person is masked out of the frame (its
 segmentation mask and a thick outline of its skeleton, filled with the frame's mean colour) and a second,
-still-image pose model looks at what is left; a confident body there, whose torso lies outside the mask, is a
-second person. This runs on every still image and on every ``count_every``-th frame of a video (every frame while
-it sees several people); the extractor then also marks the frames just before such a detection
+still-image pass of the pose networks looks at what is left (the detector's three best candidates, since
+the best one may hold no body the landmark network accepts); a confident body there, whose torso lies outside the
+mask, is a second person. This runs on every still image and on every ``count_every``-th frame of a video (every
+frame while it sees several people); the extractor then also marks the frames just before such a detection
 (:data:`MULTI_PERSON_BACKFILL`). On the demo generator's hard footage (150 frames at 256 px) it keeps 4.3 % of the
 two-person frames (the ones in which the second dancer walks in, head not yet in view: BlazePose's detector starts
 from the head) and 0.7 % of crowd frames, where the face detector used before kept 50 % and 65 %
@@ -66,14 +69,16 @@ MULTI_PERSON_BACKFILL = 4  # video frames before a multi-person detection that m
 BLAZEPOSE_BONES = ((11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (11, 23), (12, 24), (23, 24), (23, 25), (25, 27),
                    (24, 26), (26, 28), (27, 31), (28, 32), (0, 11), (0, 12))
 BLAZEPOSE_CORE = (0, 11, 12, 23, 24)  # nose, shoulders, hips: where a second body must be to count
+SECOND_PASS_CANDIDATES = 3  # detections the second pass tries before it says "one person"
 RIGHT_EYE = slice(36, 42)
 LEFT_EYE = slice(42, 48)
 
 
-def _landmarks(lms, width: int, height: int, visibility: bool) -> np.ndarray:
-    arr = np.array([(lm.x * width, lm.y * height, lm.visibility if visibility else 1.0) for lm in lms.landmark],
-                   np.float32)
-    return arr
+def _confident(points: np.ndarray) -> np.ndarray:
+    """``(N, >=2)`` detected points -> ``(N, 3)`` pixels with confidence 1 (face and hand networks give none)."""
+    out = np.ones((len(points), 3), np.float32)
+    out[:, :2] = points[:, :2]
+    return out
 
 
 def blazepose_to_body25(lm: np.ndarray) -> np.ndarray:
@@ -95,7 +100,7 @@ def face_mesh_to_face70(mesh: np.ndarray) -> np.ndarray:
     return face
 
 
-# What MediaPipe's native code (absl logging, TensorFlow Lite) prints that nobody needs to read: absl info and
+# What the native code (LiteRT, absl logging as MediaPipe used it) prints that nobody needs to read: absl info and
 # warning lines ("W0000 00:00:1795552684.399313   12740 inference_feedback_manager.cc:114] ..."), TFLite's
 # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." and absl's notice that logging is not initialised.
 NATIVE_NOISE = re.compile(r"[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\] |INFO: |"
@@ -108,7 +113,7 @@ _capture: dict = {"depth": 0}
 def quiet_native_logs() -> Iterator[None]:
     """Run MediaPipe's C++ code without its log lines in the notebook, keeping everything else.
 
-    mediapipe 0.10.14 logs through absl from its own threads straight to file descriptor 2, which Jupyter and
+    LiteRT (and MediaPipe before it) logs from native code straight to file descriptor 2, which Jupyter and
     Colab kernels forward into cell output; GLOG_minloglevel and TF_CPP_MIN_LOG_LEVEL do not reach it. So fd 2 is
     sent to a temporary file for the duration, and afterwards every line that is not native info/warning noise
     (Python warnings, native errors) is written to ``sys.stderr``: nothing but the noise is lost. Python
@@ -167,52 +172,33 @@ def person_mask(landmarks: np.ndarray, height: int, width: int, segmentation: np
 class MediaPipeEstimator:
     """Callable: RGB frame -> list of :class:`Person` (empty, one, or two when a second body is seen).
 
-    ``video=True`` uses MediaPipe's tracking mode (faster and steadier on consecutive frames);
-    ``face``/``hands`` switch to the Holistic model, which adds face-mesh and hand landmarks.
+    ``video=True`` tracks the body from frame to frame (faster and steadier on consecutive frames); ``face`` and
+    ``hands`` add face-mesh and hand landmarks (:class:`~dancenow_utils.pose.blazepose.Holistic`).
     ``count_people`` looks for a second body with the first person masked out (module docstring); the second
     person is returned as an empty :class:`Person` (BlazePose cannot say which of the two it tracked).
+    ``models_dir``: where the model files are (:func:`~dancenow_utils.pose.tflite_models.model_paths`).
     """
 
     def __init__(self, face: bool = True, hands: bool = True, video: bool = False, count_people: bool = True,
-                 min_detection_confidence: float = 0.5, count_every: int = MULTI_PERSON_BACKFILL + 1) -> None:
-        import mediapipe as mp
+                 min_detection_confidence: float = 0.5, count_every: int = MULTI_PERSON_BACKFILL + 1,
+                 models_dir: str | None = None, threads: int | None = None) -> None:
+        from dancenow_utils.pose.blazepose import Holistic
+        from dancenow_utils.pose.tflite_models import model_paths
 
-        self.face, self.hands = face, hands
+        self.face, self.hands, self._count = face, hands, count_people
         self.count_every = count_every if video else 1
         self._since_count, self._last_count = 0, 1
+        models = model_paths(models_dir)
         with quiet_native_logs():
-            if face or hands:
-                self._model = mp.solutions.holistic.Holistic(
-                    static_image_mode=not video, model_complexity=1, refine_face_landmarks=False,
-                    enable_segmentation=count_people, min_detection_confidence=min_detection_confidence)
-            else:
-                self._model = mp.solutions.pose.Pose(static_image_mode=not video, model_complexity=1,
-                                                     enable_segmentation=count_people,
-                                                     min_detection_confidence=min_detection_confidence)
-            self._second = (mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
-                                                   min_detection_confidence=min_detection_confidence)
-                            if count_people else None)
-            self._warm_up()
-
-    def _warm_up(self) -> None:
-        """The graphs open their models (and log about it) in their own threads after start; one blank frame
-        through each waits for that inside the caller's quiet block, so no log line arrives later in a notebook."""
-        blank = np.zeros((64, 64, 3), np.uint8)
-        for graph in (self._model, self._second):
-            if graph is not None:
-                graph.process(blank)
+            self._model = Holistic(models, face=face, hands=hands, video=video, segmentation=count_people,
+                                   min_detection_confidence=min_detection_confidence, threads=threads)
 
     def close(self) -> None:
-        with quiet_native_logs():
-            self._model.close()
-            if self._second is not None:
-                self._second.close()
+        """Nothing to release (kept for the estimator protocol: the interpreters go with the object)."""
 
     def reset(self) -> None:
         """Forget the tracked person (a new shot starts): the next frame is searched from scratch."""
-        with quiet_native_logs():
-            self._model.reset()
-            self._warm_up()
+        self._model.reset()
         self._since_count, self._last_count = 0, 1
 
     def __enter__(self) -> MediaPipeEstimator:
@@ -223,41 +209,45 @@ class MediaPipeEstimator:
 
     def count_people(self, rgb: np.ndarray, landmarks: np.ndarray, segmentation: np.ndarray | None = None) -> int:
         """1 or 2: whether a second body is seen once the person at ``landmarks`` (``(33, 3)`` pixels) is hidden."""
-        if self._second is None:
+        if not self._count:
             return 1
         h, w = rgb.shape[:2]
         mask = person_mask(landmarks, h, w, segmentation)
         hidden = rgb.copy()
         hidden[mask > 0] = rgb.reshape(-1, 3).mean(axis=0).astype(np.uint8)
         with quiet_native_logs():
-            res = self._second.process(hidden)
-        if res.pose_landmarks is None:
-            return 1
-        other = _landmarks(res.pose_landmarks, w, h, True)[list(BLAZEPOSE_CORE)]
-        xs = np.clip(other[:, 0].astype(int), 0, w - 1)
-        ys = np.clip(other[:, 1].astype(int), 0, h - 1)
-        inside = float(np.mean(mask[ys, xs] > 0))  # the first person found again through the mask's gaps
-        return 2 if inside < 0.5 and float(other[:, 2].mean()) > 0.5 else 1
+            # a few of the detector's candidates: the best one may hold no body the landmark network accepts
+            for roi in self._model.detect_bodies(hidden)[:SECOND_PASS_CANDIDATES]:
+                res = self._model.body_in(hidden, roi)
+                if res is None:
+                    continue
+                other = res.landmarks[list(BLAZEPOSE_CORE)][:, [0, 1, 3]]
+                xs = np.clip(other[:, 0].astype(int), 0, w - 1)
+                ys = np.clip(other[:, 1].astype(int), 0, h - 1)
+                inside = float(np.mean(mask[ys, xs] > 0))  # the first person found again through the mask's gaps
+                if inside < 0.5 and float(other[:, 2].mean()) > 0.5:
+                    return 2
+        return 1
 
     def __call__(self, rgb: np.ndarray) -> list[Person]:
-        h, w = rgb.shape[:2]
         rgb = np.ascontiguousarray(rgb)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 frame of shape (H, W, 3), got {rgb.dtype} {rgb.shape}")
         with quiet_native_logs():
-            res = self._model.process(rgb)
-        if res.pose_landmarks is None:
+            res = self._model(rgb)
+        if res.body is None:
             return []
-        landmarks = _landmarks(res.pose_landmarks, w, h, True)
+        landmarks = res.body.landmarks[:, [0, 1, 3]]  # x, y, visibility
         person = Person(blazepose_to_body25(landmarks))
-        if self.face and getattr(res, "face_landmarks", None) is not None:
-            person.face = face_mesh_to_face70(_landmarks(res.face_landmarks, w, h, False))
-        if self.hands:
-            # Holistic names hands from the subject's point of view (its left hand is the person's left)
-            if getattr(res, "left_hand_landmarks", None) is not None:
-                person.left_hand = _landmarks(res.left_hand_landmarks, w, h, False)
-            if getattr(res, "right_hand_landmarks", None) is not None:
-                person.right_hand = _landmarks(res.right_hand_landmarks, w, h, False)
+        if res.face is not None:
+            person.face = face_mesh_to_face70(_confident(res.face))
+        # Holistic names hands from the subject's point of view (its left hand is the person's left)
+        if res.left_hand is not None:
+            person.left_hand = _confident(res.left_hand)
+        if res.right_hand is not None:
+            person.right_hand = _confident(res.right_hand)
         if self._last_count > 1 or self._since_count % self.count_every == 0:
-            self._last_count = self.count_people(rgb, landmarks, getattr(res, "segmentation_mask", None))
+            self._last_count = self.count_people(rgb, landmarks, res.body.segmentation)
             self._since_count = 0
         self._since_count += 1
         return [person] + [Person() for _ in range(self._last_count - 1)]
