@@ -8,9 +8,10 @@
    versions of the packages the project shares with it (:data:`COLAB_PACKAGES`: torch 2.11, torchvision 0.26,
    numpy 2.1, protobuf 5.29) and ipykernel, Colab's kernel.
 2. A kernel of that environment, driven as Colab's page drives it (execute requests with stdin allowed: a person's
-   frontend, not papermill), with ``COLAB_RELEASE_TAG`` set as on Colab and ``/content`` replaced by a folder of
-   the check's own. The kernel imports torch, numpy and protobuf first, as a session that used them has, so that
-   an install changing any of them would make the first cell restart the kernel (the check then fails).
+   frontend, not papermill), with ``COLAB_RELEASE_TAG`` set as on Colab, ``/content`` replaced by a folder of the
+   check's own, and empty caches (pip's, the pose models'). The kernel imports torch, numpy and protobuf first, as
+   a session that used them has, so that an install changing any of them would make the first cell restart the
+   kernel (the check then fails).
 3. Notebook 01's first cell exactly as committed, with ``DANCENOW_REPO`` set to this repository (``file://``): it
    clones the committed HEAD and installs it into the kernel.
 4. Notebook 01's other cells twice in the same kernel, with parameters set after its parameters cell as papermill
@@ -183,7 +184,9 @@ def check(python_name: str, work: Path) -> int:
     print(f"== Colab-like environment in {time.time() - t0:.0f} s: {before}", flush=True)
     content = work / "content"  # Colab's /content
     content.mkdir()
+    # a new runtime's empty caches (pip's, the pose models'), as on Colab; torch & co. came with the environment
     env = {**os.environ, "COLAB_RELEASE_TAG": "dancenow-colab-check", "DANCENOW_REPO": f"file://{ROOT}",
+           "XDG_CACHE_HOME": str(work / "cache"),
            "MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONUNBUFFERED": "1"}
     env.pop("VIRTUAL_ENV", None)
     first, _, _ = notebook_cells()
