@@ -245,3 +245,9 @@ DATASET_TRANSFER = "dataset_transfer"
 CHECKPOINTS = "checkpoints"
 RESULTS = "results"
 DEMO_DATA = "demo_data"
+# the demo's body-part label maps (notebook 02 with input_kind="parts"): training, held-out and transfer twins
+PARTS_DATASET, PARTS_DATASET_TEST, PARTS_DATASET_TRANSFER = "dataset_parts", "dataset_parts_test", \
+    "dataset_parts_transfer"
+# every folder the notebooks write data into (what Colab's keep_on_drive() keeps on Google Drive)
+DATA_FOLDERS = (DATASET, DATASET_TEST, DATASET_TRANSFER, PARTS_DATASET, PARTS_DATASET_TEST, PARTS_DATASET_TRANSFER,
+                DEMO_DATA, CHECKPOINTS, RESULTS)

@@ -174,7 +174,7 @@ def test_keep_on_drive_links_and_keeps_existing_files(tmp_path, monkeypatch):
     (tmp_path / "checkpoints" / "demo").mkdir(parents=True)
     (tmp_path / "checkpoints" / "demo" / "latest.pth").write_bytes(b"x")
     drive = tmp_path / "drive"
-    assert keep_on_drive(drive, mount=False) == [drive / "checkpoints", drive / "results"]
+    assert keep_on_drive(drive, ("checkpoints", "results"), mount=False) == [drive / "checkpoints", drive / "results"]
     assert (tmp_path / "checkpoints").is_symlink() and (drive / "checkpoints" / "demo" / "latest.pth").exists()
     assert (tmp_path / "checkpoints" / "demo" / "latest.pth").read_bytes() == b"x"
     keep_on_drive(drive, mount=False)  # again: nothing changes

@@ -3,8 +3,9 @@
 Run ``python tools/build_notebooks.py`` after editing (it keeps the committed notebooks' outputs when the cells
 are unchanged); ``python tools/build_notebooks.py --execute`` (``make notebook-outputs``) also runs the five notebooks
 on a small demo and stores their slimmed outputs (:mod:`dancenow_utils.notebook.saved_outputs`), so that a code host
-shows
-the figures. ``tests/test_notebooks.py`` checks the committed notebooks' cells match this file exactly.
+shows the figures. ``tests/test_notebooks.py`` checks the committed notebooks' cells match this file exactly. It also
+writes README's "Open in Colab" badges from ``dancenow_utils.notebook.colab.REPO_URL``, the one place naming the
+repository.
 """
 
 from __future__ import annotations
@@ -19,29 +20,34 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from dancenow_utils.notebook.colab import REPO_URL, colab_badges  # noqa: E402  (the repository's folder, first)
+
 SETUP = """%matplotlib inline
 from IPython.display import display, Image
-from dancenow_utils.notebook.pipeline import work_in_project_root
+from dancenow_utils.notebook.colab import work_in_repository
 from dancenow_utils.visualize import show
-work_in_project_root()  # under `make lab` Jupyter starts in notebooks/: data and checkpoints belong one level up
+work_in_repository()  # from notebooks/ (`make lab`), or /content after Colab's "Restart session": to the repository
 """
 
-# The first cell of every notebook. In Jupyter, `make lab` or papermill dancenow is installed and the cell does
-# nothing; on Colab (or any fresh runtime) it clones and installs dancenow into the running kernel, without a restart.
-BOOTSTRAP = """# Colab or a fresh runtime: install dancenow into this kernel (where installed, this does nothing)
-import importlib.util, os, subprocess, sys
-REPO_URL = os.environ.get("DANCENOW_REPO", "")  # the git URL of the dancenow repository this notebook came from
-if importlib.util.find_spec("dancenow_utils") is None:
-    if not os.path.isdir("dancenow_utils"):
-        if not REPO_URL:
-            raise RuntimeError("dancenow is not installed in this runtime: set REPO_URL in this cell to the git URL "
-                               "of the dancenow repository (where this notebook came from) and run it again")
-        if not os.path.isdir("/content/dancenow"):
-            subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, "/content/dancenow"], check=True)
-        os.chdir("/content/dancenow")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "."], check=True)
-    sys.path.insert(0, os.getcwd())  # importable now: an editable install is only seen by new processes
-    importlib.invalidate_caches()
+# The first cell of every notebook: where dancenow cannot be imported it clones the repository (REPO_URL, from
+# dancenow_utils/notebook/colab.py), then dancenow_utils.notebook.colab.bootstrap installs it into the running
+# kernel where needed, restarts only when that changed an imported package (on Colab, never under papermill), moves
+# into the repository on Colab and, with KEEP_ON_DRIVE, keeps every data folder on Google Drive. In `make lab` or
+# papermill it only checks the install.
+BOOTSTRAP = f"""# Colab or a fresh runtime: install dancenow into this kernel (README: "Colab"); elsewhere it checks it
+import os, subprocess, sys
+REPO_URL = os.environ.get("DANCENOW_REPO", "{REPO_URL}")  # a fork: its git URL
+KEEP_ON_DRIVE = False  # Colab: True keeps every data folder (datasets, checkpoints, results) on Google Drive
+try:
+    from dancenow_utils.notebook import colab
+except ImportError:  # not installed: the clone here or one level up, else ./dancenow (cloned if missing)
+    repo = next((d for d in (".", "..") if os.path.isfile(d + "/dancenow_utils/notebook/colab.py")), "dancenow")
+    if not os.path.isdir(repo):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, repo], check=True)
+    sys.path.insert(0, os.path.abspath(repo))
+    from dancenow_utils.notebook import colab
+colab.bootstrap(keep_on_drive=KEEP_ON_DRIVE);
 """
 
 # The end of every notebook's introduction: the outputs committed with it come from a small run.
@@ -586,17 +592,23 @@ OUTPUT_PARAMETERS: dict[str, dict] = {
 
 
 def _with_kept_outputs(name: str, path: Path) -> str:
-    """The committed notebook when its cells still match the source (its outputs are kept), else the source."""
-    from dancenow_utils.notebook.saved_outputs import strip_outputs
-
-    if path.exists():
-        text = path.read_text()
-        committed = nbformat.reads(text, as_version=4)
-        if nbformat.writes(strip_outputs(committed)) + "\n" == render(name):
-            return text
-        if any(c.get("outputs") for c in committed.cells):
-            print(f"{name}: cells changed, outputs dropped; run `make notebook-outputs` to store new ones")
-    return render(name)
+    """The source, with the committed notebook's outputs for every code cell whose source is unchanged (a changed
+    cell loses its outputs until ``make notebook-outputs`` runs again)."""
+    built = build(name)
+    if not path.exists():
+        return nbformat.writes(built) + "\n"
+    committed = [c for c in nbformat.reads(path.read_text(), as_version=4).cells if c.cell_type == "code"]
+    dropped = 0
+    for cell in (c for c in built.cells if c.cell_type == "code"):
+        same = next((i for i, c in enumerate(committed) if c.source == cell.source), None)
+        if same is None:
+            dropped += 1
+            continue
+        old = committed.pop(same)
+        cell.outputs, cell.execution_count = old.get("outputs", []), old.get("execution_count")
+    if dropped:
+        print(f"{name}: {dropped} changed code cell(s) without outputs; run `make notebook-outputs` to store new ones")
+    return nbformat.writes(built) + "\n"
 
 
 def execute(out: Path, workdir: Path) -> None:
@@ -632,6 +644,18 @@ def execute(out: Path, workdir: Path) -> None:
         os.close(saved)
 
 
+BADGES_START, BADGES_END = "<!-- colab-badges: written by tools/build_notebooks.py -->", "<!-- /colab-badges -->"
+
+
+def readme_with_badges(text: str) -> str:
+    """README's text with its "Open in Colab" table (between the two markers) made from REPO_URL."""
+    if BADGES_START not in text or BADGES_END not in text:
+        raise ValueError(f"README.md lacks the markers {BADGES_START!r} and {BADGES_END!r} around its Colab badges")
+    head, rest = text.split(BADGES_START, 1)
+    tail = rest.split(BADGES_END, 1)[1]
+    return f"{head}{BADGES_START}\n{colab_badges()}\n{BADGES_END}{tail}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--execute", action="store_true",
@@ -654,7 +678,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in NOTEBOOKS:
         path = out / name
         path.write_text(_with_kept_outputs(name, path))
-    print(f"wrote {len(NOTEBOOKS)} notebooks to {out}")
+    readme = ROOT / "README.md"
+    readme.write_text(readme_with_badges(readme.read_text()))
+    print(f"wrote {len(NOTEBOOKS)} notebooks to {out} and README's Colab badges for {REPO_URL}")
     return 0
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +14,7 @@ from dancenow_utils.data.labels import colorize, read_index_image
 from dancenow_utils.evaluation.crossval import read_per_sample
 from dancenow_utils.io_utils import list_images, read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
+from dancenow_utils.notebook.colab import keep_on_drive  # noqa: F401  (re-exported: pipeline.keep_on_drive)
 from dancenow_utils.notebook.lessons import ExtractionLesson
 from dancenow_utils.pose.extract import ExtractionSummary, extract
 from dancenow_utils.synthetic.demo import DemoPaths, make_demo
@@ -25,43 +24,6 @@ from dancenow_utils.training.trainer import Trainer
 if TYPE_CHECKING:
     from dancenow_utils.training.stages import StageResult
 from dancenow_utils.visualize import grid, image_browser, label, overlay
-
-
-def work_in_project_root() -> Path:
-    """Move a notebook kernel started in ``notebooks/`` (JupyterLab's default) to the repository root, where the
-    data folders live; anywhere else the working directory is kept. Returns the working directory."""
-    cwd = Path.cwd()
-    if cwd.name == "notebooks" and (cwd.parent / "dancenow_utils").is_dir():
-        os.chdir(cwd.parent)
-    return Path.cwd()
-
-
-def keep_on_drive(drive_folder: str | Path = "/content/drive/MyDrive/dancenow",
-                  folders: tuple[str, ...] = ("checkpoints", "results"), mount: bool = True) -> list[Path]:
-    """Colab: keep ``checkpoints/`` and ``results/`` on Google Drive, so they outlive the runtime.
-
-    Mounts Drive (with ``mount``; only on Colab), moves what the local folders already hold there, and replaces
-    them by links to ``drive_folder/<folder>``; returns the Drive folders. Running it again changes nothing.
-    """
-    if mount and not Path("/content/drive/MyDrive").is_dir():
-        from google.colab import drive  # only exists on Colab
-
-        drive.mount("/content/drive")
-    out = []
-    for name in folders:
-        target, local = Path(drive_folder) / name, Path(name)
-        target.mkdir(parents=True, exist_ok=True)
-        if local.is_symlink() and local.resolve() == target.resolve():
-            out.append(target)
-            continue
-        if local.is_dir():
-            for item in local.iterdir():
-                if not (target / item.name).exists():
-                    shutil.move(str(item), target / item.name)
-            shutil.rmtree(local)
-        local.symlink_to(target.resolve(), target_is_directory=True)
-        out.append(target)
-    return out
 
 
 def ensure_demo(demo_dir: str | Path = "demo_data", n_train: int = 1000, n_heldout: int = 150,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from dancenow_utils.data.labels import check_labels, read_index_image
 from dancenow_utils.io_utils import list_images, swap_folders_into_place, write_image, write_json
-from dancenow_utils.layout import DatasetLayout
+from dancenow_utils.layout import PARTS_DATASET, PARTS_DATASET_TEST, PARTS_DATASET_TRANSFER, DatasetLayout
 from dancenow_utils.pose.crop import Crop, read_single_person
 from dancenow_utils.synthetic.character import PARTS
 from dancenow_utils.synthetic.demo import DemoPaths
@@ -32,8 +32,6 @@ from dancenow_utils.video import read_frames
 
 # the config keys of a part-map run: one class per body part, and the character's instance map
 PARTS_CONFIG = {"label_nc": len(PARTS), "instance_maps": True}
-PARTS_DATASET, PARTS_DATASET_TEST, PARTS_DATASET_TRANSFER = "dataset_parts", "dataset_parts_test", \
-    "dataset_parts_transfer"
 RECORD = "parts.json"
 
 
