@@ -177,7 +177,8 @@ def test_an_interactive_kernel_is_not_headless_and_restart_kernel_stops_it(tmp_p
 
     km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
     try:
-        assert _run_in_kernel(kc, "from dancenow_utils import colab\nprint(colab.headless_kernel())").strip() == "False"
+        code = "from dancenow_utils.notebook import colab\nprint(colab.headless_kernel())"
+        assert _run_in_kernel(kc, code).strip() == "False"
         kc.execute("colab.restart_kernel()")
         for _ in range(600):  # the kernel stops its loop and exits; the frontend (Colab) would start a new one
             if not km.is_alive():
@@ -219,7 +220,8 @@ def test_colab_is_recognised_by_its_kernel_module_or_environment(monkeypatch):
 
 def _checkout(path: Path) -> Path:
     (path / "dancenow_utils").mkdir(parents=True)
-    (path / "dancenow_utils" / "colab.py").write_text("")
+    (path / "dancenow_utils" / "notebook").mkdir(parents=True, exist_ok=True)
+    (path / "dancenow_utils" / "notebook" / "colab.py").write_text("")
     (path / "pyproject.toml").write_text("")
     (path / "notebooks").mkdir()
     return path

@@ -19,6 +19,7 @@ from dancenow_utils.config import make_config
 from dancenow_utils.runtime import device as device_module
 from dancenow_utils.runtime.precision import autocast, available_precisions, needs_grad_scaler, resolve_precision
 from dancenow_utils.training import stages
+from dancenow_utils.training.build import Process
 from dancenow_utils.training.stages import build_trainer
 from dancenow_utils.training.trainer import Trainer
 
@@ -54,10 +55,10 @@ def test_local_rank_maps_onto_the_gpus_this_process_sees(monkeypatch, count, loc
     backends = []
     monkeypatch.setattr(dist, "is_initialized", lambda: False)
     monkeypatch.setattr(dist, "init_process_group", lambda backend=None, **kw: backends.append(backend))
-    tr = Trainer.__new__(Trainer)
-    tr.device = device_module.resolve_device("auto")
-    tr._init_distributed()
-    assert tr.device == torch.device("cuda", index)
+    monkeypatch.setenv("WORLD_SIZE", str(int(local_rank) + 1))
+    monkeypatch.setenv("RANK", local_rank)
+    process = Process.start(make_config("tiny"))
+    assert process.device == torch.device("cuda", index)
     assert len(backends) == 1 and "cpu" in backends[0]  # control collectives need a backend for CPU tensors
 
 
@@ -85,21 +86,18 @@ CUDA_RANK_SCRIPT = textwrap.dedent('''
 
     dist.init_process_group = emulated_init
     from dancenow_utils.config import make_config
-    from dancenow_utils.runtime.device import prepare_device, resolve_device
+    from dancenow_utils.training.build import Process
     from dancenow_utils.training.trainer import Trainer
-    from dancenow_utils.training.stages import build_trainer
+    cfg = make_config("tiny", {"amp": "auto"})
     tr = Trainer.__new__(Trainer)
-    tr.cfg = make_config("tiny", {"amp": "auto"})
-    tr.world, tr.rank = int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])
     tr.iteration, tr.dir = 0, Path("run")
+    rank = int(os.environ["RANK"])
     try:
-        tr.device = resolve_device("auto")
-        tr._init_distributed()
-        prepare_device(tr.device)
+        process = Process.start(cfg)  # the device from LOCAL_RANK, the process group, the device's settings
         tr._agree_on_resume()
-        print(f"rank {tr.rank}: {tr.device} {dist.get_backend()} {tr._precision()}", flush=True)
+        print(f"rank {rank}: {process.device} {dist.get_backend()} {process.precision(cfg)}", flush=True)
     except Exception as exc:
-        print(f"rank {tr.rank}: {type(exc).__name__}: {exc}", flush=True)
+        print(f"rank {rank}: {type(exc).__name__}: {exc}", flush=True)
 ''')
 
 

@@ -36,7 +36,7 @@ BRANCH = "main"  # the branch the badges open
 DISTRIBUTION = "dancenow"  # the name pip installs the package under (pyproject's [project] name)
 DRIVE_MOUNT = Path("/content/drive")
 DRIVE_FOLDER = DRIVE_MOUNT / "MyDrive" / "dancenow"
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # dancenow_utils/ (this file is in dancenow_utils/notebook/)
 
 
 def colab_url(notebook: str, repo_url: str = REPO_URL, branch: str = BRANCH) -> str:
@@ -169,7 +169,7 @@ def restart_kernel() -> None:
 
 def is_repository(path: Path) -> bool:
     """Whether ``path`` is a dancenow checkout (its package and pyproject.toml)."""
-    return (path / "dancenow_utils" / "colab.py").is_file() and (path / "pyproject.toml").is_file()
+    return (path / "dancenow_utils" / "notebook" / "colab.py").is_file() and (path / "pyproject.toml").is_file()
 
 
 def find_repository(cwd: Path, package_dir: Path = PACKAGE_DIR) -> Path | None:
