@@ -10,6 +10,7 @@ Dataset (``dataset/``, ``dataset_test/``, ``dataset_transfer/``), for a ``phase`
     {root}/{phase}_keypoints/crops.json            or, for independent images, one crop per image
     {root}/{phase}_keypoints/settings.json         how the stick figures were drawn (format, face, hands, size)
     {root}/{phase}_keypoints/summary.json          what extraction found
+    {root}/{phase}_keypoints/detections.npz        the detector's raw keypoints per frame (for the lessons)
 
 Run (``checkpoints/<name>/``)::
 
@@ -83,6 +84,11 @@ class DatasetLayout:
     @property
     def summary(self) -> Path:
         return self.keypoints / "summary.json"
+
+    @property
+    def detections(self) -> Path:
+        """The detector's raw keypoints of every frame, before cuts and smoothing (``pose.extract.Detections``)."""
+        return self.keypoints / "detections.npz"
 
     def keypoint_file(self, frame_id: str) -> Path:
         return self.keypoints / f"{frame_id}_keypoints.json"

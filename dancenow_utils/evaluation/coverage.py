@@ -37,6 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dancenow_utils.evaluation.metrics import MIN_CONF
 from dancenow_utils.evaluation.stats import pearson, spearman
 from dancenow_utils.io_utils import atomic_write_text, list_images, read_image, write_image
 from dancenow_utils.layout import DatasetLayout
@@ -45,6 +46,7 @@ from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.pose.normalize import body_height
 from dancenow_utils.pose.render import render_pose
+from dancenow_utils.pose.settings import BODY_ONLY
 from dancenow_utils.visualize import grid, label, overlay, save_figure
 
 COVERAGE_JOINTS = tuple(range(19))  # BODY_25 without the feet points, as evaluation.BODY_JOINTS
@@ -56,7 +58,6 @@ BODY_PARTS: dict[str, tuple[int, ...]] = {
     "left_leg": (joint("LKnee"), joint("LAnkle")),
     "right_leg": (joint("RKnee"), joint("RAnkle")),
 }
-MIN_CONF = 0.3  # as evaluation.MIN_CONF
 MISSING_COST = 0.25  # a joint one pose has and the other lacks costs a quarter of the body height
 DEFAULT_THRESHOLD = 0.04  # fraction of the target's body height; see the module docstring
 UNIT = "fraction of the target's median head-to-feet height"
@@ -355,7 +356,7 @@ def _image_or_skeleton(folder: Path | None, name: str | None, body: np.ndarray, 
             f = folder / f"{name}{ext}"
             if f.exists():
                 return cv2.resize(read_image(f), tile, interpolation=cv2.INTER_AREA)
-    return cv2.resize(render_pose([Person(body)], *size), tile, interpolation=cv2.INTER_AREA)
+    return cv2.resize(render_pose([Person(body)], BODY_ONLY, size=size), tile, interpolation=cv2.INTER_AREA)
 
 
 def worst_sheet(report: CoverageReport, query: PoseSet, train: PoseSet, train_frames_dir: Path | None,
