@@ -10,13 +10,15 @@ the figures. ``tests/test_notebooks.py`` checks the committed notebooks' cells m
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import nbformat
+
+from dancenow_utils.layout import NOTEBOOKS as NOTEBOOK_NAMES
+from dancenow_utils.notebook.runner import stderr_to
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = """%matplotlib inline
@@ -50,8 +52,9 @@ OUTPUTS_NOTE = """
 training steps than the defaults), so its pictures are rougher than a full run's.*
 """
 
-NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
-    "01_pose_extraction.ipynb": [
+# the cells of each notebook, in the order (and under the names) of dancenow_utils.layout.NOTEBOOKS
+_CELLS: tuple[list[tuple[str, str]], ...] = (
+    [  # 01_pose_extraction
         ("md", """# Step 1: pose extraction
 
 Everybody Dance Now learns to draw one person, the **target**, in any pose. To teach it we need pairs: a frame of
@@ -183,7 +186,7 @@ arm, green left arm, green-to-cyan right leg, blue left leg.
 - **Real OpenPose**: `backend="openpose_json"` with `keypoints_dir` set to OpenPose's `--write_json` folder.
 """),
     ],
-    "02_training.ipynb": [
+    [  # 02_training
         ("md", """# Step 2: training the pose-to-appearance GAN
 
 The generator (pix2pixHD's global generator) learns to turn a stick figure into a frame of the target. A
@@ -292,7 +295,7 @@ pose, generated, corrected and real face crops.
   `overrides={"instance_feat": True}` for pix2pixHD's feature encoder (a style vector per instance).
 """),
     ],
-    "03_cross_validation.ipynb": [
+    [  # 03_cross_validation
         ("md", """# Step 3: cross-validation on poses the model never saw
 
 A GAN's losses say little about whether the frames look right. Here we generate frames for a **held-out** clip of
@@ -333,7 +336,7 @@ print(json.dumps(metrics, indent=1))
         ("md", "## GAN against retrieval\n\nHigher SSIM is better; lower pose error is better."),
         ("code", """for key in ("ssim", "body_ssim", "psnr", "pose_error_px"):
     print(f"{key:>15}: GAN {metrics[key]}   nearest neighbour {metrics['nn_' + key]}")
-display(Image(filename=str(RunLayout(checkpoints_dir, name).test_dir / "metrics.png")))
+display(Image(filename=str(RunLayout(checkpoints_dir, name).test.metrics_plot)))
 """),
         ("md", """## By pose kind
 
@@ -389,7 +392,7 @@ saved detector.
   does its held-out AUC drop?
 """),
     ],
-    "04_pose_transfer.ipynb": [
+    [  # 04_pose_transfer
         ("md", """# Step 4: pose transfer
 
 Now the target dances like someone else. The **source** video's poses are extracted with step 1's code, then:
@@ -511,7 +514,7 @@ if puppet:
 - **Your own dancer**: `source="dancer.mp4"`; a clip with the whole body in view and steady feet works best.
 """),
     ],
-    "05_epoch_visualization.ipynb": [
+    [  # 05_epoch_visualization
         ("md", """# Step 5: watching the network learn
 
 The original project showed how the generator's output evolves in its first iterations. This notebook
@@ -549,7 +552,9 @@ print(f"{len(snaps.iterations)} snapshots in {snaps.out_dir}")
 - **Another seed**: `overrides={"seed": 1}`: does it learn in the same order?
 """),
     ],
-}
+)
+NOTEBOOKS: dict[str, list[tuple[str, str]]] = {f"{name}.ipynb": cells
+                                                for name, cells in zip(NOTEBOOK_NAMES, _CELLS, strict=True)}
 
 
 def build(name: str) -> nbformat.NotebookNode:
@@ -610,11 +615,8 @@ def execute(out: Path, workdir: Path) -> None:
         (out / name).write_text(render(name))  # the notebook papermill runs is the current source
     # the kernels inherit fd 2: MediaPipe's native log lines go to a file, shown only if a notebook fails
     log_path = workdir / "kernel_stderr.log"
-    sys.stderr.flush()
-    saved = os.dup(2)
     try:
-        with open(log_path, "w") as log:
-            os.dup2(log.fileno(), 2)
+        with stderr_to(log_path):
             for name in NOTEBOOKS:
                 t0 = time.time()
                 print(f"== {name}", flush=True)
@@ -627,9 +629,6 @@ def execute(out: Path, workdir: Path) -> None:
     except Exception:
         print("--- the kernels' stderr (last lines) ---\n" + "".join(log_path.read_text().splitlines(True)[-30:]))
         raise
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def main(argv: list[str] | None = None) -> int:

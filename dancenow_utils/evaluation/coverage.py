@@ -28,7 +28,6 @@ the largest part's distance (Spearman -0.64), so flags use the mean and the per-
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ import cv2
 import numpy as np
 
 from dancenow_utils.evaluation.metrics import MIN_CONF
+from dancenow_utils.evaluation.per_sample import per_sample_file, read_per_sample
 from dancenow_utils.evaluation.stats import pearson, spearman
 from dancenow_utils.io_utils import atomic_write_text, list_images, read_image, write_image
 from dancenow_utils.layout import DatasetLayout
@@ -388,16 +388,10 @@ def worst_sheet(report: CoverageReport, query: PoseSet, train: PoseSet, train_fr
 def per_sample_values(path: str | Path, column: str = "body_ssim") -> dict[str, float]:
     """``name -> value`` of one column of the evaluation's ``per_sample.csv`` (notebook 03; the file or the
     ``checkpoints/<name>_test`` folder holding it)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "per_sample.csv"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no per-sample metrics; run the cross-validation (notebook 03) first")
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = read_per_sample(path)
     if rows and column not in rows[0]:
-        raise KeyError(f"{path}: no column {column!r}; columns are {', '.join(rows[0])}")
-    return {r["name"]: float(r[column]) if r[column] not in ("", "None") else float("nan") for r in rows}
+        raise KeyError(f"{per_sample_file(path)}: no column {column!r}; columns are {', '.join(rows[0])}")
+    return {str(r["name"]): float("nan") if r[column] is None else float(r[column]) for r in rows}
 
 
 def coverage_vs_per_sample(report: CoverageReport, per_sample_csv: str | Path, column: str = "body_ssim") -> dict:

@@ -98,11 +98,11 @@ class ExtractionLesson:
         ``index`` picks the lesson frame (default: the middle one with a person).
         """
         keypoints_dir = Path(keypoints_dir)
-        settings = PoseSettings.load(keypoints_dir / "settings.json")
+        layout = DatasetLayout.of_keypoints_dir(keypoints_dir)
+        settings = PoseSettings.load(layout.settings)
         if settings is None:
             raise FileNotFoundError(f"{keypoints_dir}/settings.json: no extraction settings; run the extraction "
                                     "(notebook 01) before the lesson")
-        layout = DatasetLayout.of_keypoints_dir(keypoints_dir)
         crops = Crops.load(layout)
         if n_frames < 3:
             raise ValueError(f"n_frames={n_frames}: the lesson needs at least 3 frames to show smoothing")

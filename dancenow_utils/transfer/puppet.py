@@ -160,11 +160,7 @@ class Puppet:
     def pose_image(self, angles: Mapping[str, float] | None = None) -> np.ndarray:
         """The stick figure the generator sees, at its size: drawn at the dataset's size with its settings, then
         resized as training resizes its pose images."""
-        img = render_pose([self.person(angles)], self.settings)
-        w, h = self.gen.size
-        if img.shape[:2] != (h, w):
-            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if img.shape[0] > h else cv2.INTER_LINEAR)
-        return img
+        return self.gen.read_poses([render_pose([self.person(angles)], self.settings)])[0]
 
     def frame(self, angles: Mapping[str, float] | None = None) -> np.ndarray:
         """The generator's frame for ``angles`` (default: the current ones); the face stage corrects the face."""
