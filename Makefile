@@ -34,7 +34,7 @@ test: $(STAMP) lint
 	$(RUN) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check dancenow_utils tests bench tools
+	$(BIN)/ruff check dancenow_utils tests bench tools notebooks
 
 # Run the five notebooks on a small demo (a few minutes) and store their slimmed outputs in notebooks/*.ipynb, so a
 # code host shows their figures (tests/test_notebooks.py checks the cells still match tools/build_notebooks.py).

@@ -22,16 +22,22 @@ from dancenow_utils.notebook.runner import stderr_to
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = """%matplotlib inline
-from IPython.display import display, Image
+from IPython.display import Image, display
+
 from dancenow_utils.notebook.pipeline import work_in_project_root
 from dancenow_utils.visualize import show
+
 work_in_project_root()  # under `make lab` Jupyter starts in notebooks/: data and checkpoints belong one level up
 """
 
 # The first cell of every notebook. In Jupyter, `make lab` or papermill dancenow is installed and the cell does
 # nothing; on Colab (or any fresh runtime) it clones and installs dancenow into the running kernel, without a restart.
 BOOTSTRAP = """# Colab or a fresh runtime: install dancenow into this kernel (where installed, this does nothing)
-import importlib.util, os, subprocess, sys
+import importlib.util
+import os
+import subprocess
+import sys
+
 REPO_URL = os.environ.get("DANCENOW_REPO", "")  # the git URL of the dancenow repository this notebook came from
 if importlib.util.find_spec("dancenow_utils") is None:
     if not os.path.isdir("dancenow_utils"):
@@ -92,7 +98,7 @@ normalize_to = ""      # a target's keypoint folder, to prepare a transfer sourc
 heldout_dataroot = "dataset_test"
 demo_dir = "demo_data"
 demo_frames = [1000, 150, 300]  # demo clip lengths: training, held-out, source dancer
-lesson_frames = 40     # frames the stage-by-stage lesson detects again (raw keypoints are not saved)
+lesson_frames = 40     # frames the stage-by-stage lesson shows (extraction's raw keypoints, detections.npz)
 lesson_joint = "RWrist"  # the joint whose track the smoothing figure plots
 """),
         ("code", SETUP + """from dancenow_utils.notebook import pipeline
@@ -108,14 +114,15 @@ never leaves half a dataset. Frames where nobody (or more than one person) is fo
     backend=backend, weights=weights, keypoints_dir=keypoints_dir, image_size=image_size, pose_format=pose_format,
     draw_face=draw_face, draw_hands=draw_hands, smooth_window=smooth_window, frame_step=frame_step,
     max_frames=max_frames, normalize_to=normalize_to, sequence=sequence)
-for root, summary in summaries.items():
+for summary in summaries.values():
     print(summary)
 """),
         ("md", """## One frame through each stage
 
-Extraction ran all four stages in one call. To see what each does, the lesson runs the detector again on the first
-`lesson_frames` frames (extraction keeps only the smoothed keypoints) and takes the middle frame through the
-stages with the crop and drawing settings extraction saved (`{phase}_keypoints/crop.json` and `settings.json`).
+Extraction ran all four stages in one call. To see what each does, the lesson takes the raw keypoints that
+extraction detected in the first `lesson_frames` frames (saved beside the smoothed ones, in
+`{phase}_keypoints/detections.npz`) and the middle frame through the stages with the crop and drawing settings
+extraction saved (`crop.json` and `settings.json`).
 """),
         ("code", """lesson = pipeline.extraction_lesson(source, dataroot, phase, demo_dir, lesson_frames, frame_step,
                                     weights, keypoints_dir)
@@ -214,10 +221,11 @@ input_kind = "pose"    # "pose": stick figures from step 1; "parts": the demo's 
 gpus = 1               # training processes: 2 or more trains on that many GPUs at once (as torchrun would)
 """),
         ("code", SETUP + """import json
-from dancenow_utils.config import make_config
+
 from dancenow_utils.checkpoint import describe_stages
-from dancenow_utils.training.stages import planned_stages, train_stages
+from dancenow_utils.config import make_config
 from dancenow_utils.notebook import pipeline
+from dancenow_utils.training.stages import planned_stages
 """),
         ("md", "## The configuration\n\nA preset plus your overrides; it is saved beside every checkpoint."),
         ("code", """dataroot, overrides = pipeline.input_step(input_kind, dataroot, overrides)
@@ -321,13 +329,14 @@ forensic_steps = 300   # training steps of the forensic detector (0: skip it)
 input_kind = "pose"    # "parts": a label-map run of notebook 02 on the demo's part maps (its own datasets)
 """),
         ("code", SETUP + """import json
-from dancenow_utils.notebook import pipeline
+
 from dancenow_utils.evaluation.coverage import coverage_report, coverage_vs_per_sample
 from dancenow_utils.evaluation.crossval import evaluate
 from dancenow_utils.evaluation.forensics import forensic_check
+from dancenow_utils.evaluation.metrics import format_by_pose_kind
 from dancenow_utils.io_utils import read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
-from dancenow_utils.evaluation.metrics import format_by_pose_kind
+from dancenow_utils.notebook import pipeline
 """),
         ("code", """dataroot, train_dataroot = pipeline.cross_validation_data(input_kind, dataroot, train_dataroot)
 metrics = evaluate(name, dataroot, which_epoch, checkpoints_dir, max_samples, train_dataroot)
@@ -427,13 +436,13 @@ checkpoints_dir = "checkpoints"
 demo_dir = "demo_data"
 max_frames = 0
 """),
-        ("code", SETUP + """from dancenow_utils.notebook import pipeline
-from dancenow_utils.transfer.pose_transfer import prepare_poses, run_transfer
-from dancenow_utils.config import TrainConfig
+        ("code", SETUP + """from dancenow_utils.config import TrainConfig
 from dancenow_utils.evaluation.coverage import coverage_report
 from dancenow_utils.io_utils import read_image
 from dancenow_utils.layout import DatasetLayout, ResultsLayout, RunLayout
+from dancenow_utils.notebook import pipeline
 from dancenow_utils.notebook.lessons import NormalizationLesson
+from dancenow_utils.transfer.pose_transfer import prepare_poses, run_transfer
 from dancenow_utils.transfer.puppet import Puppet
 from dancenow_utils.video import notebook_video
 """),
