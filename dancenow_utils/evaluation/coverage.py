@@ -16,14 +16,10 @@ the per-part distances are the same mean over each part's joints against that ne
 "5 % of the target's height away" whatever the video's resolution or crop, so a threshold carries over from one
 resolution or target to another.
 
-**Threshold.** :data:`DEFAULT_THRESHOLD` (0.04) is grounded in measured quality on the demo
-(``bench/coverage_forensics.py``, bench/RESULTS.md): over its held-out clip plus a clip of poses pushed beyond its
-dances (300 frames with true frames), body SSIM falls with this distance (Spearman -0.89). Binned, it stays at
-0.62-0.66 up to 0.04, drops to 0.55 at 0.04-0.05 and keeps falling (0.44 beyond 0.12). 0.04 is the split with the
-largest body SSIM gap between the frames above and below it (0.12). An earlier run, before the package's
-refactoring, put the drop slightly lower (0.035-0.04), with 0.04 still within the best split's interval. For
-scale, consecutive training frames (30 fps) are 0.008 apart. The mean over joints predicts quality better than
-the largest part's distance (Spearman -0.64), so flags use the mean and the per-part distances say which limb is off.
+**Threshold.** :data:`DEFAULT_THRESHOLD` (0.04) is where measured quality on the demo drops: the distance split
+with the largest body-SSIM gap between the frames above and below it (``bench/coverage_forensics.py``; the numbers
+in bench/RESULTS.md, "Pose coverage and the forensic detector"). Flags use the mean over joints, which predicts
+quality better than the largest part's distance; the per-part distances say which limb is off.
 """
 
 from __future__ import annotations
