@@ -41,7 +41,7 @@ python-version: $(STAMP)
 	@$(BIN)/python -c 'import sys; print(f"== Python {sys.version.split()[0]} ({sys.executable}, $(VENV))")'
 
 lint: $(STAMP)
-	$(BIN)/ruff check dancenow_utils tests bench tools
+	$(BIN)/ruff check dancenow_utils tests bench tools notebooks
 
 # Run the five notebooks on a small demo (a few minutes) and store their slimmed outputs in notebooks/*.ipynb, so a
 # code host shows their figures (tests/test_notebooks.py checks the cells still match tools/build_notebooks.py).

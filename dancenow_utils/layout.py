@@ -10,6 +10,7 @@ Dataset (``dataset/``, ``dataset_test/``, ``dataset_transfer/``), for a ``phase`
     {root}/{phase}_keypoints/crops.json            or, for independent images, one crop per image
     {root}/{phase}_keypoints/settings.json         how the stick figures were drawn (format, face, hands, size)
     {root}/{phase}_keypoints/summary.json          what extraction found
+    {root}/{phase}_keypoints/detections.npz        the detector's raw keypoints per frame (for the lessons)
 
 Run (``checkpoints/<name>/``)::
 
@@ -18,7 +19,8 @@ Run (``checkpoints/<name>/``)::
     latest_G.pth, epoch_<n>_G.pth                  generator only (+ config and pose settings): for inference
     loss_log.jsonl, loss_curves.png, web/          named losses, their curves, the visuals page
     global/, face/                                 the global stage of a local enhancer, the face stage
-    ../<name>_test/                                cross-validation results (notebook 03)
+    ../<name>_test/                                cross-validation results (notebook 03): metrics.json,
+                                                   per_sample.csv, index.html, metrics.png, images/
 """
 
 from __future__ import annotations
@@ -83,6 +85,11 @@ class DatasetLayout:
     @property
     def summary(self) -> Path:
         return self.keypoints / "summary.json"
+
+    @property
+    def detections(self) -> Path:
+        """The detector's raw keypoints of every frame, before cuts and smoothing (``pose.extract.Detections``)."""
+        return self.keypoints / "detections.npz"
 
     def keypoint_file(self, frame_id: str) -> Path:
         return self.keypoints / f"{frame_id}_keypoints.json"
@@ -163,13 +170,36 @@ class RunLayout:
         return self.dir / "web"
 
     @property
+    def web_page(self) -> Path:
+        """The training visuals page, newest first."""
+        return self.web / "index.html"
+
+    @property
+    def web_images(self) -> Path:
+        return self.web / "images"
+
+    @property
     def learning(self) -> Path:
         return self.dir / "learning"
+
+    @property
+    def learning_grid(self) -> Path:
+        """Step 5's grid of generated frames over the first iterations."""
+        return self.learning / "learning_grid.png"
+
+    @property
+    def learning_gif(self) -> Path:
+        return self.learning / "learning.gif"
 
     @property
     def test_dir(self) -> Path:
         """Cross-validation results: ``checkpoints/<name>_test``."""
         return self.checkpoints_dir / f"{self.name}_test"
+
+    @property
+    def test(self) -> EvaluationLayout:
+        """The files of the run's cross-validation (in :attr:`test_dir`)."""
+        return EvaluationLayout(self.test_dir)
 
     def stage(self, stage: str) -> RunLayout:
         """The run folder of a sub-stage (``global`` of a local enhancer, ``face``)."""
@@ -186,6 +216,44 @@ class RunLayout:
     def temp_files(self) -> list[Path]:
         """Temporary files a killed save left behind (``.latest.pth.*.tmp.pth``)."""
         return sorted(self.dir.glob(".*.tmp.*")) if self.dir.is_dir() else []
+
+
+@dataclass(frozen=True)
+class EvaluationLayout:
+    """The files of one cross-validation, ``checkpoints/<name>_test/`` (notebook 03)."""
+
+    dir: Path
+
+    def __init__(self, test_dir: str | Path) -> None:
+        object.__setattr__(self, "dir", Path(test_dir))
+
+    @property
+    def metrics(self) -> Path:
+        """The mean metrics, GAN and nearest-neighbour baseline."""
+        return self.dir / "metrics.json"
+
+    @property
+    def per_sample(self) -> Path:
+        """One row of metrics per held-out sample."""
+        return self.dir / "per_sample.csv"
+
+    @property
+    def page(self) -> Path:
+        """Every sample: input, generated, real, nearest neighbour."""
+        return self.dir / "index.html"
+
+    @property
+    def metrics_plot(self) -> Path:
+        """The per-sample metric distributions."""
+        return self.dir / "metrics.png"
+
+    @property
+    def images(self) -> Path:
+        return self.dir / "images"
+
+    def image(self, name: str, kind: str) -> Path:
+        """One sample's picture of one kind (``input``, ``generated``, ...)."""
+        return self.images / f"{name}_{kind}.png"
 
 
 @dataclass(frozen=True)

@@ -74,3 +74,65 @@ def test_normalization_lesson_fits_as_transfer_does(demo, target, tmp_path):
     fig = lesson.figure()
     assert len(fig.axes) == 2 * len(frames) + 1
     assert "edn" in lesson.describe()
+
+
+def test_extraction_lesson_reads_the_detections_extraction_saved(demo, target, monkeypatch):
+    """The lesson shows extraction's own raw keypoints (``detections.npz``): the detector does not run again."""
+    from dancenow_utils.notebook import lessons
+    from dancenow_utils.pose import extract as extract_module
+    from dancenow_utils.pose.extract import Detections
+
+    saved = Detections.load(target / "train_keypoints" / "detections.npz")
+    assert saved is not None and len(saved.results) == 16
+    monkeypatch.setattr(lessons, "detect_frames", lambda *a, **k: pytest.fail("the detector ran again"))
+    monkeypatch.setattr(extract_module, "detect", lambda *a, **k: pytest.fail("the detector ran again"))
+    lesson = ExtractionLesson.run(demo.video("target_train"), target / "train_keypoints", n_frames=10)
+    assert lesson.frame_ids == [r.frame_id for r in saved.results[:10]]
+    for mine, theirs in zip(lesson.raw, saved.people()[:10]):
+        assert (mine is None) == (theirs is None)
+        if mine is not None:
+            np.testing.assert_array_equal(mine.body, theirs.body)
+
+
+def test_extraction_lesson_detects_again_without_saved_detections(demo, target, tmp_path, monkeypatch):
+    """Data extracted before detections were saved (or from another frame step): the lesson runs the detector."""
+    import shutil
+
+    from dancenow_utils.notebook import lessons
+
+    keypoints = tmp_path / "train_keypoints"
+    shutil.copytree(target / "train_keypoints", keypoints)
+    (keypoints / "detections.npz").unlink()
+    calls = []
+    real = lessons.detect_frames
+    monkeypatch.setattr(lessons, "detect_frames", lambda *a, **k: calls.append(1) or real(*a, **k))
+    truth = demo.keypoints("target_train")
+    lesson = ExtractionLesson.run(demo.video("target_train"), keypoints, n_frames=10, json_dir=str(truth))
+    assert calls == [1] and len(lesson.raw) == 10
+
+
+def test_detections_round_trip(tmp_path):
+    """Saved detections read back as they were: statuses, sizes, people with and without face and hands."""
+    from dancenow_utils.pose.detect import FrameResult
+    from dancenow_utils.pose.extract import Detections
+    from dancenow_utils.pose.keypoints import Person
+
+    rng = np.random.default_rng(0)
+    full = Person(rng.random((25, 3)), rng.random((70, 3)), rng.random((21, 3)), rng.random((21, 3)))
+    body = Person(rng.random((25, 3)), right_hand=rng.random((21, 3)))
+    results = [FrameResult(0, "frame_000000", "ok", full, (320, 240)),
+               FrameResult(1, "frame_000002", "no_person", None, (320, 240), "frame_000002: no person"),
+               FrameResult(2, "frame_000004", "ok", body, (320, 240))]
+    Detections(results, "clip.mp4", 2, "openpose_json").save(tmp_path / "detections.npz")
+    back = Detections.load(tmp_path / "detections.npz")
+    assert (back.source, back.frame_step, back.backend) == ("clip.mp4", 2, "openpose_json")
+    assert [(r.pos, r.frame_id, r.status, r.size) for r in back.results] == \
+        [(r.pos, r.frame_id, r.status, r.size) for r in results]
+    assert back.people()[1] is None
+    for a, b in ((back.people()[0], full), (back.people()[2], body)):
+        for x, y in zip(a.arrays(), b.arrays()):
+            assert (x is None) == (y is None)
+            if x is not None:
+                np.testing.assert_allclose(x, y, rtol=1e-6)
+    assert Detections.load(tmp_path / "none.npz") is None
+    assert back.is_of("clip.mp4", 2) and not back.is_of("clip.mp4", 1)

@@ -74,3 +74,30 @@ def test_renderer_thickness_scales_with_person():
         return int((img[100].sum(axis=1) > 0).sum())
 
     assert width(180) > width(40)
+
+
+def test_render_pose_draws_with_the_settings_and_keeps_the_old_form():
+    """One source of truth for the drawing: PoseSettings (face and hands on by default, as extraction draws);
+    the old keyword form still works, with a DeprecationWarning, and keeps its defaults (face and hands off)."""
+    import warnings
+
+    from dancenow_utils.pose.settings import BODY_ONLY, PoseSettings
+
+    rng = np.random.default_rng(1)
+    body = np.zeros((25, 3), np.float32)
+    body[:, :2], body[:, 2] = rng.uniform(20, 80, (25, 2)), 1.0
+    hand = np.concatenate([rng.uniform(20, 80, (21, 2)), np.ones((21, 1))], 1).astype(np.float32)
+    person = Person(body, left_hand=hand)
+    drawn = render_pose([person], PoseSettings(width=100, height=100))
+    assert not np.array_equal(drawn, render_pose([person], BODY_ONLY, size=(100, 100)))  # the hand is drawn
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        old = render_pose([person], 100, 100)
+        old_hands = render_pose([person], 100, 100, "BODY_25", draw_hands=True)
+    assert [w.category for w in caught] == [DeprecationWarning, DeprecationWarning]
+    assert np.array_equal(old, render_pose([person], BODY_ONLY, size=(100, 100)))
+    assert np.array_equal(old_hands, drawn)
+    canvas = np.full((60, 90, 3), 40, np.uint8)
+    assert render_pose([person], BODY_ONLY, canvas=canvas).shape == (60, 90, 3)
+    with pytest.raises(TypeError, match="settings"):
+        render_pose([person], BODY_ONLY, 100)

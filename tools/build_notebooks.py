@@ -11,7 +11,6 @@ repository.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -19,14 +18,19 @@ from pathlib import Path
 
 import nbformat
 
+from dancenow_utils.layout import NOTEBOOKS as NOTEBOOK_NAMES
+from dancenow_utils.notebook.runner import stderr_to
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from dancenow_utils.notebook.colab import REPO_URL, colab_badges  # noqa: E402  (the repository's folder, first)
 
 SETUP = """%matplotlib inline
-from IPython.display import display, Image
+from IPython.display import Image, display
+
 from dancenow_utils.notebook.colab import work_in_repository
 from dancenow_utils.visualize import show
+
 work_in_repository()  # from notebooks/ (`make lab`), or /content after Colab's "Restart session": to the repository
 """
 
@@ -36,7 +40,10 @@ work_in_repository()  # from notebooks/ (`make lab`), or /content after Colab's 
 # into the repository on Colab and, with KEEP_ON_DRIVE, keeps every data folder on Google Drive. In `make lab` or
 # papermill it only checks the install.
 BOOTSTRAP = f"""# Colab or a fresh runtime: install dancenow into this kernel (README: "Colab"); elsewhere it checks it
-import os, subprocess, sys
+import os
+import subprocess
+import sys
+
 REPO_URL = os.environ.get("DANCENOW_REPO", "{REPO_URL}")  # a fork: its git URL
 KEEP_ON_DRIVE = False  # Colab: True keeps every data folder (datasets, checkpoints, results) on Google Drive
 try:
@@ -56,8 +63,9 @@ OUTPUTS_NOTE = """
 training steps than the defaults), so its pictures are rougher than a full run's.*
 """
 
-NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
-    "01_pose_extraction.ipynb": [
+# the cells of each notebook, in the order (and under the names) of dancenow_utils.layout.NOTEBOOKS
+_CELLS: tuple[list[tuple[str, str]], ...] = (
+    [  # 01_pose_extraction
         ("md", """# Step 1: pose extraction
 
 Everybody Dance Now learns to draw one person, the **target**, in any pose. To teach it we need pairs: a frame of
@@ -95,7 +103,7 @@ normalize_to = ""      # a target's keypoint folder, to prepare a transfer sourc
 heldout_dataroot = "dataset_test"
 demo_dir = "demo_data"
 demo_frames = [1000, 150, 300]  # demo clip lengths: training, held-out, source dancer
-lesson_frames = 40     # frames the stage-by-stage lesson detects again (raw keypoints are not saved)
+lesson_frames = 40     # frames the stage-by-stage lesson shows (extraction's raw keypoints, detections.npz)
 lesson_joint = "RWrist"  # the joint whose track the smoothing figure plots
 """),
         ("code", SETUP + """from dancenow_utils.notebook import pipeline
@@ -111,14 +119,15 @@ never leaves half a dataset. Frames where nobody (or more than one person) is fo
     backend=backend, weights=weights, keypoints_dir=keypoints_dir, image_size=image_size, pose_format=pose_format,
     draw_face=draw_face, draw_hands=draw_hands, smooth_window=smooth_window, frame_step=frame_step,
     max_frames=max_frames, normalize_to=normalize_to, sequence=sequence)
-for root, summary in summaries.items():
+for summary in summaries.values():
     print(summary)
 """),
         ("md", """## One frame through each stage
 
-Extraction ran all four stages in one call. To see what each does, the lesson runs the detector again on the first
-`lesson_frames` frames (extraction keeps only the smoothed keypoints) and takes the middle frame through the
-stages with the crop and drawing settings extraction saved (`{phase}_keypoints/crop.json` and `settings.json`).
+Extraction ran all four stages in one call. To see what each does, the lesson takes the raw keypoints that
+extraction detected in the first `lesson_frames` frames (saved beside the smoothed ones, in
+`{phase}_keypoints/detections.npz`) and the middle frame through the stages with the crop and drawing settings
+extraction saved (`crop.json` and `settings.json`).
 """),
         ("code", """lesson = pipeline.extraction_lesson(source, dataroot, phase, demo_dir, lesson_frames, frame_step,
                                     weights, keypoints_dir)
@@ -189,7 +198,7 @@ arm, green left arm, green-to-cyan right leg, blue left leg.
 - **Real OpenPose**: `backend="openpose_json"` with `keypoints_dir` set to OpenPose's `--write_json` folder.
 """),
     ],
-    "02_training.ipynb": [
+    [  # 02_training
         ("md", """# Step 2: training the pose-to-appearance GAN
 
 The generator (pix2pixHD's global generator) learns to turn a stick figure into a frame of the target. A
@@ -217,10 +226,11 @@ input_kind = "pose"    # "pose": stick figures from step 1; "parts": the demo's 
 gpus = 1               # training processes: 2 or more trains on that many GPUs at once (as torchrun would)
 """),
         ("code", SETUP + """import json
-from dancenow_utils.config import make_config
+
 from dancenow_utils.checkpoint import describe_stages
-from dancenow_utils.training.stages import planned_stages, train_stages
+from dancenow_utils.config import make_config
 from dancenow_utils.notebook import pipeline
+from dancenow_utils.training.stages import planned_stages
 """),
         ("md", "## The configuration\n\nA preset plus your overrides; it is saved beside every checkpoint."),
         ("code", """dataroot, overrides = pipeline.input_step(input_kind, dataroot, overrides)
@@ -298,7 +308,7 @@ pose, generated, corrected and real face crops.
   `overrides={"instance_feat": True}` for pix2pixHD's feature encoder (a style vector per instance).
 """),
     ],
-    "03_cross_validation.ipynb": [
+    [  # 03_cross_validation
         ("md", """# Step 3: cross-validation on poses the model never saw
 
 A GAN's losses say little about whether the frames look right. Here we generate frames for a **held-out** clip of
@@ -324,13 +334,14 @@ forensic_steps = 300   # training steps of the forensic detector (0: skip it)
 input_kind = "pose"    # "parts": a label-map run of notebook 02 on the demo's part maps (its own datasets)
 """),
         ("code", SETUP + """import json
-from dancenow_utils.notebook import pipeline
+
 from dancenow_utils.evaluation.coverage import coverage_report, coverage_vs_per_sample
 from dancenow_utils.evaluation.crossval import evaluate
 from dancenow_utils.evaluation.forensics import forensic_check
+from dancenow_utils.evaluation.metrics import format_by_pose_kind
 from dancenow_utils.io_utils import read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
-from dancenow_utils.evaluation.metrics import format_by_pose_kind
+from dancenow_utils.notebook import pipeline
 """),
         ("code", """dataroot, train_dataroot = pipeline.cross_validation_data(input_kind, dataroot, train_dataroot)
 metrics = evaluate(name, dataroot, which_epoch, checkpoints_dir, max_samples, train_dataroot)
@@ -339,7 +350,7 @@ print(json.dumps(metrics, indent=1))
         ("md", "## GAN against retrieval\n\nHigher SSIM is better; lower pose error is better."),
         ("code", """for key in ("ssim", "body_ssim", "psnr", "pose_error_px"):
     print(f"{key:>15}: GAN {metrics[key]}   nearest neighbour {metrics['nn_' + key]}")
-display(Image(filename=str(RunLayout(checkpoints_dir, name).test_dir / "metrics.png")))
+display(Image(filename=str(RunLayout(checkpoints_dir, name).test.metrics_plot)))
 """),
         ("md", """## By pose kind
 
@@ -395,7 +406,7 @@ saved detector.
   does its held-out AUC drop?
 """),
     ],
-    "04_pose_transfer.ipynb": [
+    [  # 04_pose_transfer
         ("md", """# Step 4: pose transfer
 
 Now the target dances like someone else. The **source** video's poses are extracted with step 1's code, then:
@@ -430,13 +441,13 @@ checkpoints_dir = "checkpoints"
 demo_dir = "demo_data"
 max_frames = 0
 """),
-        ("code", SETUP + """from dancenow_utils.notebook import pipeline
-from dancenow_utils.transfer.pose_transfer import prepare_poses, run_transfer
-from dancenow_utils.config import TrainConfig
+        ("code", SETUP + """from dancenow_utils.config import TrainConfig
 from dancenow_utils.evaluation.coverage import coverage_report
 from dancenow_utils.io_utils import read_image
 from dancenow_utils.layout import DatasetLayout, ResultsLayout, RunLayout
+from dancenow_utils.notebook import pipeline
 from dancenow_utils.notebook.lessons import NormalizationLesson
+from dancenow_utils.transfer.pose_transfer import prepare_poses, run_transfer
 from dancenow_utils.transfer.puppet import Puppet
 from dancenow_utils.video import notebook_video
 """),
@@ -517,7 +528,7 @@ if puppet:
 - **Your own dancer**: `source="dancer.mp4"`; a clip with the whole body in view and steady feet works best.
 """),
     ],
-    "05_epoch_visualization.ipynb": [
+    [  # 05_epoch_visualization
         ("md", """# Step 5: watching the network learn
 
 The original project showed how the generator's output evolves in its first iterations. This notebook
@@ -555,7 +566,9 @@ print(f"{len(snaps.iterations)} snapshots in {snaps.out_dir}")
 - **Another seed**: `overrides={"seed": 1}`: does it learn in the same order?
 """),
     ],
-}
+)
+NOTEBOOKS: dict[str, list[tuple[str, str]]] = {f"{name}.ipynb": cells
+                                                for name, cells in zip(NOTEBOOK_NAMES, _CELLS, strict=True)}
 
 
 def build(name: str) -> nbformat.NotebookNode:
@@ -622,11 +635,8 @@ def execute(out: Path, workdir: Path) -> None:
         (out / name).write_text(render(name))  # the notebook papermill runs is the current source
     # the kernels inherit fd 2: MediaPipe's native log lines go to a file, shown only if a notebook fails
     log_path = workdir / "kernel_stderr.log"
-    sys.stderr.flush()
-    saved = os.dup(2)
     try:
-        with open(log_path, "w") as log:
-            os.dup2(log.fileno(), 2)
+        with stderr_to(log_path):
             for name in NOTEBOOKS:
                 t0 = time.time()
                 print(f"== {name}", flush=True)
@@ -639,9 +649,6 @@ def execute(out: Path, workdir: Path) -> None:
     except Exception:
         print("--- the kernels' stderr (last lines) ---\n" + "".join(log_path.read_text().splitlines(True)[-30:]))
         raise
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 BADGES_START, BADGES_END = "<!-- colab-badges: written by tools/build_notebooks.py -->", "<!-- /colab-badges -->"

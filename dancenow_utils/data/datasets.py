@@ -114,12 +114,18 @@ def check_pair_sizes(pairs: list[tuple[Path, Path | None]]) -> None:
                          "extraction (notebook 01) rather than replacing files in _A or _B by hand.")
 
 
+def resized(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``img`` at ``width`` x ``height``: area-averaged when shrinking, bilinear when enlarging (unchanged when it
+    has that size already), as training resizes its images."""
+    if img.shape[:2] == (height, width):
+        return img
+    interp = cv2.INTER_AREA if img.shape[0] > height else cv2.INTER_LINEAR
+    return cv2.resize(img, (width, height), interpolation=interp)
+
+
 def load_resized(path: Path, width: int, height: int) -> np.ndarray:
-    img = read_image(path)
-    if img.shape[:2] != (height, width):
-        interp = cv2.INTER_AREA if img.shape[0] > height else cv2.INTER_LINEAR
-        img = cv2.resize(img, (width, height), interpolation=interp)
-    return img
+    """The RGB image file at ``path``, at ``width`` x ``height`` (:func:`resized`)."""
+    return resized(read_image(path), width, height)
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:

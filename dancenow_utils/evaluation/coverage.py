@@ -16,19 +16,14 @@ the per-part distances are the same mean over each part's joints against that ne
 "5 % of the target's height away" whatever the video's resolution or crop, so a threshold carries over from one
 resolution or target to another.
 
-**Threshold.** :data:`DEFAULT_THRESHOLD` (0.04) is grounded in measured quality on the demo
-(``bench/coverage_forensics.py``, bench/RESULTS.md): over its held-out clip plus a clip of poses pushed beyond its
-dances (300 frames with true frames), body SSIM falls with this distance (Spearman -0.89). Binned, it stays at
-0.62-0.66 up to 0.04, drops to 0.55 at 0.04-0.05 and keeps falling (0.44 beyond 0.12). 0.04 is the split with the
-largest body SSIM gap between the frames above and below it (0.12). An earlier run, before the package's
-refactoring, put the drop slightly lower (0.035-0.04), with 0.04 still within the best split's interval. For
-scale, consecutive training frames (30 fps) are 0.008 apart. The mean over joints predicts quality better than
-the largest part's distance (Spearman -0.64), so flags use the mean and the per-part distances say which limb is off.
+**Threshold.** :data:`DEFAULT_THRESHOLD` (0.04) is where measured quality on the demo drops: the distance split
+with the largest body-SSIM gap between the frames above and below it (``bench/coverage_forensics.py``; the numbers
+in bench/RESULTS.md, "Pose coverage and the forensic detector"). Flags use the mean over joints, which predicts
+quality better than the largest part's distance; the per-part distances say which limb is off.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import dataclass
@@ -37,6 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dancenow_utils.evaluation.metrics import MIN_CONF
+from dancenow_utils.evaluation.per_sample import per_sample_file, read_per_sample
 from dancenow_utils.evaluation.stats import pearson, spearman
 from dancenow_utils.io_utils import atomic_write_text, list_images, read_image, write_image
 from dancenow_utils.layout import DatasetLayout
@@ -45,6 +42,7 @@ from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.pose.normalize import body_height
 from dancenow_utils.pose.render import render_pose
+from dancenow_utils.pose.settings import BODY_ONLY
 from dancenow_utils.visualize import grid, label, overlay, save_figure
 
 COVERAGE_JOINTS = tuple(range(19))  # BODY_25 without the feet points, as evaluation.BODY_JOINTS
@@ -56,7 +54,6 @@ BODY_PARTS: dict[str, tuple[int, ...]] = {
     "left_leg": (joint("LKnee"), joint("LAnkle")),
     "right_leg": (joint("RKnee"), joint("RAnkle")),
 }
-MIN_CONF = 0.3  # as evaluation.MIN_CONF
 MISSING_COST = 0.25  # a joint one pose has and the other lacks costs a quarter of the body height
 DEFAULT_THRESHOLD = 0.04  # fraction of the target's body height; see the module docstring
 UNIT = "fraction of the target's median head-to-feet height"
@@ -355,7 +352,7 @@ def _image_or_skeleton(folder: Path | None, name: str | None, body: np.ndarray, 
             f = folder / f"{name}{ext}"
             if f.exists():
                 return cv2.resize(read_image(f), tile, interpolation=cv2.INTER_AREA)
-    return cv2.resize(render_pose([Person(body)], *size), tile, interpolation=cv2.INTER_AREA)
+    return cv2.resize(render_pose([Person(body)], BODY_ONLY, size=size), tile, interpolation=cv2.INTER_AREA)
 
 
 def worst_sheet(report: CoverageReport, query: PoseSet, train: PoseSet, train_frames_dir: Path | None,
@@ -387,16 +384,10 @@ def worst_sheet(report: CoverageReport, query: PoseSet, train: PoseSet, train_fr
 def per_sample_values(path: str | Path, column: str = "body_ssim") -> dict[str, float]:
     """``name -> value`` of one column of the evaluation's ``per_sample.csv`` (notebook 03; the file or the
     ``checkpoints/<name>_test`` folder holding it)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "per_sample.csv"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no per-sample metrics; run the cross-validation (notebook 03) first")
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = read_per_sample(path)
     if rows and column not in rows[0]:
-        raise KeyError(f"{path}: no column {column!r}; columns are {', '.join(rows[0])}")
-    return {r["name"]: float(r[column]) if r[column] not in ("", "None") else float("nan") for r in rows}
+        raise KeyError(f"{per_sample_file(path)}: no column {column!r}; columns are {', '.join(rows[0])}")
+    return {str(r["name"]): float("nan") if r[column] is None else float(r[column]) for r in rows}
 
 
 def coverage_vs_per_sample(report: CoverageReport, per_sample_csv: str | Path, column: str = "body_ssim") -> dict:

@@ -10,7 +10,6 @@ streamed), :func:`score_sequence` (per-frame rows and the summary) and :func:`wr
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import io
@@ -33,8 +32,9 @@ from dancenow_utils.evaluation.metrics import (
     frame_scores,
     summarize,
 )
+from dancenow_utils.evaluation.per_sample import read_per_sample  # noqa: F401 (its old home: notebooks and bench import it here)
 from dancenow_utils.io_utils import atomic_write_text, write_image, write_json
-from dancenow_utils.layout import DatasetLayout, RunLayout, checkpoint_tag
+from dancenow_utils.layout import DatasetLayout, EvaluationLayout, RunLayout, checkpoint_tag
 from dancenow_utils.models.inference import Generator, load_generator
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
 from dancenow_utils.params import check_int
@@ -135,7 +135,7 @@ def score_sequence(fakes: Iterator[np.ndarray], data: HeldOut, out_dir: Path | N
             if out_dir is not None:
                 for kind, img in (("input", input_picture(pose)), ("generated", fake), ("real", real),
                                   ("nn", nn_img)):
-                    write_image(out_dir / "images" / f"{names[i]}_{kind}.png", img)
+                    write_image(EvaluationLayout(out_dir).image(names[i], kind), img)
     finally:
         redetect.close()
     return rows, summarize(rows, fake_motion.mean, real_motion.mean)
@@ -192,31 +192,22 @@ def evaluate(name: str, dataroot: str | Path = "dataset_test", which_epoch: str 
 
 def write_reports(out_dir: Path, name: str, metrics: dict, rows: list[dict]) -> None:
     """``metrics.json``, ``per_sample.csv``, an HTML page of samples and ``metrics.png``."""
+    out = EvaluationLayout(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "metrics.json", metrics)
+    write_json(out.metrics, metrics)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(out_dir / "per_sample.csv", buf.getvalue())
+    atomic_write_text(out.per_sample, buf.getvalue())
     page_rows = [(f"{r['name']}  SSIM {r['ssim']:.3f} (NN {r['nn_ssim']:.3f})",
-                  [(k, f"images/{r['name']}_{k}.png") for k in ("input", "generated", "real", "nn")])
+                  [(k, out.image(r["name"], k).relative_to(out.dir).as_posix())
+                   for k in ("input", "generated", "real", "nn")])
                  for r in rows]
     summary = ", ".join(f"{k} {v}" for k, v in metrics.items() if k in METRIC_KEYS)
-    image_table_page(out_dir / "index.html", f"Cross-validation: {name}", page_rows, width=192,
+    image_table_page(out.page, f"Cross-validation: {name}", page_rows, width=192,
                      note=f"input | generated | ground truth | nearest training neighbour. {summary}")
-    plot_metric_distributions(rows, out_dir / "metrics.png")
-
-
-def read_per_sample(test_dir: str | Path) -> list[dict]:
-    """The per-sample rows of a cross-validation (``per_sample.csv``), numbers as floats."""
-    with open(Path(test_dir) / "per_sample.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        for k, v in r.items():
-            with contextlib.suppress(ValueError):
-                r[k] = float(v) if v not in ("", "None") else None
-    return rows
+    plot_metric_distributions(rows, out.metrics_plot)
 
 
 def plot_metric_distributions(rows: list[dict], path: Path) -> None:

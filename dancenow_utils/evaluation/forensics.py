@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dancenow_utils.data.datasets import load_resized, pair_files
+from dancenow_utils.data.datasets import load_resized, pair_files, resized
 from dancenow_utils.evaluation.stats import roc_auc
 from dancenow_utils.io_utils import IMAGE_EXTENSIONS, atomic_path, atomic_write_text, list_images, read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
@@ -286,9 +286,7 @@ def score_video(detector: Detector, path: str | Path, frame_step: int = 1, max_f
     scores: list[np.ndarray] = []
     batch: list[np.ndarray] = []
     for rgb in tqdm(frames, desc="scoring frames", disable=not progress):
-        if h and rgb.shape[:2] != (h, w):
-            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if rgb.shape[0] > h else cv2.INTER_LINEAR)
-        batch.append(rgb)
+        batch.append(resized(rgb, w, h) if h else rgb)
         if len(batch) == batch_size:
             scores.append(detector.score(batch))
             batch = []
@@ -314,18 +312,9 @@ def generate_for_poses(name: str, pose_images: Sequence[np.ndarray | str | Path]
 def frames_for_poses(gen: Generator, pose_images: Sequence[np.ndarray | str | Path],
                      people: Sequence[Person | None] | None = None, batch_size: int = 8) -> list[np.ndarray]:
     """:func:`generate_for_poses` with a generator already loaded: the one place this module runs it."""
-    w, h = gen.size
     if gen.label_maps:  # label maps (and their instance maps) are read from files, at the generator's size
         return list(gen.frames(gen.read_inputs([Path(p) for p in pose_images]), people, batch_size))
-    poses = []
-    for p in pose_images:
-        if isinstance(p, (str, Path)):
-            poses.append(load_resized(Path(p), w, h))
-        elif p.shape[:2] != (h, w):
-            poses.append(cv2.resize(p, (w, h), interpolation=cv2.INTER_AREA))
-        else:
-            poses.append(p)
-    return list(gen.frames(poses, people, batch_size))
+    return list(gen.frames(gen.read_poses(pose_images), people, batch_size))
 
 
 def _pairs(dataroot: str | Path, max_items: int) -> tuple[list[str], list[Path], list[Path]]:

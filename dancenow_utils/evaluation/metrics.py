@@ -14,9 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from dancenow_utils.pose.keypoints import MIN_CONF as DRAWN_CONF
 from dancenow_utils.pose.kinds import POSE_KINDS
 
 BODY_JOINTS = list(range(19))  # BODY_25 without the feet points, which MediaPipe only approximates
+# a joint is compared only when both poses are this sure of it: stricter than pose.keypoints.MIN_CONF (what is
+# drawn), so that a guessed joint does not count as a mismatch; pose coverage uses the same threshold
 MIN_CONF = 0.3
 
 
@@ -36,7 +39,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def body_box(body: np.ndarray, shape: tuple[int, int], margin: float = 0.1) -> tuple[int, int, int, int]:
     """``(x0, y0, x1, y1)`` around the confident body keypoints plus a margin, clipped to the image."""
-    pts = body[body[:, 2] > 0.05, :2]
+    pts = body[body[:, 2] > DRAWN_CONF, :2]
     h, w = shape
     if len(pts) == 0:
         return 0, 0, w, h

@@ -20,7 +20,15 @@ from torch import nn
 
 from dancenow_utils.checkpoint import describe_stages, load_generator_file
 from dancenow_utils.config import TrainConfig
-from dancenow_utils.data.datasets import input_tensors, instance_files, load_input, to_image, to_tensor
+from dancenow_utils.data.datasets import (
+    input_tensors,
+    instance_files,
+    load_input,
+    load_resized,
+    resized,
+    to_image,
+    to_tensor,
+)
 from dancenow_utils.data.labels import LabelInput
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.models.encoder import FeatureEncoder, build_encoder, feature_regions
@@ -74,6 +82,11 @@ class Generator:
             inst = instance_files(layout, [f.stem for f in files])
         for f, i in zip(files, inst):
             yield load_input(f, w, h, self.cfg.label_nc, i)
+
+    def read_poses(self, pose_images: Iterable[np.ndarray | str | Path]) -> list[np.ndarray]:
+        """Pose images (RGB arrays or image files) at the generator's size, resized as training resizes them."""
+        w, h = self.size
+        return [load_resized(Path(p), w, h) if isinstance(p, (str, Path)) else resized(p, w, h) for p in pose_images]
 
     def region_features(self, frame: np.ndarray, item: LabelInput) -> list[RegionFeature]:
         """The feature encoder's vector for every region of ``frame`` (an RGB frame of ``item``'s layout)."""

@@ -1,11 +1,11 @@
 """Lesson figures: what each stage of the pipeline does to one frame, drawn so a student can see it.
 
-:class:`ExtractionLesson` (notebook 01) takes a few dozen frames of a source through detection and smoothing and
-one of them through the crop and the drawing: raw keypoints on the frame, a joint's track before and after
-smoothing, the crop box, the stick figure. :class:`NormalizationLesson` (notebook 04) fits global pose
-normalisation exactly as pose transfer does and draws the source skeleton over the target's crop before and after
-it, with the ankle lines and the scale the method derives. Only figures are made here: every stage is the
-package's own code (:mod:`~dancenow_utils.pose.detect`, :mod:`~dancenow_utils.pose.smoothing`,
+:class:`ExtractionLesson` (notebook 01) takes a few dozen frames of a source through detection (the raw keypoints
+extraction saved) and smoothing and one of them through the crop and the drawing: raw keypoints on the frame, a
+joint's track before and after smoothing, the crop box, the stick figure. :class:`NormalizationLesson` (notebook 04)
+fits global pose normalisation exactly as pose transfer does and draws the source skeleton over the target's crop
+before and after it, with the ankle lines and the scale the method derives. Only figures are made here: every stage
+is the package's own code (:mod:`~dancenow_utils.pose.extract`'s stages, :mod:`~dancenow_utils.pose.smoothing`,
 :mod:`~dancenow_utils.pose.crop`, :mod:`~dancenow_utils.pose.render`, :mod:`~dancenow_utils.pose.normalize`).
 """
 
@@ -21,11 +21,12 @@ from dancenow_utils.io_utils import read_image
 from dancenow_utils.layout import DatasetLayout
 from dancenow_utils.pose.crop import Crop, Crops, keypoint_files, read_single_person
 from dancenow_utils.pose.detect import detect
+from dancenow_utils.pose.extract import Detections, detect_frames
 from dancenow_utils.pose.formats import BODY_25_NAMES, N_FACE, joint
-from dancenow_utils.pose.keypoints import Person
+from dancenow_utils.pose.keypoints import MIN_CONF, Person
 from dancenow_utils.pose.normalize import PoseNormalizer, check_method, edn_measure, normalize_sequence
-from dancenow_utils.pose.render import MIN_CONF, render_pose
-from dancenow_utils.pose.settings import PoseSettings
+from dancenow_utils.pose.render import render_pose
+from dancenow_utils.pose.settings import BODY_ONLY, PoseSettings
 from dancenow_utils.pose.smoothing import smooth_sequence
 from dancenow_utils.pose.sources import FrameSource
 from dancenow_utils.visualize import hstack, label
@@ -70,7 +71,8 @@ def check_joint(name: str) -> int:
 @dataclass
 class ExtractionLesson:
     """A few dozen frames of a source through detection and smoothing, and one of them (``index``) through the
-    crop and the drawing that extraction saved (``crop.json``, ``settings.json``)."""
+    crop and the drawing: what extraction saved (raw detections ``detections.npz``, ``crop.json``,
+    ``settings.json``)."""
 
     frame_ids: list[str]
     raw: list[Person | None]
@@ -86,26 +88,32 @@ class ExtractionLesson:
     def run(cls, source: str | Path, keypoints_dir: str | Path, n_frames: int = 40, frame_step: int = 1,
             weights: str = "", json_dir: str = "", truth_dir: str | Path = "", index: int | None = None,
             progress: bool = False) -> ExtractionLesson:
-        """Detect people in the first ``n_frames`` frames of ``source`` (every ``frame_step``-th, as extraction
-        read them) with the backend and drawing settings saved in ``keypoints_dir`` (extraction's
-        ``{phase}_keypoints``), and smooth them with its window.
+        """The raw keypoints of the first ``n_frames`` frames of ``source`` (every ``frame_step``-th, as extraction
+        read them), smoothed with the window saved in ``keypoints_dir`` (extraction's ``{phase}_keypoints``).
 
-        Extraction does not keep raw keypoints, so this runs the detector again, on a few frames only.
+        The raw keypoints are the ones extraction detected (its ``detections.npz``); for data extracted before
+        they were saved, or from another source or frame step, the detector runs again on these frames with the
+        backend and drawing settings extraction saved (``weights``, ``json_dir`` as for extraction).
         ``truth_dir`` is a folder of ground-truth OpenPose JSON with the same frame ids (the demo has one);
         ``index`` picks the lesson frame (default: the middle one with a person).
         """
         keypoints_dir = Path(keypoints_dir)
-        settings = PoseSettings.load(keypoints_dir / "settings.json")
+        layout = DatasetLayout.of_keypoints_dir(keypoints_dir)
+        settings = PoseSettings.load(layout.settings)
         if settings is None:
             raise FileNotFoundError(f"{keypoints_dir}/settings.json: no extraction settings; run the extraction "
                                     "(notebook 01) before the lesson")
-        crops = Crops.load(DatasetLayout.of_keypoints_dir(keypoints_dir))
+        crops = Crops.load(layout)
         if n_frames < 3:
             raise ValueError(f"n_frames={n_frames}: the lesson needs at least 3 frames to show smoothing")
         src = FrameSource.open(source, frame_step, n_frames)
-        results = detect(src, settings.backend, weights, json_dir, settings.draw_face, settings.draw_hands,
-                         workers=1, progress=progress)
-        raw = [r.person if r.status == "ok" else None for r in results]
+        detections = Detections.load(layout.detections)
+        if detections is not None and detections.is_of(source, frame_step):
+            detections = detections.first(n_frames)
+        else:
+            detections = detect_frames(src, settings, weights, json_dir, workers=1, progress=progress)
+        results = detections.results
+        raw = detections.people()
         found = [i for i, p in enumerate(raw) if p is not None]
         if not found:
             raise ValueError(f"{source}: nobody was detected in its first {len(raw)} frames; the lesson needs a "
@@ -128,8 +136,7 @@ class ExtractionLesson:
         return np.arange(len(self.raw)) * self.frame_step
 
     def _draw(self, person: Person, width: int, height: int, canvas: np.ndarray | None = None) -> np.ndarray:
-        s = self.settings
-        return render_pose([person], width, height, s.pose_format, s.draw_face, s.draw_hands, canvas)
+        return render_pose([person], self.settings, size=(width, height), canvas=canvas)
 
     def detected_image(self) -> np.ndarray:
         """Stage 1: the raw keypoints (body, face, hands as extracted) drawn on the original frame."""
@@ -351,7 +358,7 @@ class NormalizationLesson:
                                                            (self.after, "target", "cyan"))):
                 ax = fig.add_subplot(gs[r, col])
                 person = people[i]
-                ax.imshow(render_pose([c.apply_person(person)], c.width, c.height, "BODY_25", canvas=background)
+                ax.imshow(render_pose([c.apply_person(person)], BODY_ONLY, canvas=background)
                           if person is not None else background)
                 for y, style, name in ((lines[which][0], ":", "far"), (lines[which][1], "--", "close")):
                     ax.axhline(y_in_crop(y), color=colour, ls=style, lw=1.5, label=f"{which} {name} ankles")

@@ -11,7 +11,7 @@ import numpy as np
 
 from dancenow_utils.config import TrainConfig, parse_overrides
 from dancenow_utils.data.labels import colorize, read_index_image
-from dancenow_utils.evaluation.crossval import read_per_sample
+from dancenow_utils.evaluation.per_sample import read_per_sample
 from dancenow_utils.io_utils import list_images, read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.notebook.colab import keep_on_drive  # noqa: F401  (re-exported: pipeline.keep_on_drive)
@@ -180,8 +180,8 @@ def training_figures(trainer: Trainer | StageResult) -> list[Path]:
 
 def cross_validation_samples(name: str, checkpoints_dir: str | Path = "checkpoints", n: int = 4) -> np.ndarray:
     """A grid of evenly spaced held-out samples: input, generated, ground truth, nearest training neighbour."""
-    test_dir = RunLayout(checkpoints_dir, name).test_dir
-    rows = read_per_sample(test_dir)
+    test = RunLayout(checkpoints_dir, name).test
+    rows = read_per_sample(test.dir)
     pick = rows[:: max(1, len(rows) // n)][:n]
     kinds = ("input", "generated", "real", "nn")
-    return grid([[read_image(test_dir / "images" / f"{r['name']}_{k}.png") for k in kinds] for r in pick])
+    return grid([[read_image(test.image(str(r["name"]), k)) for k in kinds] for r in pick])

@@ -191,7 +191,7 @@ def build_report(root: str | Path, name: str = "demo", page: str | Path = "resul
     root = Path(root).resolve()
     pg = _Page(root, (root / page).parent)
     run, out = RunLayout(CHECKPOINTS, name), ResultsLayout(RESULTS, name)  # relative to root
-    learn = RunLayout(CHECKPOINTS, LEARNING_RUN).learning
+    learning = RunLayout(CHECKPOINTS, LEARNING_RUN)
     doc = dominate.document(title=f"dancenow results: {name}")
     with doc.head:
         meta(charset="utf-8")
@@ -215,19 +215,19 @@ def build_report(root: str | Path, name: str = "demo", page: str | Path = "resul
             for path in RunLayout(root / CHECKPOINTS, name).stage("face").latest_visuals():
                 pg.image(path.relative_to(root), f"face stage: {path.stem.split('_', 1)[1]}",
                          "train the face stage in notebook 02")
-            pg.link(run.web / "index.html", "all training visuals, newest first")
+            pg.link(run.web_page, "all training visuals, newest first")
         with section(id="step3"):
             h2("Step 3: cross-validation")
-            metrics_path = root / run.test_dir / "metrics.json"
+            metrics_path = root / run.test.metrics
             if metrics_path.exists():
                 try:
                     metrics_tables(json.loads(metrics_path.read_text()))
                 except (json.JSONDecodeError, TypeError, AttributeError) as exc:
-                    pg.missing(f"{run.test_dir}/metrics.json is unreadable ({exc})", "re-run notebook 03")
+                    pg.missing(f"{run.test.metrics} is unreadable ({exc})", "re-run notebook 03")
             else:
                 pg.missing("metrics", "run notebook 03")
-            pg.image(run.test_dir / "metrics.png", "per-sample metric distributions", "run notebook 03")
-            pg.link(run.test_dir / "index.html", "every held-out sample: input, generated, real, nearest neighbour")
+            pg.image(run.test.metrics_plot, "per-sample metric distributions", "run notebook 03")
+            pg.link(run.test.page, "every held-out sample: input, generated, real, nearest neighbour")
         with section(id="step4"):
             h2("Step 4: pose transfer")
             pg.video(out.video, "the target dancing the source's moves", "run notebook 04")
@@ -236,8 +236,8 @@ def build_report(root: str | Path, name: str = "demo", page: str | Path = "resul
             pg.link(out.page, "transfer frames page")
         with section(id="step5"):
             h2("Step 5: how the generator learns")
-            pg.image(learn / "learning_grid.png", "generated frames over the first iterations", "run notebook 05")
-            pg.image(learn / "learning.gif", "the same, animated", "run notebook 05")
+            pg.image(learning.learning_grid, "generated frames over the first iterations", "run notebook 05")
+            pg.image(learning.learning_gif, "the same, animated", "run notebook 05")
         with section(id="notebooks"):
             h2("Executed notebooks")
             done = [n for n in NOTEBOOKS if pg.exists(f"{RESULTS}/notebooks/{n}.ipynb")]

@@ -13,9 +13,11 @@ plain ``python -m dancenow_utils.notebook.runner`` train as fast as under ``make
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -64,16 +66,25 @@ def main(argv: list[str] | None = None) -> int:
     names = NOTEBOOKS if a.all or not a.names else a.names
     # MediaPipe's C++ code logs to the kernel's stderr, which it inherits from us: send that to a file
     log_path = root / RESULTS / "notebooks" / "kernel_stderr.log"
+    with stderr_to(log_path):
+        return _run_all(root, names, log_path)
+
+
+@contextlib.contextmanager
+def stderr_to(log_path: Path) -> Iterator[None]:
+    """Send this process's file descriptor 2 (and so the stderr of the kernels it starts, which inherit it) to
+    ``log_path``: MediaPipe's C++ code logs there, and the log is shown only when a notebook fails."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     sys.stderr.flush()
-    saved_stderr = os.dup(2)
-    with open(log_path, "w") as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            return _run_all(root, names, log_path)
-        finally:
-            os.dup2(saved_stderr, 2)
-            os.close(saved_stderr)
+    saved = os.dup(2)
+    try:
+        with open(log_path, "w") as log:
+            os.dup2(log.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _run_all(root: Path, names, log_path: Path) -> int:
@@ -91,10 +102,10 @@ def _run_all(root: Path, names, log_path: Path) -> int:
     index = write_index(root)
     run, out = RunLayout(CHECKPOINTS, "demo"), ResultsLayout(RESULTS, "demo")
     print(f"\nDemo finished. Open {index} to see every step's pictures, videos and metrics; the files:\n"
-          f"  training visuals  {run.web / 'index.html'}\n"
-          f"  metrics           {run.test_dir / 'metrics.json'}\n"
+          f"  training visuals  {run.web_page}\n"
+          f"  metrics           {run.test.metrics}\n"
           f"  transfer videos   {out.video}, {out.side_by_side}\n"
-          f"  learning grid     {RunLayout(CHECKPOINTS, LEARNING_RUN).learning / 'learning_grid.png'}")
+          f"  learning grid     {RunLayout(CHECKPOINTS, LEARNING_RUN).learning_grid}")
     return 0
 
 

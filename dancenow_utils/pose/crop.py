@@ -18,6 +18,8 @@ from dancenow_utils.io_utils import atomic_write_text
 from dancenow_utils.layout import DatasetLayout
 from dancenow_utils.pose.keypoints import Person, read_openpose_json
 
+_NAMES = DatasetLayout(".")  # the file names of a keypoint folder (saved into staging folders too)
+
 
 @dataclass
 class Crop:
@@ -125,10 +127,10 @@ class Crops:
     def save(self, keypoints_dir: Path) -> None:
         """``crop.json`` (one crop) or ``crops.json`` (one per frame) in ``keypoints_dir``."""
         if self.single is not None:
-            self.single.save(Path(keypoints_dir) / "crop.json")
+            self.single.save(Path(keypoints_dir) / _NAMES.crop.name)
         else:
             data = {k: asdict(c) for k, c in sorted(self.per_frame.items())}
-            atomic_write_text(Path(keypoints_dir) / "crops.json", json.dumps(data, indent=1) + "\n")
+            atomic_write_text(Path(keypoints_dir) / _NAMES.crops.name, json.dumps(data, indent=1) + "\n")
 
     @staticmethod
     def exist(layout: DatasetLayout) -> bool:

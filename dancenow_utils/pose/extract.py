@@ -10,16 +10,20 @@ covers all detected keypoints (no per-frame jitter; ``crop.json``), so that pose
 be drawn the same way. A folder's images are *independent* unless ``sequence=True``: nothing is smoothed across
 them and each image gets its own crop (``crops.json``), whatever its size.
 
-The stages live in their own modules: frame sources (:mod:`~dancenow_utils.pose.sources`), detection
-(:mod:`~dancenow_utils.pose.detect`), cuts, temporal smoothing, global normalisation, the crops
-(:mod:`~dancenow_utils.pose.crop`) and drawing. Frames with nobody, several people, unreadable images or bad or
-missing JSON are skipped and counted by reason; when no frame is usable the error lists the counts and the first
-files. Everything is written into a staging folder and swapped into place at the end: an error or Ctrl-C leaves
-the earlier output as it was, never a half-written set.
+Extraction runs four stages, each a function of this module that the lessons reuse: :func:`detect_frames`
+(with :func:`screen_frames`: counts, cuts), :func:`smooth_poses` (smoothing or normalisation), :func:`crop_poses`
+and :func:`write_pairs`; the raw detections are saved too (``detections.npz``), so notebook 01's lesson shows them
+without detecting again. Their building blocks live in their own modules: frame sources
+(:mod:`~dancenow_utils.pose.sources`), detection (:mod:`~dancenow_utils.pose.detect`), cuts, temporal smoothing,
+global normalisation, the crops (:mod:`~dancenow_utils.pose.crop`) and drawing. Frames with nobody, several
+people, unreadable images or bad or missing JSON are skipped and counted by reason; when no frame is usable the
+error lists the counts and the first files. Everything is written into a staging folder and swapped into place at
+the end: an error or Ctrl-C leaves the earlier output as it was, never a half-written set.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -29,13 +33,14 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from dancenow_utils.io_utils import swap_folders_into_place, write_image, write_json
+from dancenow_utils.io_utils import atomic_path, swap_folders_into_place, write_image, write_json
 from dancenow_utils.layout import DatasetLayout
 from dancenow_utils.params import check_bool, check_int
 from dancenow_utils.pose.crop import Crop, Crops, normalisation_target
 from dancenow_utils.pose.cuts import CUT_MARGIN, find_cuts
 from dancenow_utils.pose.detect import BACKENDS, REASONS, FrameResult, detect
-from dancenow_utils.pose.keypoints import Person, write_openpose_json
+from dancenow_utils.pose.formats import N_BODY, N_FACE, N_HAND
+from dancenow_utils.pose.keypoints import MIN_CONF, Person, write_openpose_json
 from dancenow_utils.pose.normalize import DEFAULT_METHOD, check_method, normalize_sequence
 from dancenow_utils.pose.render import render_pose
 from dancenow_utils.pose.settings import PoseSettings
@@ -44,6 +49,8 @@ from dancenow_utils.pose.sources import FrameSource
 
 MAX_OUTSIDE_CROP = 0.5  # normalised poses: refuse when more than this share would be drawn entirely outside
 MAX_MESSAGES = 100  # per-frame reasons kept in the summary (the counts cover every frame)
+DETECTIONS_FORMAT = 1  # detections.npz: a file of another format is not read (the lesson detects again)
+_PARTS = {"body": N_BODY, "face": N_FACE, "left_hand": N_HAND, "right_hand": N_HAND}  # a Person's arrays
 
 
 class ExtractionWarning(UserWarning):
@@ -181,7 +188,7 @@ def _outside(person: Person, width: int, height: int, tolerance: float = 0.05) -
     inside = (pts[:, 0] >= 0) & (pts[:, 0] < width) & (pts[:, 1] >= 0) & (pts[:, 1] < height)
     if not inside.any():
         return True, False
-    body = person.body[person.body[:, 2] > 0.05, :2]
+    body = person.body[person.body[:, 2] > MIN_CONF, :2]
     tx, ty = tolerance * width, tolerance * height
     beyond = (body[:, 0] < -tx) | (body[:, 0] >= width + tx) | (body[:, 1] < -ty) | (body[:, 1] >= height + ty)
     return False, bool(beyond.any())
@@ -207,6 +214,245 @@ def _check_inside(summary: ExtractionSummary, ok: list[tuple[FrameResult, Person
                          f"({normalize_to}) never was: try normalize_method='project' (re-centres the dancer), "
                          "or normalize=False, or a target video whose crop covers more of the frame.")
     summary.warn(f"{counts}{names}: those frames of the transfer will show the character cut off or missing.")
+
+
+@dataclass
+class Detections:
+    """The detect stage's output: every frame's result as the detector gave it (before shot cuts are marked and
+    before smoothing), with how the frames were read. Extraction saves it beside the keypoints
+    (``detections.npz``), so the lessons show raw keypoints without running the detector again."""
+
+    results: list[FrameResult]
+    source: str
+    frame_step: int = 1
+    backend: str = "mediapipe"
+
+    def people(self) -> list[Person | None]:
+        """The raw person of every frame (None where the frame gave no usable pose)."""
+        return [r.person if r.status == "ok" else None for r in self.results]
+
+    def first(self, n: int) -> Detections:
+        """The first ``n`` frames (0 = all)."""
+        return dataclasses.replace(self, results=self.results[:n] if n else list(self.results))
+
+    def is_of(self, source: str | Path, frame_step: int) -> bool:
+        """Whether these are the detections of ``source`` read every ``frame_step``-th frame."""
+        return self.frame_step == frame_step and Path(self.source).resolve() == Path(source).resolve()
+
+    def save(self, path: str | Path) -> None:
+        """Write the detections as one compressed NumPy archive (missing parts are zeros, flagged)."""
+        n = len(self.results)
+        arrays = {name: np.zeros((n, k, 3), np.float32) for name, k in _PARTS.items()}
+        present = np.zeros((n, len(_PARTS)), bool)
+        for t, r in enumerate(self.results):
+            for col, name in enumerate(_PARTS):
+                a = getattr(r.person, name) if r.person is not None else None
+                if a is not None:
+                    arrays[name][t], present[t, col] = a, True
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(
+                f, format=DETECTIONS_FORMAT, source=self.source, frame_step=self.frame_step, backend=self.backend,
+                pos=np.array([r.pos for r in self.results], np.int64),
+                frame_id=np.array([r.frame_id for r in self.results], str),
+                status=np.array([r.status for r in self.results], str),
+                size=np.array([r.size for r in self.results], np.int64).reshape(n, 2),
+                present=present, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Detections | None:
+        """The detections saved at ``path``; None when there are none (data extracted before they were saved, or
+        in another format)."""
+        path = Path(path)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if int(z["format"]) != DETECTIONS_FORMAT:
+                    return None
+                present, parts = z["present"], [z[name] for name in _PARTS]
+                results = []
+                for t, (pos, frame_id, status, size) in enumerate(zip(z["pos"], z["frame_id"], z["status"],
+                                                                        z["size"])):
+                    person = None
+                    if present[t, 0]:
+                        person = Person(*(a[t] if present[t, k] else None for k, a in enumerate(parts)))
+                    results.append(FrameResult(int(pos), str(frame_id), str(status), person,
+                                               (int(size[0]), int(size[1]))))
+                return cls(results, str(z["source"]), int(z["frame_step"]), str(z["backend"]))
+        except (OSError, KeyError, ValueError) as exc:
+            raise ValueError(f"{path}: unreadable detections ({exc}); re-run pose extraction") from None
+
+
+@dataclass
+class Target:
+    """The target that poses are normalised onto: its keypoint folder, stored keypoints, crop and the method."""
+
+    keypoints_dir: str
+    people: list[Person | None]
+    crop: Crop
+    method: str = DEFAULT_METHOD
+
+    @classmethod
+    def load(cls, keypoints_dir: str | Path, method: str = DEFAULT_METHOD) -> Target:
+        """Read and check the target (before any work)."""
+        check_method(method)
+        people, crop = normalisation_target(keypoints_dir)
+        return cls(str(keypoints_dir), people, crop, method)
+
+
+def detect_frames(src: FrameSource, settings: PoseSettings, weights: str = "", keypoints_dir: str = "",
+                  workers: int = 0, progress: bool = True) -> Detections:
+    """Stage 1, detect: every frame's person (the body, and the face and hands when ``settings`` draws them)."""
+    results = detect(src, settings.backend, weights, keypoints_dir, settings.draw_face, settings.draw_hands, workers,
+                     progress, settings.sequence)
+    return Detections(results, str(src.path), src.frame_step, settings.backend)
+
+
+def screen_frames(detections: Detections, src: FrameSource, settings: PoseSettings,
+                  summary: ExtractionSummary) -> list[FrameResult]:
+    """Count the frames by status into ``summary``, warn about a truncated video and, for a sequence, find shot
+    cuts and skip the first frames of each new shot. Returns the frames' results with the cuts applied (copies:
+    ``detections`` keeps what the detector gave)."""
+    results = [dataclasses.replace(r) for r in detections.results]
+    summary.total = len(results)
+    if summary.total == 0:
+        raise ValueError(f"{summary.source}: no frames could be read")
+    if src.is_video and src.header_frames() > summary.total:
+        summary.warn(f"{summary.source}: the video's header announces {src.header_frames()} frames (with "
+                     f"frame_step={src.frame_step}, max_frames={src.max_frames}) but only {summary.total} could be "
+                     "decoded: the file is probably truncated or damaged. Pairs come from the decoded frames; "
+                     "re-download or re-encode the video to use all of it.")
+    if settings.sequence:
+        cuts = find_cuts([r.change for r in results])
+        _mark_cuts(results, cuts)
+        summary.cuts = [results[c].frame_id for c in cuts]
+    for r in results:
+        if r.status != "ok":
+            setattr(summary, r.status, getattr(summary, r.status) + 1)
+            if r.message and len(summary.messages) < MAX_MESSAGES:
+                summary.messages.append(r.message)
+    if summary.cuts:
+        summary.warn(f"{len(summary.cuts)} shot cut(s) found (new shots at {', '.join(summary.cuts[:5])}"
+                     f"{' ...' if len(summary.cuts) > 5 else ''}); the first {CUT_MARGIN} frames of each new shot "
+                     "were skipped and nothing is smoothed across a cut. dancenow learns one person: if the shots "
+                     "show different people, cut the video into shots and extract one.")
+    return results
+
+
+def smooth_poses(results: list[FrameResult], settings: PoseSettings, summary: ExtractionSummary,
+                 target: Target | None = None) -> list[tuple[FrameResult, Person]]:
+    """Stage 2, smooth or normalise: a sequence is smoothed over time (with ``target``, normalised onto it in the
+    order its method prescribes); independent images are kept as detected. Returns the usable frames."""
+    raw = [r.person if r.status == "ok" else None for r in results]
+    if target is not None:
+        if sum(p is not None for p in raw) < 3:
+            raise ValueError(summary.nothing_usable("too few frames with a person to normalise (at least 3 needed)"))
+        frame_width = next((r.size[0] for r in results if r.status == "ok" and r.size[0]), None)
+        seq = normalize_sequence(raw, target.people, target.method, settings.smooth_window, frame_width)
+    elif settings.sequence:
+        seq = smooth_sequence(raw, window=settings.smooth_window)
+    else:
+        seq = raw  # independent images: nothing is shared between them
+    ok = [(r, p) for r, p in zip(results, seq) if r.status == "ok" and p is not None]
+    if not ok:
+        raise ValueError(summary.nothing_usable())
+    return ok
+
+
+def crop_poses(ok: list[tuple[FrameResult, Person]], settings: PoseSettings, summary: ExtractionSummary,
+               target: Target | None = None) -> Crops:
+    """Stage 3, crop: the target's crop (normalised poses: most of them outside it is an error), one crop around
+    every keypoint of a sequence, or one crop per independent image, at the training images' size."""
+    width, height = settings.width, settings.height
+    if target is not None:
+        crops = Crops(single=target.crop.resized(width, height))
+        _check_inside(summary, ok, crops, width, height, target.keypoints_dir)
+        return crops
+    if settings.sequence:
+        return Crops(single=Crop.around([p for _, p in ok], ok[0][0].size, width, height))
+    return Crops(per_frame={r.frame_id: Crop.around([p], r.size, width, height) for r, p in ok})
+
+
+def write_pairs(src: FrameSource, ok: list[tuple[FrameResult, Person]], crops: Crops, settings: PoseSettings,
+                layout: DatasetLayout, summary: ExtractionSummary, detections: Detections | None = None,
+                write_frames: bool = True, progress: bool = True) -> None:
+    """Stage 4, write: the stick figures, the cropped frames (``write_frames``) and the keypoints, then the crops,
+    the settings, the raw ``detections`` and the summary, into staging folders swapped into place at the end (an
+    error or Ctrl-C leaves the earlier output as it was)."""
+    final = layout.folders()
+    staging = {k: v.with_name(f".{v.name}.staging") for k, v in final.items()}
+    if not write_frames:
+        final.pop("B")
+        staging.pop("B")
+    for d in staging.values():
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+    keypoints = staging["keypoints"]
+
+    def write_pair(frame_id: str, rgb: np.ndarray | None, person: Person) -> None:
+        crop = crops.of(frame_id)
+        stick = render_pose([crop.apply_person(person)], settings)
+        if rgb is not None:
+            write_image(staging["B"] / f"{frame_id}.png", crop.apply_image(rgb))
+        write_image(staging["A"] / f"{frame_id}.png", stick)
+        write_openpose_json(keypoints / layout.keypoint_file(frame_id).name, [person], settings.pose_format)
+
+    try:
+        by_pos = {r.pos: p for r, p in ok}
+        frames = src.frames() if write_frames else ((r.pos, r.frame_id, None) for r, _ in ok)
+        # OpenCV's drawing and encoding and the file writes release the GIL: two threads write pairs
+        with tqdm(total=len(ok), desc="writing pairs", disable=not progress) as bar, \
+                ThreadPoolExecutor(2) as pool:
+            in_flight: list = []
+            for pos, frame_id, rgb in frames:
+                person = by_pos.get(pos)
+                if person is None:
+                    continue
+                in_flight.append(pool.submit(write_pair, frame_id, rgb if write_frames else None, person))
+                if len(in_flight) >= 8:  # bounded: long high-resolution videos must not pile up in memory
+                    in_flight.pop(0).result()
+                    bar.update(1)
+            for fut in in_flight:
+                fut.result()
+                bar.update(1)
+        summary.written = len(ok)
+        crops.save(keypoints)
+        settings.save(keypoints / layout.settings.name)
+        if detections is not None:
+            detections.save(keypoints / layout.detections.name)
+        write_json(keypoints / layout.summary.name, summary.to_dict())
+        swap_folders_into_place(staging, final)
+    finally:
+        for d in staging.values():
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def extract_poses(source: str | Path, settings: PoseSettings, dataroot: str | Path = "dataset", phase: str = "train",
+                  weights: str = "", keypoints_dir: str = "", frame_step: int = 1, max_frames: int = 0,
+                  normalize_to: str = "", normalize_method: str = DEFAULT_METHOD, write_frames: bool = True,
+                  workers: int = 0, progress: bool = True) -> ExtractionSummary:
+    """:func:`extract` with the drawing and extraction settings given whole (format, face, hands, size, smoothing,
+    backend, sequence): detect, screen, smooth or normalise, crop, write. Checks everything before any work."""
+    workers = check_int("workers", workers, 0, " (0 = automatic)")
+    if settings.backend not in BACKENDS:
+        raise ValueError(f"unknown backend {settings.backend!r}; choose one of {BACKENDS}")
+    src = FrameSource.open(source, frame_step, max_frames)
+    if settings.sequence and not src.is_video:
+        _check_sizes(src)
+    if normalize_to and not settings.sequence:
+        raise ValueError(f"{source}: normalize_to needs the frames of one video (its statistics come from how the "
+                         "dancer moves in one camera view), but these are independent images. Pass sequence=True "
+                         "if they are consecutive frames, or normalize=False.")
+    if not settings.sequence:
+        settings = dataclasses.replace(settings, smooth_window=1)
+    target = Target.load(normalize_to, normalize_method) if normalize_to else None
+    summary = ExtractionSummary(str(source), sequence=settings.sequence, ignored_files=src.ignored_files())
+    detections = detect_frames(src, settings, weights, keypoints_dir, workers, progress)
+    results = screen_frames(detections, src, settings, summary)
+    ok = smooth_poses(results, settings, summary, target)
+    crops = crop_poses(ok, settings, summary, target)
+    write_pairs(src, ok, crops, settings, DatasetLayout(dataroot, phase), summary, detections, write_frames, progress)
+    return summary
 
 
 def extract(
@@ -239,116 +485,16 @@ def extract(
     onto that target with global pose normalisation (``normalize_method``: ``"project"`` or EDN's ``"edn"``, see
     :mod:`~dancenow_utils.pose.normalize`) and drawn with the target's crop, ready for transfer; more than half of
     them landing outside that crop is an error, a few a warning. Every parameter is checked before any work.
+    The keywords are packed once into a :class:`PoseSettings` for :func:`extract_poses`.
     """
     width, height = image_size_of(image_size)
     smooth_window = check_int("smooth_window", smooth_window, 1, " (1 = no smoothing)")
-    workers = check_int("workers", workers, 0, " (0 = automatic)")
+    check_int("workers", workers, 0, " (0 = automatic)")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     src = FrameSource.open(source, frame_step, max_frames)
     sequence = src.is_video if sequence is None else check_bool("sequence", sequence)
-    if sequence and not src.is_video:
-        _check_sizes(src)
-    if normalize_to and not sequence:
-        raise ValueError(f"{source}: normalize_to needs the frames of one video (its statistics come from how the "
-                         "dancer moves in one camera view), but these are independent images. Pass sequence=True "
-                         "if they are consecutive frames, or normalize=False.")
     settings = PoseSettings(pose_format, check_bool("draw_face", draw_face), check_bool("draw_hands", draw_hands),
-                            width, height, smooth_window if sequence else 1, backend, sequence)
-    target_people, target_crop = None, None
-    if normalize_to:  # check the target before any work
-        check_method(normalize_method)
-        target_people, target_crop = normalisation_target(normalize_to)
-    summary = ExtractionSummary(str(source), sequence=sequence, ignored_files=src.ignored_files())
-
-    results = detect(src, backend, weights, keypoints_dir, draw_face, draw_hands, workers, progress, sequence)
-    summary.total = len(results)
-    if summary.total == 0:
-        raise ValueError(f"{source}: no frames could be read")
-    if src.is_video and src.header_frames() > summary.total:
-        summary.warn(f"{source}: the video's header announces {src.header_frames()} frames (with frame_step="
-                     f"{src.frame_step}, max_frames={src.max_frames}) but only {summary.total} could be decoded: "
-                     "the file is probably truncated or damaged. Pairs come from the decoded frames; re-download "
-                     "or re-encode the video to use all of it.")
-    if sequence:
-        cuts = find_cuts([r.change for r in results])
-        _mark_cuts(results, cuts)
-        summary.cuts = [results[c].frame_id for c in cuts]
-    for r in results:
-        if r.status != "ok":
-            setattr(summary, r.status, getattr(summary, r.status) + 1)
-            if r.message and len(summary.messages) < MAX_MESSAGES:
-                summary.messages.append(r.message)
-    if summary.cuts:
-        summary.warn(f"{len(summary.cuts)} shot cut(s) found (new shots at {', '.join(summary.cuts[:5])}"
-                     f"{' ...' if len(summary.cuts) > 5 else ''}); the first {CUT_MARGIN} frames of each new shot "
-                     "were skipped and nothing is smoothed across a cut. dancenow learns one person: if the shots "
-                     "show different people, cut the video into shots and extract one.")
-
-    raw = [r.person if r.status == "ok" else None for r in results]
-    if target_people is not None:
-        if sum(p is not None for p in raw) < 3:
-            raise ValueError(summary.nothing_usable("too few frames with a person to normalise (at least 3 needed)"))
-        frame_width = next((r.size[0] for r in results if r.status == "ok" and r.size[0]), None)
-        seq = normalize_sequence(raw, target_people, normalize_method, smooth_window, frame_width)
-    elif sequence:
-        seq = smooth_sequence(raw, window=smooth_window)
-    else:
-        seq = raw  # independent images: nothing is shared between them
-    ok = [(r, p) for r, p in zip(results, seq) if r.status == "ok" and p is not None]
-    if not ok:
-        raise ValueError(summary.nothing_usable())
-    if target_crop is not None:
-        crops = Crops(single=target_crop.resized(width, height))
-    elif sequence:
-        crops = Crops(single=Crop.around([p for _, p in ok], ok[0][0].size, width, height))
-    else:
-        crops = Crops(per_frame={r.frame_id: Crop.around([p], r.size, width, height) for r, p in ok})
-    if normalize_to:
-        _check_inside(summary, ok, crops, width, height, normalize_to)
-
-    layout = DatasetLayout(dataroot, phase)
-    final = layout.folders()
-    staging = {k: v.with_name(f".{v.name}.staging") for k, v in final.items()}
-    if not write_frames:
-        final.pop("B")
-        staging.pop("B")
-    for d in staging.values():
-        shutil.rmtree(d, ignore_errors=True)
-        d.mkdir(parents=True)
-
-    def write_pair(frame_id: str, rgb: np.ndarray | None, person: Person) -> None:
-        crop = crops.of(frame_id)
-        stick = render_pose([crop.apply_person(person)], width, height, pose_format, draw_face, draw_hands)
-        if rgb is not None:
-            write_image(staging["B"] / f"{frame_id}.png", crop.apply_image(rgb))
-        write_image(staging["A"] / f"{frame_id}.png", stick)
-        write_openpose_json(staging["keypoints"] / f"{frame_id}_keypoints.json", [person], pose_format)
-
-    try:
-        by_pos = {r.pos: p for r, p in ok}
-        frames = src.frames() if write_frames else ((r.pos, r.frame_id, None) for r, _ in ok)
-        # OpenCV's drawing and encoding and the file writes release the GIL: two threads write pairs
-        with tqdm(total=len(ok), desc="writing pairs", disable=not progress) as bar, \
-                ThreadPoolExecutor(2) as pool:
-            in_flight: list = []
-            for pos, frame_id, rgb in frames:
-                person = by_pos.get(pos)
-                if person is None:
-                    continue
-                in_flight.append(pool.submit(write_pair, frame_id, rgb if write_frames else None, person))
-                if len(in_flight) >= 8:  # bounded: long high-resolution videos must not pile up in memory
-                    in_flight.pop(0).result()
-                    bar.update(1)
-            for fut in in_flight:
-                fut.result()
-                bar.update(1)
-        summary.written = len(ok)
-        crops.save(staging["keypoints"])
-        settings.save(staging["keypoints"] / "settings.json")
-        write_json(staging["keypoints"] / "summary.json", summary.to_dict())
-        swap_folders_into_place(staging, final)
-    finally:
-        for d in staging.values():
-            shutil.rmtree(d, ignore_errors=True)
-    return summary
+                            width, height, smooth_window, backend, sequence)
+    return extract_poses(source, settings, dataroot, phase, weights, keypoints_dir, frame_step, max_frames,
+                         normalize_to, normalize_method, write_frames, workers, progress)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from dancenow_utils.pose.formats import joint
-from dancenow_utils.pose.keypoints import Person
+from dancenow_utils.pose.keypoints import MIN_CONF, Person
 
 NOSE, R_EAR, L_EAR = joint("Nose"), joint("REar"), joint("LEar")
 HEAD_JOINTS = [joint(n) for n in ("Nose", "REye", "LEye", "REar", "LEar")]
@@ -18,7 +18,7 @@ def face_box_side(height: int) -> int:
     return side + side % 2
 
 
-def face_centre(person: Person, min_conf: float = 0.05) -> tuple[float, float] | None:
+def face_centre(person: Person, min_conf: float = MIN_CONF) -> tuple[float, float] | None:
     """EDN's face centre: the nose; else the middle of both ears; else the one ear seen. Where EDN would read
     an unseen ear, the mean of the face points (or of the other head joints) is used; None without any."""
     body = person.body
@@ -40,7 +40,7 @@ def face_centre(person: Person, min_conf: float = 0.05) -> tuple[float, float] |
     return float(x), float(y)
 
 
-def face_box(person: Person, width: int, height: int, side: int, min_conf: float = 0.05) -> tuple[int, int] | None:
+def face_box(person: Person, width: int, height: int, side: int, min_conf: float = MIN_CONF) -> tuple[int, int] | None:
     """Top-left corner of the face box, centred on :func:`face_centre` and shifted to stay inside the image
     (as EDN's boxes are). None when no head point is visible."""
     centre = face_centre(person, min_conf)

@@ -16,6 +16,10 @@ import numpy as np
 from dancenow_utils.io_utils import atomic_write_text
 from dancenow_utils.pose.formats import COCO_18_TO_BODY_25, N_BODY, N_COCO, N_FACE, N_HAND, joint
 
+# a keypoint with a confidence above this is present: drawn, measured, cropped around (evaluation's stricter
+# threshold for comparing poses is dancenow_utils.evaluation.metrics.MIN_CONF)
+MIN_CONF = 0.05
+
 
 def _empty(n: int) -> np.ndarray:
     return np.zeros((n, 3), np.float32)
@@ -42,12 +46,12 @@ class Person:
     def arrays(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         return self.body, self.face, self.left_hand, self.right_hand
 
-    def all_points(self, min_conf: float = 0.05) -> np.ndarray:
+    def all_points(self, min_conf: float = MIN_CONF) -> np.ndarray:
         """Every confident keypoint (body, face, hands) as an ``(M, 2)`` array of pixel coordinates."""
         pts = [a[a[:, 2] > min_conf, :2] for a in self.arrays() if a is not None]
         return np.concatenate(pts) if pts else np.zeros((0, 2), np.float32)
 
-    def height(self, min_conf: float = 0.05) -> float:
+    def height(self, min_conf: float = MIN_CONF) -> float:
         """Vertical extent of the confident body keypoints in pixels (0 when fewer than two)."""
         ys = self.body[self.body[:, 2] > min_conf, 1]
         return float(ys.max() - ys.min()) if len(ys) >= 2 else 0.0
@@ -61,7 +65,7 @@ class Person:
                 a[present, :2] = a[present, :2] * np.asarray(scale, np.float32) + np.asarray(offset, np.float32)
         return out
 
-    def ankle_y(self, min_conf: float = 0.05) -> float | None:
+    def ankle_y(self, min_conf: float = MIN_CONF) -> float | None:
         """Mean y of the confident ankles (the floor contact used by pose normalisation)."""
         ankles = self.body[[joint("RAnkle"), joint("LAnkle")]]
         ok = ankles[:, 2] > min_conf

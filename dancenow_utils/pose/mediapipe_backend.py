@@ -15,10 +15,8 @@ still-image pass of the pose networks looks at what is left (the detector's thre
 the best one may hold no body the landmark network accepts); a confident body there, whose torso lies outside the
 mask, is a second person. This runs on every still image and on every ``count_every``-th frame of a video (every
 frame while it sees several people); the extractor then also marks the frames just before such a detection
-(:data:`MULTI_PERSON_BACKFILL`). On the demo generator's hard footage (150 frames at 256 px) it keeps 4.3 % of the
-two-person frames (the ones in which the second dancer walks in, head not yet in view: BlazePose's detector starts
-from the head) and 1.3 % of crowd frames, where the face detector used before kept 50 % and 65 %
-(``bench/hard_footage.py``, ``bench/RESULTS.md``).
+(:data:`MULTI_PERSON_BACKFILL`). How many several-person frames still get through is measured on the demo
+generator's hard footage (``bench/hard_footage.py``; bench/RESULTS.md, "Hard footage").
 """
 
 from __future__ import annotations

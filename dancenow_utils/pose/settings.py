@@ -70,6 +70,10 @@ class PoseSettings:
         return ", ".join(f"{k}={v}" for k, v in self.drawing().items())
 
 
+# bodies only (no face, no hands): figures of the body keypoints, e.g. normalisation and coverage
+BODY_ONLY = PoseSettings(draw_face=False, draw_hands=False)
+
+
 def check_same_drawing(expected: PoseSettings | None, found: PoseSettings | None, expected_from: str,
                        found_from: str) -> None:
     """Error when two datasets' stick figures are drawn differently (unknown settings are not compared)."""

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from dancenow_utils.io_utils import atomic_write_text, write_image
 from dancenow_utils.pose.keypoints import Person, write_openpose_json
 from dancenow_utils.pose.render import render_pose
+from dancenow_utils.pose.settings import PoseSettings
 from dancenow_utils.synthetic.character import SOURCE_STYLE, TARGET_STYLE, CharacterStyle, background, render_with_parts
 from dancenow_utils.synthetic.dance import FPS, dance_trajectory
 from dancenow_utils.video import write_video
@@ -99,7 +100,7 @@ def contact_sheet(rows: list[tuple[str, list[tuple[np.ndarray, Person]]]], cols:
         tiles = []
         for img, person in samples[:cols]:
             h, w = img.shape[:2]
-            tiles.append(render_pose([person], w, h, draw_face=True, draw_hands=True, canvas=img))
+            tiles.append(render_pose([person], PoseSettings(draw_face=True, draw_hands=True), canvas=img))
         while len(tiles) < cols:
             tiles.append(np.zeros_like(tiles[0]))
         row = np.concatenate(tiles, axis=1)

@@ -85,7 +85,7 @@ def make_parts_dataset(demo: DemoPaths, clip: str, root: str | Path, phase: str 
             if missing:
                 raise ValueError(f"{demo.video(clip)}: {len(missing)} frames could not be decoded (first: "
                                  f"{missing[:5]}); make the demo again")
-        crop.save(staging["keypoints"] / "crop.json")
+        crop.save(staging["keypoints"] / layout.crop.name)
         write_json(staging["keypoints"] / RECORD, {"demo": record, "clip": clip, "image_size": size,
                                                    "parts": list(PARTS)})
         swap_folders_into_place(staging, final)

@@ -27,19 +27,23 @@ from dancenow_utils.visualize import grid, image_browser, label
 
 @dataclass
 class LearningSnapshots:
-    out_dir: Path
+    run: RunLayout
     iterations: list[int] = field(default_factory=list)
     rows: list[list[np.ndarray]] = field(default_factory=list)  # per snapshot: generated image per sample
     inputs: list[np.ndarray] = field(default_factory=list)
     reals: list[np.ndarray] = field(default_factory=list)
 
     @property
+    def out_dir(self) -> Path:
+        return self.run.learning
+
+    @property
     def grid_path(self) -> Path:
-        return self.out_dir / "learning_grid.png"
+        return self.run.learning_grid
 
     @property
     def gif_path(self) -> Path:
-        return self.out_dir / "learning.gif"
+        return self.run.learning_gif
 
     def browser(self):
         """A slider over the snapshots (one row of samples per iteration)."""
@@ -69,7 +73,7 @@ def learn_with_snapshots(cfg: TrainConfig, dataroot: str | Path = "dataset", nam
         shutil.rmtree(run.dir)  # an earlier snapshot run of the same name: a fresh one replaces it
     trainer = build_trainer(cfg, dataroot, name, checkpoints_dir, resume=False, progress=progress)
     fixed = {k: v[:n_samples] for k, v in trainer.fixed.items()}
-    out = LearningSnapshots(run.learning)
+    out = LearningSnapshots(run)
     out.inputs = [to_image(t) for t in input_pictures(fixed, cfg.label_nc)]
     out.reals = [to_image(t) for t in fixed["B"]]
 

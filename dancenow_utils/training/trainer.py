@@ -339,13 +339,14 @@ class Trainer:
         """The model's visuals for the fixed samples, added to ``web/index.html`` (unique names per iteration)."""
         visuals = self.model.visuals(self.to_device(self.fixed))
         kinds = list(visuals)
-        web = self.run.web
+        images = self.run.web_images
         tag = f"iter{self.iteration:07d}"
         for kind, batch in visuals.items():
-            write_image(web / "images" / f"{tag}_{kind}.png", np.concatenate([to_image(t) for t in batch], axis=1))
-        tags = sorted({p.name.split("_")[0] for p in (web / "images").glob(f"iter*_{kinds[0]}.png")}, reverse=True)
-        rows = [(f"iteration {int(t[4:])}", [(k, f"images/{t}_{k}.png") for k in kinds]) for t in tags]
-        image_table_page(web / "index.html", f"Training: {self.name}", rows, width=512,
+            write_image(images / f"{tag}_{kind}.png", np.concatenate([to_image(t) for t in batch], axis=1))
+        tags = sorted({p.name.split("_")[0] for p in images.glob(f"iter*_{kinds[0]}.png")}, reverse=True)
+        rel = images.relative_to(self.run.web_page.parent)  # the page's links, relative to it
+        rows = [(f"iteration {int(t[4:])}", [(k, f"{rel}/{t}_{k}.png") for k in kinds]) for t in tags]
+        image_table_page(self.run.web_page, f"Training: {self.name}", rows, width=512,
                          note=f"Fixed training samples, newest first: {' | '.join(kinds)}.")
 
     def latest_visuals(self) -> list[Path]:

@@ -11,6 +11,7 @@ when it uses instance maps) as they are: pose extraction and normalisation do no
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import warnings
@@ -28,9 +29,9 @@ from dancenow_utils.data.labels import LabelInput, input_picture
 from dancenow_utils.io_utils import list_images, read_image, write_image, write_json
 from dancenow_utils.layout import DatasetLayout, ResultsLayout, checkpoint_tag
 from dancenow_utils.models.inference import Generator, load_generator
-from dancenow_utils.params import check_int
+from dancenow_utils.params import check_bool, check_int
 from dancenow_utils.pose.crop import Crops, people_in_image
-from dancenow_utils.pose.extract import ExtractionSummary, ExtractionWarning, extract
+from dancenow_utils.pose.extract import ExtractionSummary, ExtractionWarning, extract_poses, image_size_of
 from dancenow_utils.pose.normalize import DEFAULT_METHOD
 from dancenow_utils.pose.settings import PoseSettings
 from dancenow_utils.video import VideoWriter, read_frames, write_gif
@@ -61,12 +62,14 @@ def prepare_poses(source: str | Path, dataroot: str | Path = "dataset_transfer",
     """
     target = DatasetLayout.of_keypoints_dir(target_keypoints)
     drawing = PoseSettings.load(target.settings) or PoseSettings()
-    summary: ExtractionSummary = extract(
-        source, dataroot, "test", image_size=image_size, smooth_window=smooth_window,
-        pose_format=drawing.pose_format, draw_face=drawing.draw_face, draw_hands=drawing.draw_hands,
-        max_frames=max_frames, normalize_to=str(target_keypoints) if normalize else "",
-        normalize_method=normalize_method, write_frames=False,
-        progress=progress, sequence=sequence)
+    width, height = image_size_of(image_size)
+    settings = dataclasses.replace(  # the target's drawing, at this size, smoothed this way, detected here
+        drawing, width=width, height=height, backend="mediapipe", sequence=check_bool("sequence", sequence),
+        smooth_window=check_int("smooth_window", smooth_window, 1, " (1 = no smoothing)"))
+    summary: ExtractionSummary = extract_poses(
+        source, settings, dataroot, "test", max_frames=max_frames,
+        normalize_to=str(target_keypoints) if normalize else "", normalize_method=normalize_method,
+        write_frames=False, progress=progress)
     print(summary)
     return DatasetLayout(dataroot, "test").A
 

@@ -29,8 +29,8 @@ from dancenow_utils.layout import DatasetLayout
 from dancenow_utils.models.inference import Generator, load_generator
 from dancenow_utils.pose.crop import Crops, keypoint_files, people_in_image
 from dancenow_utils.pose.formats import joint
-from dancenow_utils.pose.keypoints import Person
-from dancenow_utils.pose.render import MIN_CONF, render_pose
+from dancenow_utils.pose.keypoints import MIN_CONF, Person
+from dancenow_utils.pose.render import render_pose
 from dancenow_utils.pose.settings import PoseSettings, check_same_drawing
 from dancenow_utils.visualize import grid, label
 
@@ -160,12 +160,7 @@ class Puppet:
     def pose_image(self, angles: Mapping[str, float] | None = None) -> np.ndarray:
         """The stick figure the generator sees, at its size: drawn at the dataset's size with its settings, then
         resized as training resizes its pose images."""
-        s = self.settings
-        img = render_pose([self.person(angles)], s.width, s.height, s.pose_format, s.draw_face, s.draw_hands)
-        w, h = self.gen.size
-        if img.shape[:2] != (h, w):
-            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if img.shape[0] > h else cv2.INTER_LINEAR)
-        return img
+        return self.gen.read_poses([render_pose([self.person(angles)], self.settings)])[0]
 
     def frame(self, angles: Mapping[str, float] | None = None) -> np.ndarray:
         """The generator's frame for ``angles`` (default: the current ones); the face stage corrects the face."""
