@@ -30,11 +30,16 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(RUN) $(BIN)/python -m dancenow_utils.run_notebooks --all
 
-test: $(STAMP) lint
+test: $(STAMP) lint browser
 	$(RUN) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check dancenow_utils tests bench tools
+
+# The browser the tests drive (Debian's chromium), installed with apt-get when missing; says why where it cannot.
+.PHONY: browser
+browser:
+	@bash tools/ensure_browser.sh
 
 # Run the five notebooks on a small demo (a few minutes) and store their slimmed outputs in notebooks/*.ipynb, so a
 # code host shows their figures (tests/test_notebooks.py checks the cells still match tools/build_notebooks.py).
