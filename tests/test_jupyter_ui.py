@@ -165,8 +165,14 @@ def puppet_image(page) -> tuple[str, np.ndarray]:
 
 
 def wait_for_new_picture(page, old_src: str, timeout_s: float) -> None:
-    page.wait_for_function("old => document.querySelector('img.widget-image').src !== old", arg=old_src,
-                           timeout=timeout_s * 1000, polling="raf")
+    """Until the puppet's image widget shows another picture than ``old_src``, at most ``timeout_s``."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("old => document.querySelector('img.widget-image').src !== old", arg=old_src,
+                               timeout=timeout_s * 1000, polling="raf")
+    except PlaywrightTimeout:
+        raise AssertionError(f"the puppet's picture did not change within {timeout_s} s of moving a slider") from None
 
 
 def wait_until_settled(page, quiet_s: float = 1.0, timeout_s: float = 60.0) -> None:
