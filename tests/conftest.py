@@ -76,7 +76,8 @@ def pytest_runtest_logreport(report):
     _BROWSER["seconds"] += report.duration
     if report.skipped:
         _BROWSER["skipped"] += 1
-        _BROWSER["reasons"].add(str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else "")
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else ""
+        _BROWSER["reasons"].add(str(reason).removeprefix("Skipped: "))
     elif report.when == "call":
         _BROWSER["passed" if report.passed else "failed"] += 1
     elif report.failed:

@@ -183,7 +183,7 @@ def test_chromium_refuses_opencv_mp4v(tmp_path, browser):
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.parametrize("which", ["results", "transfer", "training", "cross-validation"])
-def test_pipeline_pages_in_chromium(pipeline_site, browser, which):
+def test_pipeline_pages_in_chromium(browser, pipeline_site, which):
     """The pages a small real run wrote: every image and link loads, every video plays for its duration, no error
     in the console, and the run's name (``a <b> & "c"``) is shown as text, not read as markup."""
     site = pipeline_site

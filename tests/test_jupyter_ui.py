@@ -188,7 +188,7 @@ def wait_until_settled(page, quiet_s: float = 1.0, timeout_s: float = 60.0) -> N
     raise AssertionError(f"the puppet's picture kept changing for {timeout_s} s")
 
 
-def test_notebook_04_in_jupyterlab(pipeline_site, browser: Browser, tmp_path):
+def test_notebook_04_in_jupyterlab(browser: Browser, pipeline_site, tmp_path):
     root, home = tmp_path / "root", tmp_path / "home"
     root.mkdir()
     notebook = prepare_root(root, pipeline_site)
