@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP) python-version
 	$(RUN) $(BIN)/python -m dancenow_utils.notebook.runner --all
 
-test: $(STAMP) lint python-version
+test: $(STAMP) lint browser python-version
 	$(RUN) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 python-version: $(STAMP)
@@ -42,6 +42,11 @@ python-version: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check dancenow_utils tests bench tools notebooks
+
+# The browser the tests drive (Debian's chromium), installed with apt-get when missing; says why where it cannot.
+.PHONY: browser
+browser:
+	@bash tools/ensure_browser.sh
 
 # Run the five notebooks on a small demo (a few minutes) and store their slimmed outputs in notebooks/*.ipynb, so a
 # code host shows their figures (tests/test_notebooks.py checks the cells still match tools/build_notebooks.py).

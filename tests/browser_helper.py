@@ -1,28 +1,40 @@
-"""Open a page in headless Chromium and report what loaded: a tiny DevTools-protocol client over a pipe.
+"""Pages in headless Chromium through Playwright: served over http on 127.0.0.1, inspected, screenshotted.
 
-Chromium's ``--remote-debugging-pipe`` reads protocol commands (JSON, each ended by a NUL byte) from file
-descriptor 3 and writes replies and events to descriptor 4, so no websocket library and no network port is needed.
+Playwright (the ``dev`` extra) drives the system's Chromium (Debian's ``chromium``, which ``make test`` installs
+through tools/ensure_browser.sh); ``playwright install`` is never run. Every request the browser makes to anything
+but 127.0.0.1 is aborted and recorded, so a page that reaches out to the internet shows up in its report.
+Screenshots go to ``test-artifacts/`` in the repository (git-ignored), for a person to look at what a test saw.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import os
-import select
+import re
 import shutil
-import subprocess
-import tempfile
-import time
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
-SKIP_REASON = ("no Chromium binary found: install the Debian package (`apt-get install chromium`) "
-               "or set DANCENOW_CHROMIUM to a Chrome/Chromium executable")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                 "--mute-audio", "--autoplay-policy=no-user-gesture-required"]
+SKIP_REASON = ("no Chromium binary found: `make test` installs Debian's chromium when it can (tools/ensure_browser.sh "
+               "says why it could not); or set DANCENOW_CHROMIUM to a Chrome/Chromium executable")
+TIMEOUT_MS = 60_000  # the longest any one browser step (launch, navigation, script) may take
 
-# Waits for every <video> to load its metadata, plays it muted for a moment, and lists images and videos.
+# Waits for every <video> to load its metadata, plays it muted until its time advances, and lists images, videos,
+# links and the element names in the page.
 INSPECT_JS = r"""
-(async () => {
+async () => {
   const sleep = ms => new Promise(r => setTimeout(r, ms));
   const once = (el, names, ms) => new Promise(res => {
     const t = setTimeout(() => res('timeout'), ms);
@@ -51,9 +63,12 @@ INSPECT_JS = r"""
   for (const i of document.images) if (!i.complete) await once(i, ['load', 'error'], 15000);
   const images = [...document.images].map(i => ({src: (i.getAttribute('src') || '').slice(0, 200),
                                                  width: i.naturalWidth, height: i.naturalHeight}));
-  return {images, videos, title: document.title, text: document.body.innerText,
+  const links = [...document.querySelectorAll('a[href]')].map(a => a.href);
+  const tags = [...new Set([...document.body.querySelectorAll('*')].map(e => e.localName))].sort();
+  return {images, videos, links, tags, title: document.title, text: document.body.innerText,
+          h1: [...document.querySelectorAll('h1')].map(h => h.innerText),
           h264: document.createElement('video').canPlayType('video/mp4; codecs="avc1.64001e"')};
-})()
+}
 """
 
 
@@ -64,109 +79,181 @@ def find_chromium() -> str | None:
     return next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
 
 
-class Chromium:
-    """A headless Chromium driven over ``--remote-debugging-pipe``; use as a context manager."""
+def slug(text: str) -> str:
+    """A file-name-safe version of ``text`` (for screenshots)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "page"
 
-    def __init__(self, binary: str, timeout: float = 60.0) -> None:
-        self.timeout, self._id, self._buf = timeout, 0, b""
-        self.events: list[dict] = []
-        self._profile = tempfile.TemporaryDirectory(prefix="dancenow-chromium-")
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
-        to_child_r, self._w = os.pipe()
-        self._r, from_child_w = os.pipe()
 
-        def fds_3_and_4() -> None:  # in the child: its command pipe on fd 3, its reply pipe on fd 4
-            a, b = os.dup(to_child_r), os.dup(from_child_w)
-            os.dup2(a, 3)
-            os.dup2(b, 4)
+class _Handler(SimpleHTTPRequestHandler):
+    """A static file handler that answers byte ranges (as web servers do for media) and logs nothing."""
 
-        self.proc = subprocess.Popen(
-            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-             "--mute-audio", "--autoplay-policy=no-user-gesture-required", "--remote-debugging-pipe",
-             f"--user-data-dir={self._profile.name}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log, preexec_fn=fds_3_and_4,
-            close_fds=False)  # our other descriptors are non-inheritable (PEP 446); fds 3 and 4 are dup2'ed
-        os.close(to_child_r)
-        os.close(from_child_w)
+    def log_message(self, format, *args) -> None:  # noqa: A002 (the base class's name)
+        pass
 
-    def __enter__(self) -> Chromium:
+    def send_head(self):
+        match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", "").strip())
+        path = Path(self.translate_path(self.path))
+        if not match or not path.is_file() or match.groups() == ("", ""):
+            return super().send_head()
+        size = path.stat().st_size
+        first, last = match.groups()
+        start = int(first) if first else max(0, size - int(last))
+        end = min(size - 1, int(last)) if first and last else size - 1
+        if start >= size or start > end:
+            self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.end_headers()
+            return None
+        f = path.open("rb")
+        f.seek(start)
+        self.send_response(HTTPStatus.PARTIAL_CONTENT)
+        self.send_header("Content-Type", self.guess_type(str(path)))
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        return _Slice(f, end - start + 1)
+
+
+class _Slice:
+    """The first ``n`` bytes of an open file, read by ``copyfile`` like a file."""
+
+    def __init__(self, f, n: int) -> None:
+        self.f, self.left = f, n
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size < 0 else min(size, self.left)
+        data = self.f.read(size)
+        self.left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self.f.close()
+
+
+@contextlib.contextmanager
+def serve(directory: str | Path) -> Iterator[str]:
+    """Serve ``directory`` over http on 127.0.0.1 (a free port) from a background thread; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(directory)))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@dataclass
+class PageLog:
+    """What went wrong while a page was open: console errors, uncaught exceptions, failed or refused requests."""
+
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        """Everything but the blocked (non-local) requests, which a test judges on its own."""
+        return self.console_errors + self.page_errors + self.failed
+
+
+def _is_local(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("data", "blob", "about") or parts.hostname == "127.0.0.1"
+
+
+class Browser:
+    """Headless system Chromium under Playwright; use as a context manager (one per test session)."""
+
+    def __init__(self, executable: str) -> None:
+        from playwright.sync_api import sync_playwright
+
+        self._pw = sync_playwright().start()
+        try:
+            self.browser = self._pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True,
+                                                    timeout=TIMEOUT_MS)
+        except Exception:
+            self._pw.stop()
+            raise
+
+    def __enter__(self) -> Browser:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self._send({"id": 0, "method": "Browser.close"})
-                self.proc.wait(10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
-        for fd in (self._w, self._r):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._log.close()
-        self._profile.cleanup()
+        with contextlib.suppress(Exception):
+            self.browser.close()
+        self._pw.stop()
 
-    def log_tail(self) -> str:
-        self._log.seek(0)
-        return self._log.read()[-3000:].decode(errors="replace")
+    @contextlib.contextmanager
+    def page(self, width: int = 1280, height: int = 900):
+        """A fresh page (its own context) and its :class:`PageLog`; requests off 127.0.0.1 are aborted."""
+        context = self.browser.new_context(viewport={"width": width, "height": height}, service_workers="block")
+        context.set_default_timeout(TIMEOUT_MS)
+        log = PageLog()
 
-    def _send(self, message: dict) -> None:
-        os.write(self._w, json.dumps(message).encode() + b"\0")
+        def route(r) -> None:
+            if _is_local(r.request.url):
+                r.continue_()
+            else:
+                log.blocked.append(r.request.url)
+                r.abort("blockedbyclient")
 
-    def _receive(self, deadline: float) -> dict:
-        while b"\0" not in self._buf:
-            ready, _, _ = select.select([self._r], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                raise TimeoutError(f"Chromium did not answer in {self.timeout} s; its log:\n{self.log_tail()}")
-            chunk = os.read(self._r, 1 << 16)
-            if not chunk:
-                raise EOFError(f"Chromium exited; its log:\n{self.log_tail()}")
-            self._buf += chunk
-        message, self._buf = self._buf.split(b"\0", 1)
-        return json.loads(message)
+        context.route("**/*", route)
+        page = context.new_page()
+        page.on("console", lambda m: log.console_errors.append(f"{m.text} ({m.location.get('url', '')})")
+                if m.type == "error" and not _from_blocked(m, log) else None)
+        page.on("pageerror", lambda e: log.page_errors.append(str(e)))
+        page.on("requestfailed", lambda r: None if r.url in log.blocked
+                else log.failed.append(f"{r.url}: {r.failure}"))
+        page.on("response", lambda r: log.failed.append(f"{r.url}: HTTP {r.status}") if r.status >= 400 else None)
+        try:
+            yield page, log
+        finally:
+            context.close()
 
-    def call(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
-        """Send one command and return its result; events that arrive meanwhile are kept in ``self.events``."""
-        self._id += 1
-        message = {"id": self._id, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = session
-        self._send(message)
-        deadline = time.monotonic() + self.timeout
-        while True:
-            m = self._receive(deadline)
-            if m.get("id") == self._id:
-                if "error" in m:
-                    raise RuntimeError(f"{method}: {m['error']}")
-                return m["result"]
-            self.events.append(m)
+    def inspect(self, url: str, screenshot: str | None = None) -> tuple[dict, PageLog]:
+        """Open ``url``, wait for its load event, and return :data:`INSPECT_JS`'s report (plus the status of every
+        local link, as ``link_status``) and the page's log; with ``screenshot``, save the whole page under
+        ``test-artifacts/`` by that name."""
+        with self.page() as (page, log):
+            response = page.goto(url, wait_until="load")
+            if response is None or not response.ok:
+                raise AssertionError(f"{url}: {response.status if response else 'no response'}")
+            report = page.evaluate(INSPECT_JS)
+            report["link_status"] = {link: _status(page, link) for link in dict.fromkeys(report["links"])
+                                     if urlsplit(link).scheme in ("http", "https")}
+            if screenshot:
+                save_screenshot(page, screenshot)
+        return report, log
 
-    def wait_event(self, method: str, **params) -> dict:
-        """The first event ``method`` (kept or coming) whose params include ``params``."""
-        deadline = time.monotonic() + self.timeout
-        while True:
-            for m in self.events:
-                if m.get("method") == method and params.items() <= m.get("params", {}).items():
-                    return m
-            self.events.append(self._receive(deadline))
 
-    def inspect(self, page: str | Path) -> dict:
-        """Open a local page, wait for its load event, and return :data:`INSPECT_JS`'s report."""
-        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        self.call("Page.enable", session=session)
-        self.call("Page.setLifecycleEventsEnabled", {"enabled": True}, session=session)
-        nav = self.call("Page.navigate", {"url": Path(page).resolve().as_uri()}, session=session)
-        if nav.get("errorText"):
-            raise RuntimeError(f"{page}: Chromium could not open it: {nav['errorText']}")
-        self.wait_event("Page.lifecycleEvent", loaderId=nav["loaderId"], name="load")
-        reply = self.call("Runtime.evaluate", {"expression": INSPECT_JS, "awaitPromise": True,
-                                               "returnByValue": True}, session=session)
-        if "exceptionDetails" in reply:
-            raise RuntimeError(f"page script failed: {reply['exceptionDetails']}")
-        self.call("Target.closeTarget", {"targetId": target})
-        self.events.clear()
-        return reply["result"]["value"]
+def _from_blocked(message, log: PageLog) -> bool:
+    """A console error about a request this module refused (its URL is in the message or is its location)."""
+    where = message.location.get("url", "")
+    return any(url == where or url in message.text for url in log.blocked)
+
+
+def _status(page, link: str) -> int | str:
+    """The HTTP status of a local link (fetched by the page's context); ``'blocked'`` for anything else."""
+    if not _is_local(link):
+        return "blocked"
+    return page.context.request.get(link.split("#")[0], timeout=TIMEOUT_MS).status
+
+
+def save_screenshot(target, name: str) -> Path:
+    """Save a page's (whole) or an element's screenshot as ``test-artifacts/<name>.png``; returns its path."""
+    from playwright.sync_api import Page
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{slug(name)}.png"
+    if isinstance(target, Page):
+        target.screenshot(path=str(path), full_page=True)
+    else:
+        target.screenshot(path=str(path))
+    return path

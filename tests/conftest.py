@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,60 @@ def tiny_dataset(tiny_demo, tmp_path_factory):
     extract(tiny_demo.video("target_heldout"), root / "dataset_test", "train", image_size=64, smooth_window=3,
             workers=1, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless system Chromium under Playwright (tests/browser_helper.py); skipped, and counted at the end of the
+    run, where no Chromium is installed (``make test`` installs it when it can)."""
+    from tests.browser_helper import SKIP_REASON, Browser, find_chromium
+
+    binary = find_chromium()
+    if binary is None or os.name != "posix":
+        pytest.skip(SKIP_REASON)
+    with Browser(binary) as b:
+        yield b
+
+
+@pytest.fixture(scope="session")
+def pipeline_site(tiny_demo, tiny_dataset, tmp_path_factory):
+    """Every page the pipeline writes, from a small real run named with spaces and HTML characters."""
+    from tests.pipeline_site import build_site
+
+    return build_site(tmp_path_factory.mktemp("site"), tiny_demo.root, tiny_dataset)
+
+
+# The browser tests' share of the run, and how many were skipped (a machine where Chromium could not be installed).
+_BROWSER = {"seconds": 0.0, "passed": 0, "failed": 0, "skipped": 0, "reasons": set()}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: drives headless Chromium (Playwright); counted in the summary")
+    _BROWSER["start"] = time.monotonic()
+
+
+def pytest_runtest_logreport(report):
+    if "browser" not in report.keywords:
+        return
+    _BROWSER["seconds"] += report.duration
+    if report.skipped:
+        _BROWSER["skipped"] += 1
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else ""
+        _BROWSER["reasons"].add(str(reason).removeprefix("Skipped: "))
+    elif report.when == "call":
+        _BROWSER["passed" if report.passed else "failed"] += 1
+    elif report.failed:
+        _BROWSER["failed"] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    b = _BROWSER
+    if not (b["passed"] or b["failed"] or b["skipped"]):
+        return
+    total = time.monotonic() - b["start"]
+    tr = terminalreporter
+    tr.section("browser tests")
+    tr.line(f"browser tests: {b['passed']} passed, {b['failed']} failed, {b['skipped']} skipped; "
+            f"{b['seconds']:.0f} s of the run's {total:.0f} s ({100 * b['seconds'] / max(total, 1e-9):.0f} %)")
+    for reason in sorted(r for r in b["reasons"] if r):
+        tr.line(f"  skipped: {reason}", yellow=True)

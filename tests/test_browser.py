@@ -1,15 +1,17 @@
-"""The results page and the project's media in a real browser: images load, H.264 videos have a duration and play.
+"""The pipeline's pages and the project's media in a real browser: images load, links resolve, H.264 videos have
+their duration and play, names are shown escaped, nothing logs an error.
 
-The page tests without a browser always run; the Chromium ones are skipped, with the reason, when no Chromium
-binary is installed (Debian: ``apt-get install chromium``).
+Chromium is driven by Playwright (tests/browser_helper.py) over http on 127.0.0.1. The page tests without a browser
+always run; the Chromium ones (marked ``browser``) are skipped, and counted at the end of the run, only where no
+Chromium could be installed (``make test`` installs Debian's). Screenshots land in ``test-artifacts/``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import quote
 
 import cv2
 import numpy as np
@@ -18,7 +20,9 @@ import pytest
 from dancenow_utils.io_utils import atomic_write_text, write_image
 from dancenow_utils.notebook.runner import NOTEBOOKS, write_index
 from dancenow_utils.video import inline_video_html, write_gif, write_video
-from tests.browser_helper import SKIP_REASON, Chromium, find_chromium
+from tests.browser_helper import ROOT, Browser, PageLog, serve
+from tests.pipeline_site import FPS as SITE_FPS
+from tests.pipeline_site import N_FRAMES as SITE_FRAMES
 
 FPS, N_FRAMES = 16, 32
 METRICS = {"ssim": 0.71, "psnr": 19.3, "body_ssim": 0.742, "pose_error_px": 3.2, "detection_rate": 1.0,
@@ -90,13 +94,10 @@ def demo_root(tmp_path_factory) -> Path:
     return make_demo_layout(tmp_path_factory.mktemp("demo_root"))
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    binary = find_chromium()
-    if binary is None or os.name != "posix":
-        pytest.skip(SKIP_REASON)
-    with Chromium(binary) as browser:
-        yield browser
+def open_served(browser: Browser, page: Path, root: Path, screenshot: str | None = None) -> tuple[dict, PageLog]:
+    """``page`` (under ``root``) opened over http, ``root`` served on 127.0.0.1; its report and log."""
+    with serve(root) as base:
+        return browser.inspect(f"{base}/{quote(page.relative_to(root).as_posix())}", screenshot)
 
 
 def test_index_is_one_page_with_every_step(demo_root):
@@ -133,8 +134,10 @@ def test_missing_pieces_are_skipped_with_a_note(tmp_path):
     assert "unreadable" in text
 
 
-def test_index_page_in_chromium(demo_root, chromium):
-    report = chromium.inspect(write_index(demo_root))
+@pytest.mark.browser
+def test_index_page_in_chromium(demo_root, browser):
+    report, log = open_served(browser, write_index(demo_root), demo_root)
+    assert not log.problems() and not log.blocked, log
     assert report["h264"] in ("probably", "maybe"), "this Chromium cannot play H.264 at all"
     broken = [i["src"] for i in report["images"] if i["width"] == 0]
     assert not broken, f"images that did not load: {broken}"
@@ -148,20 +151,23 @@ def test_index_page_in_chromium(demo_root, chromium):
     assert "0.742" in report["text"]
 
 
-def test_inline_video_and_image_in_chromium(tmp_path, chromium):
+@pytest.mark.browser
+def test_inline_video_and_image_in_chromium(tmp_path, browser):
     """What a notebook shows: an embedded (base64) H.264 video beside a PNG the project wrote."""
     write_video(tmp_path / "clip.mp4", frames(), FPS)
     write_image(tmp_path / "pose.png", frames(1)[0])
     page = tmp_path / "notebook_output.html"
     page.write_text(f'<html><body><img src="pose.png">{inline_video_html(tmp_path / "clip.mp4")}</body></html>')
-    report = chromium.inspect(page)
+    report, log = open_served(browser, page, tmp_path)
+    assert not log.problems(), log
     assert [i["width"] for i in report["images"]] == [64]
     (video,) = report["videos"]
     assert video["src"].startswith("data:video/mp4;base64,")
     assert video["duration"] == pytest.approx(N_FRAMES / FPS, abs=0.1) and video["played"] > 0, video
 
 
-def test_chromium_refuses_opencv_mp4v(tmp_path, chromium):
+@pytest.mark.browser
+def test_chromium_refuses_opencv_mp4v(tmp_path, browser):
     """The check has teeth: the MPEG-4 Part 2 files the project used to write get no duration in a browser."""
     writer = cv2.VideoWriter(str(tmp_path / "old.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (64, 64))
     for f in frames():
@@ -169,6 +175,74 @@ def test_chromium_refuses_opencv_mp4v(tmp_path, chromium):
     writer.release()
     page = tmp_path / "old.html"
     page.write_text('<html><body><video controls><source src="old.mp4" type="video/mp4"></video></body></html>')
-    (video,) = chromium.inspect(page)["videos"]
+    (video,) = open_served(browser, page, tmp_path)[0]["videos"]
     # no playable source (NETWORK_NO_SOURCE) or a decode error (MEDIA_ERR_SRC_NOT_SUPPORTED): no size, no duration
     assert video["width"] == 0 and video["duration"] == "NaN" and (video["network"] == 3 or video["error"] == 4), video
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("which", ["results", "transfer", "training", "cross-validation"])
+def test_pipeline_pages_in_chromium(browser, pipeline_site, which):
+    """The pages a small real run wrote: every image and link loads, every video plays for its duration, no error
+    in the console, and the run's name (``a <b> & "c"``) is shown as text, not read as markup."""
+    site = pipeline_site
+    report, log = open_served(browser, site.pages[which], site.root, screenshot=f"page-{which}")
+    assert not log.problems(), log
+    assert not log.blocked, f"the page reached beyond 127.0.0.1: {log.blocked}"
+    broken = [i["src"] for i in report["images"] if i["width"] == 0 or i["height"] == 0]
+    assert report["images"] and not broken, f"images that did not load: {broken}"
+    bad_links = {link: status for link, status in report["link_status"].items() if status != 200}
+    assert not bad_links, f"links that do not resolve: {bad_links}"
+    for v in report["videos"]:
+        assert v["error"] is None and v["width"] > 0, v
+        assert v["duration"] == pytest.approx(SITE_FRAMES / SITE_FPS, abs=0.1), v
+        assert isinstance(v["played"], (int, float)) and v["played"] > 0, v  # its time advanced
+    assert site.name in report["title"] and any(site.name in h for h in report["h1"]), (report["title"], report["h1"])
+    assert "b" not in report["tags"], "the run name's <b> became an element"
+    if which == "results":
+        assert [Path(v["src"]).name for v in report["videos"]] == ["transfer.mp4", "side_by_side.mp4"]
+        assert len(report["images"]) == 9  # contact sheet, loss curves, 3 visuals, metrics.png, GIF, grid, GIF
+        assert f"{site.pages['transfer'].parent.name}/index.html" in {
+            Path(*Path(link).parts[-2:]).as_posix() for link in map(_unquoted_path, report["link_status"])}
+    if which == "transfer":
+        assert len(report["images"]) == SITE_FRAMES and "<video> files" in report["text"]
+
+
+def _unquoted_path(url: str) -> str:
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(url).path)
+
+
+@pytest.mark.browser
+def test_committed_notebook_without_a_kernel(browser, tmp_path):
+    """Notebook 04 as a code host shows it (nbconvert's HTML export of the committed file, no kernel): its saved
+    figures load with a size and its saved video plays.
+
+    The export shows PNG, JPEG and SVG pictures (nbconvert's display priority); an ``image/gif`` output (the
+    transfer preview) is not among them and shows as its text, so it is not counted here."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from dancenow_utils.notebook.saved_outputs import image_outputs
+
+    nb = nbformat.read(ROOT / "notebooks" / "04_pose_transfer.ipynb", as_version=4)
+    if not image_outputs(nb):
+        pytest.skip("notebooks/04_pose_transfer.ipynb has no saved outputs: run `make notebook-outputs`")
+    n_images = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                   if {"image/png", "image/jpeg", "image/svg+xml"} & set(o.get("data", {})))
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    page = tmp_path / "04_pose_transfer.html"
+    page.write_text(body)
+    report, log = open_served(browser, page, tmp_path, screenshot="notebook-04-no-kernel")
+    # the export's only outside resources are MathJax and require.js from a CDN, refused here as offline
+    assert all("cdnjs" in url for url in log.blocked), log.blocked
+    assert not log.problems(), log
+    figures = [i for i in report["images"] if i["src"].startswith("data:image/")]
+    assert len(figures) == n_images, report["images"]
+    broken = [i["src"][:40] for i in figures if i["width"] == 0 or i["height"] == 0]
+    assert not broken, f"saved figures that do not show: {broken}"
+    for v in report["videos"]:
+        assert v["error"] is None and isinstance(v["duration"], (int, float)) and v["duration"] > 0, v
+        assert isinstance(v["played"], (int, float)) and v["played"] > 0, v
