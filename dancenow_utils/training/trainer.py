@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from dancenow_utils.checkpoint import (
@@ -40,10 +40,11 @@ from dancenow_utils.checkpoint import (
     set_rng_state,
 )
 from dancenow_utils.config import ARCH_KEYS, FACE_ARCH_KEYS, TrainConfig
-from dancenow_utils.data.datasets import EpochBatchSampler, to_image
+from dancenow_utils.data.datasets import AlignedDataset, EpochBatchSampler, to_image
 from dancenow_utils.io_utils import append_jsonl, read_jsonl, write_image, write_json, write_jsonl
 from dancenow_utils.layout import RunLayout
 from dancenow_utils.models.base import BaseModel
+from dancenow_utils.pose.settings import PoseSettings
 from dancenow_utils.training import distributed
 from dancenow_utils.training.build import Process, StageParts, TrainingData, stage_parts
 from dancenow_utils.training.memory import MemoryEstimate, check_fits, estimate_training_memory, memory_advice
@@ -111,9 +112,7 @@ class Trainer:
         self.cfg, self.name, self.progress, self.kind = cfg, run.name, progress, model.kind
         self.run, self.dir = run, run.dir
         self.device, self.rank, self.world = process.device, process.rank, process.world
-        self.data_layout, self.pose_settings, self.num_workers = data.layout, data.pose_settings, data.num_workers
-        self.data, self.frames, self.dataset = data, data.frames, data.items
-        self.model = model
+        self.data, self.model = data, model
         self.epoch, self.epoch_iter, self.iteration = 0, 0, 0
         self.saved_iteration: int | None = None  # iteration of the latest.pth on disk (None: none yet)
         self.moved_aside: Path | None = None
@@ -123,7 +122,7 @@ class Trainer:
             self.model.wrap_ddp()
         if self.is_main:
             cfg.save(self.run.config)
-            write_json(self.run.dataset_record, self._dataset_record())
+            write_json(self.run.dataset_record, self.data.record())
         self.sampler = EpochBatchSampler(len(self.dataset), cfg.batch_size, cfg.seed, self.rank, self.world,
                                          cfg.flip and self.kind != "face")
         self.loader = self._loader()
@@ -144,12 +143,22 @@ class Trainer:
         return self.rank == 0
 
     @property
+    def dataset(self) -> Dataset:
+        """The items an epoch goes through: frames, consecutive pairs (temporal model) or face crops."""
+        return self.data.items
+
+    @property
+    def frames(self) -> AlignedDataset:
+        return self.data.frames
+
+    @property
+    def pose_settings(self) -> PoseSettings | None:
+        return self.data.pose_settings
+
+    @property
     def n_items(self) -> int:
         """Training items per epoch: frames, consecutive pairs (temporal model) or face crops."""
         return len(self.dataset)
-
-    def _dataset_record(self) -> dict:
-        return self.data.record()
 
     def _prepare_run(self, resume: bool) -> None:
         """Resume from ``latest.pth``, or start fresh with any earlier run moved aside (never deleted)."""
@@ -183,7 +192,7 @@ class Trainer:
         if not record_path.exists():
             return
         record = json.loads(record_path.read_text())
-        now = self._dataset_record()
+        now = self.data.record()
         if record.get("fingerprint") not in (None, now["fingerprint"]) or record.get("dataroot") != now["dataroot"]:
             raise ValueError(
                 f"{self.dir} was trained on {record.get('dataroot')} ({record.get('frames')} frames), not on "
@@ -212,8 +221,9 @@ class Trainer:
 
     def _loader(self) -> DataLoader:
         cuda = self.device.type == "cuda"
-        return DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=self.num_workers, pin_memory=cuda,
-                          persistent_workers=self.num_workers > 0, generator=torch.Generator().manual_seed(0))
+        workers = self.data.num_workers
+        return DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=workers, pin_memory=cuda,
+                          persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
 
     def _fixed_batch(self, n: int = 4) -> dict[str, torch.Tensor]:
         """Evenly spaced training items shown on the web page (no flip, no RNG consumed)."""
@@ -249,7 +259,7 @@ class Trainer:
     def close(self) -> None:
         """Free this stage's networks, optimisers, loader (and its workers) and cached batches, and the GPU memory
         they held; the trainer cannot train after this, its files stay."""
-        for attr in ("model", "loader", "fixed", "dataset", "frames", "sampler"):
+        for attr in ("model", "loader", "fixed", "data", "sampler"):
             self.__dict__.pop(attr, None)
         gc.collect()
         if self.device.type == "cuda":
