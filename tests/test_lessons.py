@@ -136,3 +136,30 @@ def test_detections_round_trip(tmp_path):
                 np.testing.assert_allclose(x, y, rtol=1e-6)
     assert Detections.load(tmp_path / "none.npz") is None
     assert back.is_of("clip.mp4", 2) and not back.is_of("clip.mp4", 1)
+
+
+def test_normalization_lesson_reads_the_detections_transfer_saved(demo, target, tmp_path, monkeypatch):
+    """Given ``prepare_poses``'s ``detections.npz``, the lesson normalises those raw bodies and detects nothing
+    again; the result is the one it gets by detecting."""
+    from dancenow_utils.layout import DatasetLayout
+    from dancenow_utils.notebook import lessons
+
+    keypoints, source = target / "train_keypoints", demo.video("source_dancer")
+    extract(source, tmp_path / "transfer", "test", image_size=64, smooth_window=3, normalize_to=str(keypoints),
+            normalize_method="edn", write_frames=False, progress=False)
+    saved = DatasetLayout(tmp_path / "transfer", "test").detections
+    assert saved.exists()
+    detected = NormalizationLesson.run(source, keypoints, "edn", smooth_window=3)
+
+    def no_detector(*args, **kwargs):
+        raise AssertionError("the lesson ran the detector again")
+
+    monkeypatch.setattr(lessons, "detect", no_detector)
+    reused = NormalizationLesson.run(source, keypoints, "edn", smooth_window=3, detections=saved)
+    assert len(reused.after) == len(detected.after)
+    for a, b in zip(reused.after, detected.after):
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(a.body, b.body, atol=0.01)
+    with pytest.raises(AssertionError, match="again"):  # detections of another source are not used
+        NormalizationLesson.run(demo.video("target_train"), keypoints, "edn", smooth_window=3, detections=saved)

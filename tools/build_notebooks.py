@@ -471,10 +471,12 @@ the far end to the close end, so that a dancer walking towards the camera grows 
 Below, the source skeleton is drawn over the target's crop before normalisation (left, with the source's ankle
 lines) and after it (middle, with the target's); the right plot shows the scale of every frame against its
 ankle position. `normalize_method="edn"` uses Everybody Dance Now's statistics, `"project"` a more robust variant
-(docs/normalization.md). The lesson detects the source's bodies again: extraction keeps only the normalised ones.
+(docs/normalization.md). The lesson reads the source's raw bodies from what `prepare_poses` detected
+(`detections.npz` beside the poses), so nothing is detected twice.
 """),
         ("code", """if normalize and not ready:
-    norm = NormalizationLesson.run(src, target_keypoints, normalize_method, smooth_window, max_frames)
+    norm = NormalizationLesson.run(src, target_keypoints, normalize_method, smooth_window, max_frames,
+                                   detections=DatasetLayout.of_pose_dir(poses_dir).detections)
     print(norm.describe())
     display(norm.figure())
 """),

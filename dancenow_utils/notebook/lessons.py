@@ -246,11 +246,13 @@ class NormalizationLesson:
     @classmethod
     def run(cls, source: str | Path, target_keypoints: str | Path = "dataset/train_keypoints",
             method: str = "project", smooth_window: int = 7, max_frames: int = 0,
-            progress: bool = False) -> NormalizationLesson:
-        """Detect the source's bodies (the frames pose transfer uses: the first ``max_frames``, 0 = all), then
-        smooth and normalise them onto ``target_keypoints`` exactly as ``prepare_poses`` does.
+            progress: bool = False, detections: str | Path | None = None) -> NormalizationLesson:
+        """The source's bodies (the frames pose transfer uses: the first ``max_frames``, 0 = all), smoothed and
+        normalised onto ``target_keypoints`` exactly as ``prepare_poses`` does.
 
-        Normalisation needs the body only, so faces and hands are not detected (the body keypoints are the same).
+        The raw bodies are the ones ``prepare_poses`` detected (its ``detections.npz``, given as ``detections``);
+        without them, or when they are of another source, the detector runs again on the body only (faces and
+        hands do not change the body keypoints, and normalisation needs the body only).
         """
         check_method(method)
         folder = Path(target_keypoints)
@@ -261,8 +263,12 @@ class NormalizationLesson:
         if crop is None:
             raise ValueError(f"{folder}: a target of independent images has no single crop; normalisation needs the "
                              "target's video (extract it with sequence=True)")
-        src = FrameSource.open(source, 1, max_frames)
-        results = detect(src, "mediapipe", face=False, hands=False, workers=1, progress=progress)
+        saved = Detections.load(detections) if detections is not None else None
+        if saved is not None and saved.is_of(source, 1):
+            results = saved.first(max_frames).results
+        else:
+            src = FrameSource.open(source, 1, max_frames)
+            results = detect(src, "mediapipe", face=False, hands=False, workers=1, progress=progress)
         raw = [r.person if r.status == "ok" else None for r in results]
         if sum(p is not None for p in raw) < 3:
             raise ValueError(f"{source}: fewer than 3 frames with a person; normalisation needs more")
