@@ -10,7 +10,6 @@ networks are moved to their device when loaded into them).
 
 from __future__ import annotations
 
-import errno
 import random
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from dancenow_utils.config import ARCH_KEYS, TrainConfig
-from dancenow_utils.io_utils import atomic_path
+from dancenow_utils.io_utils import FULL, WriteError, atomic_path
 from dancenow_utils.layout import RunLayout
 
 FORMAT = 2
@@ -66,15 +65,15 @@ def payload_bytes(payload: Any) -> int:
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """``torch.save`` to a temp file, then rename: a crash mid-write keeps the previous checkpoint."""
     path = Path(path)
+    need = payload_bytes(payload)
     try:
-        with atomic_path(path) as tmp:
-            torch.save({"format": FORMAT, **payload}, tmp)
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            need = payload_bytes(payload) / 1e9
-            raise OSError(exc.errno, f"{path}: the disk is full. This save needs about {need:.2f} GB free in "
-                                     f"{path.parent}; free some space (old runs, results) and run again: training "
-                                     "resumes from the last checkpoint that was saved.") from None
+        with atomic_path(path, need) as tmp:
+            torch.save({"format": FORMAT, **payload}, tmp)  # a full disk: torch's "inline_container ... pos"
+    except WriteError as exc:
+        if exc.errno in FULL:
+            raise WriteError(exc.errno, f"{path}: the disk is full. This save needs about {need / 1e9:.2f} GB "
+                                        f"free in {path.parent}; free some space (old runs, results) and run "
+                                        "again: training resumes from the last checkpoint that was saved.") from None
         raise
 
 

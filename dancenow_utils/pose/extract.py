@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from dancenow_utils.io_utils import atomic_path, swap_folders_into_place, write_image, write_json
 from dancenow_utils.layout import DatasetLayout
-from dancenow_utils.params import check_bool, check_int
+from dancenow_utils.params import check_bool, check_int, check_optional_bool
 from dancenow_utils.pose.crop import Crop, Crops, normalisation_target
 from dancenow_utils.pose.cuts import CUT_MARGIN, find_cuts
 from dancenow_utils.pose.detect import BACKENDS, REASONS, FrameResult, detect
@@ -493,7 +493,8 @@ def extract(
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     src = FrameSource.open(source, frame_step, max_frames)
-    sequence = src.is_video if sequence is None else check_bool("sequence", sequence)
+    given = check_optional_bool("sequence", sequence)
+    sequence = src.is_video if given is None else given
     settings = PoseSettings(pose_format, check_bool("draw_face", draw_face), check_bool("draw_hands", draw_hands),
                             width, height, smooth_window, backend, sequence)
     return extract_poses(source, settings, dataroot, phase, weights, keypoints_dir, frame_step, max_frames,
