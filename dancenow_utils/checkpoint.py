@@ -10,6 +10,7 @@ networks are moved to their device when loaded into them).
 
 from __future__ import annotations
 
+import errno
 import random
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from dancenow_utils.config import ARCH_KEYS, TrainConfig
-from dancenow_utils.io_utils import FULL, WriteError, atomic_path
+from dancenow_utils.io_utils import FULL, WriteError, atomic_path, format_size
 from dancenow_utils.layout import RunLayout
 
 FORMAT = 2
@@ -71,9 +72,11 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
             torch.save({"format": FORMAT, **payload}, tmp)  # a full disk: torch's "inline_container ... pos"
     except WriteError as exc:
         if exc.errno in FULL:
-            raise WriteError(exc.errno, f"{path}: the disk is full. This save needs about {need / 1e9:.2f} GB "
-                                        f"free in {path.parent}; free some space (old runs, results) and run "
-                                        "again: training resumes from the last checkpoint that was saved.") from None
+            limit = " (or the file-size limit, ulimit -f, is lower)" if exc.errno == errno.EFBIG else ""
+            raise WriteError(exc.errno, f"{path}: the disk is full{limit}. This save needs about "
+                                        f"{format_size(need)} free in {path.parent}; free some space (old runs, "
+                                        "results) and run again: training resumes from the last checkpoint that "
+                                        "was saved.") from None
         raise
 
 

@@ -21,7 +21,7 @@ import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from dancenow_utils.io_utils import write_json
+from dancenow_utils.io_utils import reporting_write_errors, write_json
 
 MARKER = ".dancenow.json"
 LOCK = ".dancenow.lock"
@@ -232,14 +232,15 @@ def run_lock(folder: str | Path, what: str) -> Iterator[Path]:
     share it. Refused with :class:`RunInUse`, naming the holder, when another live process holds it."""
     folder = Path(folder)
     created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK
-    key = str(path.resolve())
-    if _HELD.get(key):
-        _HELD[key] += 1
-    else:
-        _acquire(path, what)
-        _HELD[key] = 1
+    with reporting_write_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        key = str(path.resolve())
+        if _HELD.get(key):
+            _HELD[key] += 1
+        else:
+            _acquire(path, what)
+            _HELD[key] = 1
     try:
         yield path
     finally:

@@ -35,6 +35,14 @@ class WriteError(OSError):
     """A write failed because the disk is full or the folder cannot be written: the message says where and what
     to do (``errno`` is the OS's, e.g. ``ENOSPC``)."""
 
+    def __str__(self) -> str:
+        return str(self.strerror)  # the message alone, without "[Errno 28]"
+
+
+def format_size(n: float) -> str:
+    """``0.25 GB``; in MB below 0.01 GB and in kB below 0.1 MB (a small write would read "0.00 GB")."""
+    return f"{n / 1e9:.2f} GB" if n >= 1e7 else f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
 
 def _free_bytes(folder: Path) -> int | None:
     where = next((p for p in (folder, *folder.parents) if p.exists()), None)
@@ -56,8 +64,8 @@ def write_error(exc: BaseException, path: str | Path, need_bytes: int | None = N
         code = next((c for text, c in _WRITER_FAILURES.items() if text in str(exc)), None)
     if code in FULL:
         free = _free_bytes(path.parent)
-        need = f"This write needs about {need_bytes / 1e9:.2f} GB" if need_bytes else "More space is needed"
-        have = f" ({free / 1e9:.2f} GB free there now)" if free is not None else ""
+        need = f"This write needs about {format_size(need_bytes)}" if need_bytes else "More space is needed"
+        have = f" ({format_size(free)} free there now)" if free is not None else ""
         limit = (" or the file is larger than this filesystem or process allows (ulimit -f)"
                  if code == errno.EFBIG else "")
         return WriteError(code, f"{path}: the disk is full{limit}. {need} in {path.parent}{have}; free some "
@@ -65,7 +73,8 @@ def write_error(exc: BaseException, path: str | Path, need_bytes: int | None = N
                                 "another folder, and run again: nothing half-written was kept.")
     if code in READ_ONLY:
         why = "is on a read-only file system" if code == errno.EROFS else "is not writable (permission denied)"
-        return WriteError(code, f"{path}: cannot write there: {path.parent} {why}. Choose a writable folder "
+        where = next((p for p in (path.parent, *path.parent.parents) if p.exists()), path.parent)
+        return WriteError(code, f"{path}: cannot write there: {where} {why}. Choose a writable folder "
                                 "(dataroot / checkpoints_dir / results_dir) or make this one writable "
                                 "(chmod u+w, or copy the project off the read-only mount), and run again.")
     return None

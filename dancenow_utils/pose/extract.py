@@ -33,7 +33,13 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from dancenow_utils.io_utils import atomic_path, swap_folders_into_place, write_image, write_json
+from dancenow_utils.io_utils import (
+    atomic_path,
+    reporting_write_errors,
+    swap_folders_into_place,
+    write_image,
+    write_json,
+)
 from dancenow_utils.layout import DatasetLayout
 from dancenow_utils.params import check_bool, check_int, check_optional_bool
 from dancenow_utils.pose.crop import Crop, Crops, normalisation_target
@@ -386,7 +392,8 @@ def write_pairs(src: FrameSource, ok: list[tuple[FrameResult, Person]], crops: C
         staging.pop("B")
     for d in staging.values():
         shutil.rmtree(d, ignore_errors=True)
-        d.mkdir(parents=True)
+        with reporting_write_errors(d):
+            d.mkdir(parents=True)
     keypoints = staging["keypoints"]
 
     def write_pair(frame_id: str, rgb: np.ndarray | None, person: Person) -> None:

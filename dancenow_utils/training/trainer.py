@@ -184,9 +184,9 @@ class Trainer:
 
     def _check_not_changed_elsewhere(self) -> None:
         if self.is_main and self._stamp() != getattr(self, "_latest_stamp", self._stamp()):
-            raise RuntimeError(f"{self.run.latest} was written by another process since this trainer was built: "
-                               "two trainings of one run would overwrite each other. Build the trainer again to "
-                               "resume from it (or use another name).")
+            raise RuntimeError(f"{self.run.latest} was written by another process or trainer since this trainer "
+                               "was built: two trainings of one run would overwrite each other. Build the trainer "
+                               "again to resume from it (or use another name).")
 
     def _prepare_run(self, resume: bool) -> None:
         """Resume from ``latest.pth``, or start fresh with any earlier run moved aside (never deleted)."""

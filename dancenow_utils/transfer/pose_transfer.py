@@ -26,7 +26,15 @@ from tqdm.auto import tqdm
 from dancenow_utils.data.datasets import load_resized
 from dancenow_utils.data.labels import LabelInput, input_picture
 from dancenow_utils.folders import clear_folder, folder_kind, mark, require_kind
-from dancenow_utils.io_utils import list_images, read_image, reporting_write_errors, write_image, write_json
+from dancenow_utils.io_utils import (
+    WriteError,
+    list_images,
+    read_image,
+    reporting_write_errors,
+    write_error,
+    write_image,
+    write_json,
+)
 from dancenow_utils.layout import DatasetLayout, ResultsLayout, checkpoint_tag
 from dancenow_utils.models.inference import Generator, load_generator
 from dancenow_utils.params import check_bool, check_float, check_int
@@ -151,8 +159,12 @@ def run_transfer(name: str, poses_dir: str | Path, results_dir: str | Path = "re
     try:
         result = _generate(gen, name, files, layout, people, blank, out, source, which_epoch, fps, batch_size,
                            progress)
-    except BaseException:
+    except BaseException as exc:
         _remove_staging(out)  # a full disk or Ctrl-C leaves nothing filling the disk
+        clear = write_error(exc, out.staging)
+        if clear is not None:
+            raise WriteError(clear.errno, f"{clear} The transfer's staging folder {out.staging} was removed; "
+                                          f"{out.dir} is as it was.") from None
         raise
     _swap_into_place(out)
     return result
