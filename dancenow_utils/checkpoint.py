@@ -80,17 +80,27 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
         raise
 
 
+def load_weights_file(path: str | Path, what: str, fix: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; a file torch refuses (damaged, foreign, or holding code)
+    is one error naming the file, ``what`` it should be and ``fix``, never torch's advice to load it with
+    ``weights_only=False`` (that would run code from the file)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot be read as {what} ({type(exc).__name__}); it is damaged or not {what} "
+                         f"(a file that holds code instead of plain weights is never run). {fix}") from None
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """A checkpoint's contents on the CPU; errors name the file and what to do."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint; train first (notebook 02) or check name/which_epoch")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        # never pass on torch's advice to load with weights_only=False: that would run code from the file
-        raise ValueError(f"{path}: cannot be read as a dancenow checkpoint ({type(exc).__name__}); it is damaged or "
-                         "not a checkpoint. Delete it, or train again (notebook 02).") from None
+        ckpt = load_weights_file(path, "a dancenow checkpoint", "")
+    except ValueError:
+        raise ValueError(f"{path}: cannot be read as a dancenow checkpoint; it is damaged or not a checkpoint. "
+                         "Delete it, or train again (notebook 02).") from None
     if not isinstance(ckpt, dict) or "G" not in ckpt or "config" not in ckpt:
         raise ValueError(f"{path}: not a dancenow checkpoint (no generator or config inside)")
     return ckpt
@@ -121,14 +131,30 @@ def load_generator_file(run: RunLayout, which_epoch: str | int = "latest") -> di
                             f"{run.available() or 'none'}; train first (notebook 02) or check name and which_epoch.")
 
 
+def run_config(name: str, checkpoints_dir: str | Path = "checkpoints") -> TrainConfig:
+    """The config a run was trained with: its ``config.json``, or, when that file was deleted or damaged, the copy
+    inside its generator file (every checkpoint holds one); an error says which run has neither."""
+    run = RunLayout(checkpoints_dir, name)
+    if run.config.exists():
+        try:
+            return TrainConfig.load(run.config)
+        except ValueError:
+            if not run.has_generator():
+                raise
+    if run.has_generator():
+        return TrainConfig.from_dict(load_generator_file(run)["config"])
+    raise FileNotFoundError(f"{run.dir}: no trained run here (no config.json and no latest_G.pth / latest.pth); "
+                            "train it first (notebook 02), or check name and checkpoints_dir")
+
+
 def checkpoint_stages(name: str, checkpoints_dir: str | Path = "checkpoints") -> dict[str, bool | str]:
     """Which stages ``checkpoints/<name>`` has: generator kind, temporal or not, face stage, global stage (and
     ``label_nc``: label-map runs have no face stage)."""
     run = RunLayout(checkpoints_dir, name)
     info: dict[str, bool | str] = {"generator": "none", "temporal": False, "face": False, "global_stage": False,
                                    "label_nc": 0}
-    if run.config.exists() and run.has_generator():
-        cfg = TrainConfig.load(run.config)
+    if run.has_generator():  # config.json, or the generator file's own copy when it was deleted
+        cfg = run_config(name, checkpoints_dir)
         info.update(generator=cfg.netG, temporal=cfg.temporal, label_nc=cfg.label_nc)
     face = run.stage("face")
     info["face"] = face.has_generator()

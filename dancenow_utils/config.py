@@ -182,7 +182,8 @@ class TrainConfig:
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: no config file; train a model first (notebook 02).") from None
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc}); delete it or retrain.") from exc
+            raise ValueError(f"{path}: not valid JSON ({exc}); delete it (a run's checkpoints hold a copy of its "
+                             "config, read in its place) or retrain.") from exc
         return cls.from_dict(data)
 
     @classmethod

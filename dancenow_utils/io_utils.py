@@ -133,8 +133,36 @@ def write_image(path: str | Path, rgb: np.ndarray) -> None:
     atomic_write_bytes(path, buf.tobytes())
 
 
+BACKGROUND = 255  # transparent pixels are composited on white, a plain background
+
+
+def _to_uint8(img: np.ndarray, path: Path) -> np.ndarray:
+    """Any depth as 8 bits: 16-bit by its range, floats in [0, 1] (the usual convention) times 255, other floats
+    as 0..255 (or scaled down to it when larger)."""
+    if img.dtype == np.uint8:
+        return img
+    if img.dtype.kind == "u":
+        return (img / max(1, np.iinfo(img.dtype).max) * 255).astype(np.uint8)
+    if img.dtype.kind == "i":
+        return (np.clip(img, 0, None) / np.iinfo(img.dtype).max * 255).astype(np.uint8)
+    if img.dtype.kind == "f":
+        img = np.nan_to_num(img.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        top = float(img.max()) if img.size else 0.0
+        scale = 255.0 if top <= 1.0 else 1.0 if top <= 255.0 else 255.0 / top
+        return np.clip(img * scale, 0, 255).round().astype(np.uint8)
+    if img.dtype.kind == "b":
+        return img.astype(np.uint8) * 255
+    raise ValueError(f"{path}: images of {img.dtype} pixels are not supported; save it as an 8-bit PNG")
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as RGB uint8 (grayscale and RGBA become RGB); errors name the file and the fix."""
+    """Read an image as RGB uint8 (grayscale becomes RGB; transparency is composited on a plain white
+    background; 16-bit and float images are scaled to 8 bits); errors name the file and the fix."""
+    return read_image_with_alpha(path)[0]
+
+
+def read_image_with_alpha(path: str | Path) -> tuple[np.ndarray, bool]:
+    """:func:`read_image`, and whether the image had transparent pixels (composited on :data:`BACKGROUND`)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such image file")
@@ -144,14 +172,18 @@ def read_image(path: str | Path) -> np.ndarray:
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ValueError(f"{path}: not a readable image (corrupt or unsupported format); delete or replace it")
-    if img.dtype != np.uint8:
-        img = (img / max(1, np.iinfo(img.dtype).max) * 255).astype(np.uint8) if img.dtype.kind == "u" else \
-            np.clip(img, 0, 255).astype(np.uint8)
+    img = _to_uint8(img, path)
     if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB), False
+    if img.shape[2] not in (2, 4):
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), False
+    alpha = img[:, :, -1]
+    rgb = cv2.cvtColor(np.ascontiguousarray(img[:, :, 0] if img.shape[2] == 2 else img[:, :, :3]),
+                       cv2.COLOR_GRAY2RGB if img.shape[2] == 2 else cv2.COLOR_BGR2RGB)
+    if not (alpha < 255).any():
+        return rgb, False
+    a = alpha[:, :, None].astype(np.float32) / 255.0
+    return (rgb.astype(np.float32) * a + BACKGROUND * (1.0 - a)).round().astype(np.uint8), True
 
 
 def list_images(folder: str | Path) -> list[Path]:

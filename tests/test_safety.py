@@ -449,3 +449,146 @@ def test_a_read_only_folder_is_one_clear_message(tiny_dataset, trained, poses, t
     for what in ("TRAIN", "TRANSFER"):
         line = next(x for x in out.splitlines() if x.startswith(what))
         assert f"cannot write there: {disk} {why}. Choose a writable folder" in line and "Errno" not in line
+
+
+# =================================================================================================== readers
+@pytest.fixture(scope="module")
+def demo_frames(tiny_demo, tmp_path_factory):
+    """Four demo frames as PNG images with their ground-truth OpenPose JSON."""
+    from dancenow_utils.video import read_frames
+
+    root = tmp_path_factory.mktemp("frames")
+    for i, rgb in read_frames(tiny_demo.video("target_train"), max_frames=4):
+        write_image(root / "png" / f"f{i}.png", rgb)
+        data = json.loads((tiny_demo.keypoints("target_train") / f"frame_{i:06d}_keypoints.json").read_text())
+        (root / "json").mkdir(exist_ok=True)
+        (root / "json" / f"f{i}_keypoints.json").write_text(json.dumps(data))
+    return root
+
+
+def _body(folder: Path, name: str) -> list[float]:
+    return json.loads((folder / f"{name}_keypoints.json").read_text())["people"][0]["pose_keypoints_2d"]
+
+
+def test_malformed_openpose_json_and_legs_only_frames_are_skipped_one_by_one(demo_frames, tmp_path):
+    from dancenow_utils.pose.extract import extract
+
+    frames, kp = tmp_path / "png", tmp_path / "json"
+    shutil.copytree(demo_frames / "png", frames)
+    shutil.copytree(demo_frames / "json", kp)
+    for i in (4, 5, 6, 7, 8):
+        shutil.copy(frames / "f0.png", frames / f"f{i}.png")
+    body = _body(kp, "f0")
+    far = list(body)
+    far[3] = 1e12  # the neck's x
+    legs = list(body)
+    for j in (0, 1, 2, 3, 4, 5, 6, 7, 15, 16, 17, 18):  # head, neck, shoulders, arms: not seen
+        legs[3 * j: 3 * j + 3] = [0.0, 0.0, 0.0]
+    invented = list(body)
+    for j in (0, 1, 2, 5, 15, 16, 17, 18):  # a confident upper body guessed above the frame
+        invented[3 * j + 1] = -300.0
+    bad = {"f4": {"people": [5]}, "f5": {"people": [{"pose_keypoints_2d": 7}]},
+           "f6": {"people": [{"pose_keypoints_2d": far}]}, "f7": {"people": [{"pose_keypoints_2d": legs}]},
+           "f8": {"people": [{"pose_keypoints_2d": invented}]}}
+    for name, data in bad.items():
+        (kp / f"{name}_keypoints.json").write_text(json.dumps(data))
+    summary = extract(frames, tmp_path / "ds", backend="openpose_json", keypoints_dir=str(kp), image_size=64,
+                      progress=False)
+    assert (summary.total, summary.written, summary.bad_json, summary.no_upper_body) == (9, 4, 3, 2)
+    text = " | ".join(summary.messages)
+    assert "f4_keypoints.json: person 0 is int 5, not an object" in text
+    assert "f5_keypoints.json: person 0 pose_keypoints_2d is int 7, not a list" in text
+    assert "f6_keypoints.json: person 0 pose_keypoints_2d has a coordinate of 1e+12 pixels" in text
+    assert "f7: no head or shoulders in the frame (legs only)" in text and "f8: no head or shoulders" in text
+    saved = json.loads((tmp_path / "ds" / "train_keypoints" / "summary.json").read_text())
+    assert saved["no_upper_body"] == 2 and saved["bad_json"] == 3
+    assert sorted(p.stem for p in (tmp_path / "ds" / "train_A").iterdir()) == ["f0", "f1", "f2", "f3"]
+
+
+def test_a_one_frame_video_reads(tmp_path):
+    from dancenow_utils.video import count_frames, read_frames, write_video
+
+    frame = np.full((32, 48, 3), 120, np.uint8)
+    write_video(tmp_path / "one.mp4", [frame])
+    frames = list(read_frames(tmp_path / "one.mp4"))
+    assert len(frames) == 1 and frames[0][1].shape == (32, 48, 3) and count_frames(tmp_path / "one.mp4") == 1
+
+
+def test_an_audio_only_file_is_not_told_to_re_encode(tmp_path):
+    from dancenow_utils.pose.extract import extract
+    from dancenow_utils.video import ffmpeg_exe
+
+    audio = tmp_path / "song.mp4"
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=0.2", "-c:a", "aac", str(audio)], check=True, timeout=60)
+    with pytest.raises(ValueError, match=r"song.mp4: this file has no video stream, only audio; give a video of "
+                                         "the dancer") as e:
+        extract(audio, tmp_path / "ds", progress=False)
+    assert "re-encode" not in str(e.value) and not (tmp_path / "ds").exists()
+
+
+def test_float_and_transparent_images_read_as_a_user_expects(demo_frames, tmp_path):
+    import cv2
+
+    from dancenow_utils.io_utils import read_image, read_image_with_alpha
+    from dancenow_utils.pose.extract import extract
+
+    rgb = read_image(demo_frames / "png" / "f0.png")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    assert cv2.imwrite(str(folder / "a_float.tiff"), (rgb[:, :, ::-1] / 255.0).astype(np.float32))
+    noisy = np.random.default_rng(0).integers(0, 256, rgb.shape, dtype=np.uint8)
+    alpha = np.full(rgb.shape[:2], 255, np.uint8)
+    alpha[:, :20] = 0  # noise under a transparent band
+    rgba = np.dstack([np.where(alpha[:, :, None] == 0, noisy, rgb), alpha])
+    assert cv2.imwrite(str(folder / "b_rgba.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    back = read_image(folder / "a_float.tiff")
+    assert back.dtype == np.uint8 and np.abs(back.astype(int) - rgb).max() <= 1  # not black
+    flat, transparent = read_image_with_alpha(folder / "b_rgba.png")
+    assert transparent and (flat[:, :20] == 255).all() and (flat[:, 20:] == rgb[:, 20:]).all()
+    summary = extract(folder, tmp_path / "ds", image_size=64, progress=False)
+    assert summary.written == 2 and summary.no_person == 0 and summary.transparent == 1
+    assert "transparent images: 1, composited on a plain white background" in str(summary)
+    assert json.loads((tmp_path / "ds" / "train_keypoints" / "summary.json").read_text())["transparent"] == 1
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+@pytest.mark.parametrize("content", ["random", "pickle"])
+def test_every_weights_loader_wraps_torchs_refusal(tmp_path, content):
+    import torch
+
+    from dancenow_utils.evaluation.forensics import Detector
+    from dancenow_utils.models.losses import VGGLoss
+    from dancenow_utils.pose.openpose_backend import load_body_net
+
+    path = tmp_path / "body_pose_model.pth"
+    if content == "random":
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    else:
+        torch.save({"w": _Payload()}, path)
+    for load, what in ((lambda: VGGLoss(path), "torchvision VGG19 weights"),
+                       (lambda: load_body_net(path), "CMU OpenPose BodyPoseNet weights"),
+                       (lambda: Detector.load(path), "a dancenow forensic detector")):
+        with pytest.raises(ValueError) as e:
+            load()
+        assert f"cannot be read as {what}" in str(e.value) and "is never run" in str(e.value)
+        assert "weights_only" not in str(e.value) and e.value.__cause__ is None
+
+
+def test_a_deleted_config_json_is_read_from_the_checkpoint(trained, poses, tmp_path):
+    from dancenow_utils.checkpoint import describe_stages, run_config
+
+    ck = tmp_path / "ck"
+    shutil.copytree(trained / "m", ck / "m")
+    (ck / "m" / "config.json").unlink()
+    assert run_config("m", ck).preset == "tiny"
+    assert describe_stages("m", ck).startswith("m: generator: global")
+    res = run_transfer("m", poses, tmp_path / "results", checkpoints_dir=ck, progress=False)
+    assert "no trained generator" not in json.loads(res.out_dir.joinpath("transfer.json").read_text())["stages"]
+    with pytest.raises(FileNotFoundError, match=r"empty: no trained run here \(no config.json and no latest_G"):
+        (ck / "empty").mkdir()
+        run_config("empty", ck)

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from dancenow_utils.checkpoint import load_weights_file
 from dancenow_utils.data.datasets import load_resized, pair_files, resized
 from dancenow_utils.evaluation.stats import roc_auc
 from dancenow_utils.io_utils import IMAGE_EXTENSIONS, atomic_path, atomic_write_text, list_images, read_image
@@ -146,10 +147,7 @@ class Detector:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such detector file; train one with train_detector or "
                                     "forensic_check first")
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ValueError(f"{path}: cannot be read as a detector ({exc}); delete it and train again") from exc
+        ckpt = load_weights_file(path, "a dancenow forensic detector", "Delete it and train it again.")
         if not isinstance(ckpt, dict) or ckpt.get("kind") != KIND:
             raise ValueError(f"{path}: not a dancenow forensic detector (a generator checkpoint?)")
         meta = ckpt["meta"]
