@@ -39,17 +39,19 @@ def check_int(name: str, value: object, minimum: int, meaning: str = "") -> int:
 
 
 def check_float(name: str, value: object, minimum: float | None = None, meaning: str = "",
-                positive: bool = False) -> float:
-    """``value`` as a finite float (numeric strings pass), at least ``minimum`` (above it with ``positive``);
-    NaN and infinities are refused naming ``name``."""
-    value = _number(value)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) or \
-            not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be a finite number{meaning}, got {value!r}")
-    if minimum is not None and (float(value) <= minimum if positive else float(value) < minimum):
-        bound = f"more than {minimum:g}" if positive else f"at least {minimum:g}"
+                positive: bool = False, text: bool = True) -> float:
+    """``value`` as a finite float, at least ``minimum`` (above it with ``positive``, then ``minimum`` defaults
+    to 0); numeric strings pass unless ``text=False``. NaN and infinities are refused naming ``name``."""
+    kind = "a positive number" if positive else "a finite number"
+    number = _number(value) if text else value
+    if isinstance(number, (bool, np.bool_)) or not isinstance(number, (int, float, np.integer, np.floating)) or \
+            not math.isfinite(float(number)):
+        raise ValueError(f"{name} must be {kind}{meaning}, got {value!r}")
+    low = 0.0 if positive and minimum is None else minimum
+    if low is not None and (float(number) <= low if positive else float(number) < low):
+        bound = kind if positive and low == 0 else f"more than {low:g}" if positive else f"at least {low:g}"
         raise ValueError(f"{name} must be {bound}{meaning}, got {value!r}")
-    return float(value)
+    return float(number)
 
 
 def check_bool(name: str, value: object) -> bool:

@@ -290,15 +290,18 @@ def test_anything_else_is_refused_naming_the_parameter(value):
 
 def test_numbers_from_papermill_strings():
     assert check_int("iterations", "5", 1) == 5 and check_int("iterations", 5.0, 1) == 5
-    assert check_float("fps", "29.97", 0, positive=True) == 29.97 and check_optional_bool("sequence", "None") is None
+    assert check_float("lambda_l1", "0.5", 0) == 0.5 and check_optional_bool("sequence", "None") is None
     for bad in ("five", "2.5", True):
         with pytest.raises(ValueError, match="^iterations must be a whole number"):
             check_int("iterations", bad, 1)
     for bad in ("nan", float("inf"), "fast", None):
-        with pytest.raises(ValueError, match="^fps must be a finite number"):
-            check_float("fps", bad, 0, positive=True)
-    with pytest.raises(ValueError, match="^fps must be more than 0"):
-        check_float("fps", 0, 0, positive=True)
+        with pytest.raises(ValueError, match="^lambda_l1 must be a finite number"):
+            check_float("lambda_l1", bad, 0)
+    for bad in (0, -1, float("nan"), "30"):  # fps takes numbers only (tests/test_faults.py)
+        with pytest.raises(ValueError, match="^fps must be a positive number of frames per second"):
+            check_float("fps", bad, meaning=" of frames per second", positive=True, text=False)
+    with pytest.raises(ValueError, match="^lambda_l1 must be at least 0"):
+        check_float("lambda_l1", -1, 0)
 
 
 def test_resume_false_as_a_string_starts_over_and_normalize_false_is_false(tiny_dataset, tmp_path, trained, poses):
@@ -312,8 +315,8 @@ def test_resume_false_as_a_string_starts_over_and_normalize_false_is_false(tiny_
 
     with pytest.raises(ValueError, match="^normalize must be True or False"):
         prepare_poses(poses, tmp_path / "dt", "maybe", data / "train_keypoints", progress=False)
-    with pytest.raises(ValueError, match="^fps must be a finite number"):
-        run_transfer("m", poses, tmp_path / "results", checkpoints_dir=trained, fps="nan", progress=False)
+    with pytest.raises(ValueError, match="^fps must be a positive number"):
+        run_transfer("m", poses, tmp_path / "results", checkpoints_dir=trained, fps=float("nan"), progress=False)
 
 
 @pytest.mark.parametrize("key", ["lr", "face_lr", "lambda_l1", "beta1", "save_latest_seconds"])

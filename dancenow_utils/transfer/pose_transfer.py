@@ -136,7 +136,7 @@ def run_transfer(name: str, poses_dir: str | Path, results_dir: str | Path = "re
                  which_epoch: str | int = "latest", checkpoints_dir: str | Path = "checkpoints", fps: float = 30.0,
                  batch_size: int = 8, device: str = "auto", progress: bool = True) -> TransferResult:
     """Generate a frame for every pose image in ``poses_dir`` and write the videos and page."""
-    fps = check_float("fps", fps, 0.0, " (frames per second, e.g. 30)", positive=True)
+    fps = check_float("fps", fps, meaning=" of frames per second (e.g. 30)", positive=True, text=False)
     batch_size = check_int("batch_size", batch_size, 1)
     out = ResultsLayout(results_dir, name)  # the name is checked: one folder inside results_dir
     _check_replaceable(out)
