@@ -60,9 +60,9 @@ def check_name(name: object, what: str = "name") -> str:
     elif "\0" in text or text != text.strip():
         problem = "has a NUL character or leading/trailing spaces"
     if problem:
-        raise ValueError(f"{what} {name!r} {problem}: it must be one plain folder name such as 'demo' (letters, "
-                         "digits, '-', '_' and '.'), created inside the chosen folder; choose the parent folder "
-                         "with checkpoints_dir / results_dir instead of putting it in the name")
+        raise ValueError(f"{what} {name!r} {problem}: it must be one plain folder name such as 'demo' or "
+                         "'salsa_v2', created inside the chosen folder; choose the parent folder with "
+                         "checkpoints_dir / results_dir instead of putting it in the name")
     return text
 
 
@@ -113,8 +113,7 @@ def folder_kind(folder: str | Path) -> str:
         return "empty"
     if set(names) <= set(RESULTS_FILES) and _only_images(folder / "frames"):
         return "results"
-    run_like = all(n in RUN_FILES or n.endswith(".pth") or n.startswith(".") for n in names)
-    if run_like and any(n in ("config.json", "latest.pth", "latest_G.pth", "loss_log.jsonl") for n in names):
+    if all(n in RUN_FILES or n.endswith(".pth") or n.startswith(".") for n in names):  # e.g. only global/ yet
         return "snapshots" if "learning" in names else "run"
     return "foreign"
 

@@ -34,6 +34,7 @@ from dancenow_utils.evaluation.stats import roc_auc
 from dancenow_utils.io_utils import IMAGE_EXTENSIONS, atomic_path, atomic_write_text, list_images, read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.models.inference import Generator, load_generator
+from dancenow_utils.params import check_int
 from dancenow_utils.pose.crop import Crops, people_in_image
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.runtime.device import resolve_device
@@ -340,6 +341,8 @@ def forensic_check(name: str, dataroot: str | Path = "dataset", test_dataroot: s
     it on ``test_dataroot`` (real held-out frames against frames generated from their poses), and write
     ``forensic_detector.pth``, ``forensics.json`` and ``forensics.png`` into ``out_dir``
     (default ``checkpoints/<name>_test``)."""
+    steps = check_int("steps", steps, 1, " (training steps of the detector)")
+    max_train, max_test = check_int("max_train", max_train, 0), check_int("max_test", max_test, 0)
     out = Path(out_dir) if out_dir else RunLayout(checkpoints_dir, name).test_dir
     gen = load_generator(name, "latest", checkpoints_dir, device)  # read once for both sets
     sets = {}
