@@ -199,30 +199,44 @@ def describe_holder(info: dict) -> str:
             f"{info.get('since', '?')})")
 
 
+def _create(path: Path, tmp: Path, text: str) -> None:
+    """Create ``path`` holding ``text`` unless it exists (FileExistsError): a hard link of a complete temporary
+    file, so a reader never sees a half-written lock; where the file system has no hard links (some network and
+    cloud drives), an exclusive create."""
+    tmp.write_text(text)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _acquire(path: Path, what: str) -> None:
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": _start_time(os.getpid()), "what": what,
           "since": datetime.datetime.now().isoformat(timespec="seconds")}
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(me) + "\n")
-    try:
-        for _ in range(3):
-            try:
-                os.link(tmp, path)  # atomic: fails when the lock exists, never leaves a half-written lock
-                return
-            except FileExistsError:
-                info = _read_lock(path)
-                if info is None:
-                    continue
-                mine = info.get("pid") == me["pid"] and info.get("host") == me["host"]
-                if not mine and lock_holder(path.parent) is not None:
-                    raise RunInUse(
-                        f"{path.parent} is in use by {describe_holder(info)}: one process per run. Wait for it to "
-                        f"finish or stop it (or use another name); if that process is gone, delete {path}.") from None
+    for _ in range(3):
+        try:
+            _create(path, tmp, json.dumps(me) + "\n")
+            return
+        except FileExistsError:
+            info = _read_lock(path)
+            if info is None:
+                continue
+            mine = info.get("pid") == me["pid"] and info.get("host") == me["host"]
+            if not mine and lock_holder(path.parent) is not None:
+                raise RunInUse(
+                    f"{path.parent} is in use by {describe_holder(info)}: one process per run. Wait for it to "
+                    f"finish or stop it (or use another name); if that process is gone, delete {path}.") from None
+            if _read_lock(path) == info:  # still the stale one (not just taken by another process)
                 print(f"{path}: taking over a stale lock of {describe_holder(info)} (that process is gone)")
                 path.unlink(missing_ok=True)
-        raise RunInUse(f"{path}: could not take the lock (another process keeps taking it); try again")
-    finally:
-        tmp.unlink(missing_ok=True)
+    raise RunInUse(f"{path}: could not take the lock (other processes keep taking it); try again")
 
 
 @contextlib.contextmanager

@@ -19,7 +19,17 @@ import numpy as np
 import pytest
 
 from dancenow_utils.config import make_config
-from dancenow_utils.folders import LOCK, MARKER, FolderError, RunInUse, check_name, folder_kind, lock_holder, run_lock
+from dancenow_utils.folders import (
+    LOCK,
+    MARKER,
+    FolderError,
+    RunInUse,
+    check_name,
+    folder_kind,
+    lock_holder,
+    mark,
+    run_lock,
+)
 from dancenow_utils.io_utils import write_image
 from dancenow_utils.layout import ResultsLayout, RunLayout
 from dancenow_utils.params import check_bool, check_float, check_int, check_optional_bool
@@ -148,23 +158,28 @@ def test_a_failed_transfer_leaves_no_staging_folder(trained, poses, tmp_path, mo
 
 def test_snapshots_replace_their_own_run_but_not_one_notebook_02_trained_further(tiny_dataset, tmp_path):
     data = tiny_dataset / "dataset"
-    learn_with_snapshots(tiny(), data, "snap", iterations=2, snapshot_every=1, n_samples=1, checkpoints_dir=tmp_path,
+    learn_with_snapshots(tiny(), data, "snap", iterations=1, snapshot_every=1, n_samples=1, checkpoints_dir=tmp_path,
                          progress=False)
     assert folder_kind(tmp_path / "snap") == "snapshots"
-    learn_with_snapshots(tiny(), data, "snap", iterations=2, snapshot_every=1, n_samples=1, checkpoints_dir=tmp_path,
+    learn_with_snapshots(tiny(), data, "snap", iterations=1, snapshot_every=1, n_samples=1, checkpoints_dir=tmp_path,
                          progress=False)  # a fresh snapshot run replaces the earlier one
     tr = build_trainer(tiny(), data, "snap", tmp_path, resume=True, progress=False)  # notebook 02 trains it on
-    tr.train(max_iterations=4)
+    tr.train(max_iterations=2)
     before = snap(tmp_path / "snap")
     with pytest.raises(FolderError, match="holds a trained run, not learning snapshots.*Choose another name"):
-        learn_with_snapshots(tiny(), data, "snap", iterations=2, snapshot_every=1, n_samples=1,
+        learn_with_snapshots(tiny(), data, "snap", iterations=1, snapshot_every=1, n_samples=1,
                              checkpoints_dir=tmp_path, progress=False)
     assert snap(tmp_path / "snap") == before
+    mark(tmp_path / "snap", "snapshots", iteration=1)  # a marker that still says snapshots: the log goes further
+    with pytest.raises(FolderError, match=r"snap began as notebook 05's snapshots but was trained further \(to "
+                                          "iteration 2"):
+        learn_with_snapshots(tiny(), data, "snap", iterations=1, snapshot_every=1, n_samples=1,
+                             checkpoints_dir=tmp_path, progress=False)
 
 
 def test_an_old_snapshot_run_trained_further_is_recognised_without_a_marker(tiny_dataset, tmp_path):
     data = tiny_dataset / "dataset"
-    learn_with_snapshots(tiny(), data, "old", iterations=2, snapshot_every=1, n_samples=1, checkpoints_dir=tmp_path,
+    learn_with_snapshots(tiny(), data, "old", iterations=1, snapshot_every=1, n_samples=1, checkpoints_dir=tmp_path,
                          progress=False)
     run = RunLayout(tmp_path, "old")
     (run.dir / MARKER).unlink()  # as an older version left it
@@ -172,7 +187,7 @@ def test_an_old_snapshot_run_trained_further_is_recognised_without_a_marker(tiny
     os.utime(run.latest, (run.learning_grid.stat().st_mtime + 60,) * 2)  # latest.pth saved after the grid
     before = snap(run.dir)
     with pytest.raises(FolderError, match="was trained further.*Choose another name"):
-        learn_with_snapshots(tiny(), data, "old", iterations=2, snapshot_every=1, n_samples=1,
+        learn_with_snapshots(tiny(), data, "old", iterations=1, snapshot_every=1, n_samples=1,
                              checkpoints_dir=tmp_path, progress=False)
     assert snap(run.dir) == before
 
@@ -238,12 +253,12 @@ def test_a_second_training_notebook_05_or_no_resume_on_a_live_run_is_refused(tin
 
 def test_a_trainer_built_before_another_process_trained_refuses_to_overwrite(tiny_dataset, tmp_path):
     data = tiny_dataset / "dataset"
-    train(data, tmp_path, "two")
+    train(data, tmp_path, "two", iterations=1)
     first = build_trainer(tiny(), data, "two", tmp_path, resume=True, progress=False)
-    train(data, tmp_path, "two", iterations=4, resume=True)  # someone else trains on meanwhile
+    train(data, tmp_path, "two", iterations=2, resume=True)  # someone else trains on meanwhile
     with pytest.raises(RuntimeError, match="was written by another process or trainer since this trainer was "
                                            "built.*Build the trainer again"):
-        first.train(max_iterations=6)
+        first.train(max_iterations=3)
 
 
 def test_a_stale_lock_is_taken_over_and_locks_go_on_exceptions_and_ctrl_c(tiny_dataset, tmp_path, capsys):
@@ -273,6 +288,17 @@ def test_nested_holds_in_one_process_share_the_lock(tmp_path):
             pass
         assert lock_holder(tmp_path / "r")["what"] == "outer"
     assert not (tmp_path / "r").exists()  # created for the lock only: removed with it
+
+
+def test_locks_work_where_the_file_system_has_no_hard_links(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")  # e.g. a cloud drive's FUSE mount
+
+    monkeypatch.setattr(os, "link", no_links)
+    with run_lock(tmp_path, "training of d: training"):
+        assert lock_holder(tmp_path)["what"] == "training of d: training"
+        assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK]  # no temporary file left
+    assert list(tmp_path.iterdir()) == []
 
 
 # ================================================================================================ parameters
