@@ -1,7 +1,8 @@
 """One rule for the folders the project writes into (issue 23): names, ownership, one process per run.
 
 - **Names**: a run or results name is one plain folder name: not empty, no path separator, no ``..``, not hidden
-  (a leading dot is the project's staging folders), so nothing is ever written outside the chosen folder.
+  (a leading dot is the project's staging folders), so nothing is ever written outside the chosen folder
+  (:func:`~dancenow_utils.layout.check_name`, applied by every layout, so by every entry point).
 - **Ownership**: every run, results and snapshot folder carries a marker file (:data:`MARKER`, ``{"kind": ...}``).
   A folder is only ever replaced, cleared or moved aside when it is the project's own output of that kind: its
   marker says so, or (a folder written before markers existed) it holds only the files that kind writes. Anything
@@ -26,11 +27,11 @@ from dancenow_utils.io_utils import reporting_write_errors, write_json
 MARKER = ".dancenow.json"
 LOCK = ".dancenow.lock"
 KINDS = ("run", "results", "snapshots")
-STAGE_FOLDERS = ("global", "face")  # the sub-stage run folders inside a run (``<name>/global``, ``<name>/face``)
 # what each kind writes: a folder without a marker that holds only these is an older version's output of that kind
 RUN_FILES = ("config.json", "dataset.json", "latest.pth", "latest_G.pth", "loss_log.jsonl", "loss_curves.png",
              "web", "global", "face", "learning")
-RESULTS_FILES = ("frames", "transfer.mp4", "side_by_side.mp4", "transfer.gif", "index.html", "transfer.json")
+RESULTS_FILES = ("frames", "transfer.mp4", "side_by_side.mp4", "transfer.gif", "index.html", "transfer.json",
+                 "puppet.png")  # notebook 04's puppet grid
 
 
 class FolderError(ValueError):
@@ -39,41 +40,6 @@ class FolderError(ValueError):
 
 class RunInUse(RuntimeError):
     """Another live process holds the run's lock."""
-
-
-def check_name(name: object, what: str = "name") -> str:
-    """``name`` as a single plain folder name, else an error naming ``what`` and the rule."""
-    if isinstance(name, int) and not isinstance(name, bool):
-        name = str(name)  # papermill's -p name 5
-    text = name if isinstance(name, str) else None
-    problem = ""
-    if text is None:
-        problem = f"must be a text, got {type(name).__name__}"
-    elif not text.strip():
-        problem = "is empty"
-    elif text in (".", ".."):
-        problem = "is not a folder name"
-    elif "/" in text or "\\" in text or os.sep in text or (os.altsep and os.altsep in text):
-        problem = "contains a path separator"
-    elif text.startswith("."):
-        problem = "starts with a dot (hidden folders are the project's staging folders)"
-    elif "\0" in text or text != text.strip():
-        problem = "has a NUL character or leading/trailing spaces"
-    if problem:
-        raise ValueError(f"{what} {name!r} {problem}: it must be one plain folder name such as 'demo' or "
-                         "'salsa_v2', created inside the chosen folder; choose the parent folder with "
-                         "checkpoints_dir / results_dir instead of putting it in the name")
-    return text
-
-
-def check_run_name(name: object, what: str = "name") -> str:
-    """A run name, optionally with one sub-stage folder (``demo/face``, ``demo/global``)."""
-    if isinstance(name, str) and "/" in name:
-        head, _, tail = name.partition("/")
-        if tail in STAGE_FOLDERS:
-            check_name(head, what)
-            return name
-    return check_name(name, what)
 
 
 # ------------------------------------------------------------------------------------------------- ownership

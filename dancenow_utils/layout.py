@@ -22,14 +22,53 @@ Run (``checkpoints/<name>/``)::
     .dancenow.json, .dancenow.lock                 whose folder it is (:mod:`dancenow_utils.folders`), who trains it
     ../<name>_test/                                cross-validation results (notebook 03): metrics.json,
                                                    per_sample.csv, index.html, metrics.png, images/
+
+A run or results name is one plain folder name (:func:`check_name`: not empty, no path separator, no ``..``, no
+leading dot): every layout checks it, so no step writes outside the folder it was given.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dancenow_utils.folders import check_name, check_run_name
+STAGE_FOLDERS = ("global", "face")  # the sub-stage run folders inside a run (``<name>/global``, ``<name>/face``)
+
+
+def check_name(name: object, what: str = "name") -> str:
+    """``name`` as a single plain folder name, else an error naming ``what`` and the rule."""
+    if isinstance(name, int) and not isinstance(name, bool):
+        name = str(name)  # papermill's -p name 5
+    text = name if isinstance(name, str) else None
+    problem = ""
+    if text is None:
+        problem = f"must be a text, got {type(name).__name__}"
+    elif not text.strip():
+        problem = "is empty"
+    elif text in (".", ".."):
+        problem = "is not a folder name"
+    elif "/" in text or "\\" in text or os.sep in text or (os.altsep and os.altsep in text):
+        problem = "contains a path separator"
+    elif text.startswith("."):
+        problem = "starts with a dot (hidden folders are the project's staging folders)"
+    elif "\0" in text or text != text.strip():
+        problem = "has a NUL character or leading/trailing spaces"
+    if problem:
+        raise ValueError(f"{what} {name!r} {problem}: it must be one plain folder name such as 'demo' or "
+                         "'salsa_v2', created inside the chosen folder; choose the parent folder with "
+                         "checkpoints_dir / results_dir instead of putting it in the name")
+    return text
+
+
+def check_run_name(name: object, what: str = "name") -> str:
+    """A run name, optionally with one sub-stage folder (``demo/face``, ``demo/global``)."""
+    if isinstance(name, str) and "/" in name:
+        head, _, tail = name.partition("/")
+        if tail in STAGE_FOLDERS:
+            check_name(head, what)
+            return name
+    return check_name(name, what)
 
 
 @dataclass(frozen=True)

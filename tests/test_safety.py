@@ -24,14 +24,13 @@ from dancenow_utils.folders import (
     MARKER,
     FolderError,
     RunInUse,
-    check_name,
     folder_kind,
     lock_holder,
     mark,
     run_lock,
 )
 from dancenow_utils.io_utils import write_image
-from dancenow_utils.layout import ResultsLayout, RunLayout
+from dancenow_utils.layout import ResultsLayout, RunLayout, check_name
 from dancenow_utils.params import check_bool, check_float, check_int, check_optional_bool
 from dancenow_utils.training.cli import main as train_cli
 from dancenow_utils.training.snapshots import learn_with_snapshots

@@ -33,7 +33,7 @@ from dancenow_utils.evaluation.metrics import (
     summarize,
 )
 from dancenow_utils.evaluation.per_sample import read_per_sample  # noqa: F401 (its old home: notebooks and bench import it here)
-from dancenow_utils.io_utils import atomic_write_text, write_image, write_json
+from dancenow_utils.io_utils import atomic_write_text, reporting_write_errors, write_image, write_json
 from dancenow_utils.layout import DatasetLayout, EvaluationLayout, RunLayout, checkpoint_tag
 from dancenow_utils.models.inference import Generator, load_generator
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
@@ -193,7 +193,8 @@ def evaluate(name: str, dataroot: str | Path = "dataset_test", which_epoch: str 
 def write_reports(out_dir: Path, name: str, metrics: dict, rows: list[dict]) -> None:
     """``metrics.json``, ``per_sample.csv``, an HTML page of samples and ``metrics.png``."""
     out = EvaluationLayout(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with reporting_write_errors(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out.metrics, metrics)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))

@@ -12,7 +12,8 @@ import argparse
 import torch
 
 from dancenow_utils.config import make_config, parse_key_values
-from dancenow_utils.folders import FolderError, RunInUse, check_name
+from dancenow_utils.folders import FolderError, RunInUse
+from dancenow_utils.layout import check_name
 from dancenow_utils.training.stages import STAGES, train_stage
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 
 from dancenow_utils.config import TrainConfig
-from dancenow_utils.folders import check_run_name
+from dancenow_utils.layout import check_run_name
 from dancenow_utils.params import check_bool, check_int
 from dancenow_utils.runtime.device import resolve_device
 from dancenow_utils.training.stages import StageResult, train_stages

@@ -23,8 +23,7 @@ import torch
 
 from dancenow_utils.checkpoint import load_checkpoint, load_generator_file
 from dancenow_utils.config import TrainConfig
-from dancenow_utils.folders import check_name
-from dancenow_utils.layout import RunLayout
+from dancenow_utils.layout import RunLayout, check_name
 from dancenow_utils.models.networks import count_parameters
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
 from dancenow_utils.params import check_bool
