@@ -18,6 +18,7 @@ import contextlib
 import datetime
 import json
 import os
+import shutil
 import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -103,8 +104,6 @@ def require_kind(folder: str | Path, kinds: Iterable[str], action: str, fix: str
 
 def clear_folder(folder: str | Path, keep: Iterable[str] = (LOCK,)) -> None:
     """Remove everything in ``folder`` but ``keep`` (the caller checked it is the project's own)."""
-    import shutil
-
     for p in Path(folder).iterdir():
         if p.name in keep:
             continue

@@ -191,6 +191,14 @@ def test_an_old_snapshot_run_trained_further_is_recognised_without_a_marker(tiny
     assert snap(run.dir) == before
 
 
+def test_an_older_run_with_the_users_notes_still_resumes(trained, tiny_dataset, tmp_path):
+    shutil.copytree(trained / "m", tmp_path / "old")
+    (tmp_path / "old" / MARKER).unlink()  # written before markers existed
+    (tmp_path / "old" / "notes.txt").write_text("lr 2e-4 looked best")
+    tr = build_trainer(tiny(), tiny_dataset / "dataset", "old", tmp_path, resume=True, progress=False)
+    assert tr.iteration == 2 and (tmp_path / "old" / "notes.txt").read_text() == "lr 2e-4 looked best"
+
+
 def test_training_refuses_to_move_a_foreign_folder_aside(tiny_dataset, tmp_path):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("keep")

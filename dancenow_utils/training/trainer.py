@@ -41,7 +41,7 @@ from dancenow_utils.checkpoint import (
 )
 from dancenow_utils.config import ARCH_KEYS, FACE_ARCH_KEYS, TrainConfig
 from dancenow_utils.data.datasets import AlignedDataset, EpochBatchSampler, to_image
-from dancenow_utils.folders import LOCK, MARKER, mark, require_kind, run_lock
+from dancenow_utils.folders import LOCK, MARKER, folder_kind, mark, require_kind, run_lock
 from dancenow_utils.io_utils import append_jsonl, read_jsonl, write_image, write_json, write_jsonl
 from dancenow_utils.layout import RunLayout
 from dancenow_utils.models.base import BaseModel
@@ -191,8 +191,7 @@ class Trainer:
     def _prepare_run(self, resume: bool) -> None:
         """Resume from ``latest.pth``, or start fresh with any earlier run moved aside (never deleted)."""
         if self.is_main:
-            require_kind(self.dir, ("run", "snapshots"), "train into",
-                         f"Choose another name, or another checkpoints_dir than {self.run.checkpoints_dir}.")
+            self._check_folder_is_a_run()
             for tmp in self.run.temp_files():  # a save killed mid-write (each up to a checkpoint's size)
                 tmp.unlink(missing_ok=True)
         if resume and self.run.latest.exists():
@@ -203,6 +202,15 @@ class Trainer:
             self.dir.mkdir(parents=True, exist_ok=True)
         if self.is_main:
             mark(self.dir, "run")  # a snapshot run trained further here is a run now: notebook 05 keeps it
+
+    def _check_folder_is_a_run(self) -> None:
+        """Refuse to train into (or move aside) a folder that is not a run: transfer results, or files the project
+        did not write. A run of an older version (no marker) with files of the user's beside it is still a run."""
+        kind = folder_kind(self.dir)
+        if kind == "foreign" and (self.run.latest.exists() or self.run.config.exists()):
+            return
+        require_kind(self.dir, ("run", "snapshots"), "train into",
+                     f"Choose another name, or another checkpoints_dir than {self.run.checkpoints_dir}.")
 
     def _move_previous_run_aside(self) -> None:
         """Move an earlier run's training files (and its face stage, which was trained on top of it) to
