@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from dancenow_utils.config import ARCH_KEYS, TrainConfig
-from dancenow_utils.io_utils import atomic_path
+from dancenow_utils.io_utils import FULL, WriteError, atomic_path, format_size
 from dancenow_utils.layout import RunLayout
 
 FORMAT = 2
@@ -66,16 +66,29 @@ def payload_bytes(payload: Any) -> int:
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """``torch.save`` to a temp file, then rename: a crash mid-write keeps the previous checkpoint."""
     path = Path(path)
+    need = payload_bytes(payload)
     try:
-        with atomic_path(path) as tmp:
-            torch.save({"format": FORMAT, **payload}, tmp)
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            need = payload_bytes(payload) / 1e9
-            raise OSError(exc.errno, f"{path}: the disk is full. This save needs about {need:.2f} GB free in "
-                                     f"{path.parent}; free some space (old runs, results) and run again: training "
-                                     "resumes from the last checkpoint that was saved.") from None
+        with atomic_path(path, need) as tmp:
+            torch.save({"format": FORMAT, **payload}, tmp)  # a full disk: torch's "inline_container ... pos"
+    except WriteError as exc:
+        if exc.errno in FULL:
+            limit = " (or the file-size limit, ulimit -f, is lower)" if exc.errno == errno.EFBIG else ""
+            raise WriteError(exc.errno, f"{path}: the disk is full{limit}. This save needs about "
+                                        f"{format_size(need)} free in {path.parent}; free some space (old runs, "
+                                        "results) and run again: training resumes from the last checkpoint that "
+                                        "was saved.") from None
         raise
+
+
+def load_weights_file(path: str | Path, what: str, fix: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; a file torch refuses (damaged, foreign, or holding code)
+    is one error naming the file, ``what`` it should be and ``fix``, never torch's advice to load it with
+    ``weights_only=False`` (that would run code from the file)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot be read as {what} ({type(exc).__name__}); it is damaged or not {what} "
+                         f"(a file that holds code instead of plain weights is never run). {fix}") from None
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -84,11 +97,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint; train first (notebook 02) or check name/which_epoch")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        # never pass on torch's advice to load with weights_only=False: that would run code from the file
-        raise ValueError(f"{path}: cannot be read as a dancenow checkpoint ({type(exc).__name__}); it is damaged or "
-                         "not a checkpoint. Delete it, or train again (notebook 02).") from None
+        ckpt = load_weights_file(path, "a dancenow checkpoint", "")
+    except ValueError:
+        raise ValueError(f"{path}: cannot be read as a dancenow checkpoint; it is damaged or not a checkpoint. "
+                         "Delete it, or train again (notebook 02).") from None
     if not isinstance(ckpt, dict) or "G" not in ckpt or "config" not in ckpt:
         raise ValueError(f"{path}: not a dancenow checkpoint (no generator or config inside)")
     return ckpt
@@ -119,14 +131,30 @@ def load_generator_file(run: RunLayout, which_epoch: str | int = "latest") -> di
                             f"{run.available() or 'none'}; train first (notebook 02) or check name and which_epoch.")
 
 
+def run_config(name: str, checkpoints_dir: str | Path = "checkpoints") -> TrainConfig:
+    """The config a run was trained with: its ``config.json``, or, when that file was deleted or damaged, the copy
+    inside its generator file (every checkpoint holds one); an error says which run has neither."""
+    run = RunLayout(checkpoints_dir, name)
+    if run.config.exists():
+        try:
+            return TrainConfig.load(run.config)
+        except ValueError:
+            if not run.has_generator():
+                raise
+    if run.has_generator():
+        return TrainConfig.from_dict(load_generator_file(run)["config"])
+    raise FileNotFoundError(f"{run.dir}: no trained run here (no config.json and no latest_G.pth / latest.pth); "
+                            "train it first (notebook 02), or check name and checkpoints_dir")
+
+
 def checkpoint_stages(name: str, checkpoints_dir: str | Path = "checkpoints") -> dict[str, bool | str]:
     """Which stages ``checkpoints/<name>`` has: generator kind, temporal or not, face stage, global stage (and
     ``label_nc``: label-map runs have no face stage)."""
     run = RunLayout(checkpoints_dir, name)
     info: dict[str, bool | str] = {"generator": "none", "temporal": False, "face": False, "global_stage": False,
                                    "label_nc": 0}
-    if run.config.exists() and run.has_generator():
-        cfg = TrainConfig.load(run.config)
+    if run.has_generator():  # config.json, or the generator file's own copy when it was deleted
+        cfg = run_config(name, checkpoints_dir)
         info.update(generator=cfg.netG, temporal=cfg.temporal, label_nc=cfg.label_nc)
     face = run.stage("face")
     info["face"] = face.has_generator()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,11 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Reject values that cannot work, naming the key and what is valid (before any work starts)."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if _kind(f) == "float" and (not isinstance(value, (int, float)) or not math.isfinite(value)):
+                raise ValueError(f"config key {f.name!r} must be a finite number, got {value!r} (NaN and "
+                                 "infinity would make every loss NaN)")
         positive = ("width", "height", "input_nc", "output_nc", "ngf", "ndf", "n_layers_D", "num_D", "batch_size",
                     "save_latest_freq", "save_epoch_freq", "display_freq", "log_freq", "face_ngf", "face_ndf",
                     "face_n_layers_D", "feat_num", "nef")
@@ -176,7 +182,8 @@ class TrainConfig:
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: no config file; train a model first (notebook 02).") from None
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc}); delete it or retrain.") from exc
+            raise ValueError(f"{path}: not valid JSON ({exc}); delete it (a run's checkpoints hold a copy of its "
+                             "config, read in its place) or retrain.") from exc
         return cls.from_dict(data)
 
     @classmethod
@@ -224,9 +231,14 @@ def parse_key_values(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _kind(f: dataclasses.Field) -> str:
+    """A field's type name (``"int"``, ``"float"``, ...)."""
+    return f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+
+
 def _coerce(f: dataclasses.Field, value: Any) -> Any:
     """Cast JSON/papermill values to the field's type (ints given as floats, numbers given as strings)."""
-    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    kind = _kind(f)
     try:
         if kind == "bool":
             if isinstance(value, str):

@@ -19,6 +19,7 @@ Run (``checkpoints/<name>/``)::
     latest_G.pth, epoch_<n>_G.pth                  generator only (+ config and pose settings): for inference
     loss_log.jsonl, loss_curves.png, web/          named losses, their curves, the visuals page
     global/, face/                                 the global stage of a local enhancer, the face stage
+    .dancenow.json, .dancenow.lock                 whose folder it is (:mod:`dancenow_utils.folders`), who trains it
     ../<name>_test/                                cross-validation results (notebook 03): metrics.json,
                                                    per_sample.csv, index.html, metrics.png, images/
 """
@@ -27,6 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from dancenow_utils.folders import check_name, check_run_name
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ class RunLayout:
 
     def __init__(self, checkpoints_dir: str | Path, name: str) -> None:
         object.__setattr__(self, "checkpoints_dir", Path(checkpoints_dir))
-        object.__setattr__(self, "name", str(name))
+        object.__setattr__(self, "name", check_run_name(name, "run name"))
 
     @property
     def dir(self) -> Path:
@@ -265,7 +268,24 @@ class ResultsLayout:
 
     def __init__(self, results_dir: str | Path, name: str) -> None:
         object.__setattr__(self, "results_dir", Path(results_dir))
-        object.__setattr__(self, "name", str(name))
+        object.__setattr__(self, "name", check_name(name, "results name"))
+
+    @property
+    def staging(self) -> Path:
+        """Where a transfer writes before it is swapped into :attr:`dir` (``results/.<name>.staging``)."""
+        return self.results_dir / f".{self.name}.staging"
+
+    def staging_layout(self) -> ResultsLayout:
+        """The same files inside :attr:`staging` (a hidden name, which :class:`ResultsLayout` itself refuses)."""
+        twin = object.__new__(ResultsLayout)
+        object.__setattr__(twin, "results_dir", self.results_dir)
+        object.__setattr__(twin, "name", self.staging.name)
+        return twin
+
+    @property
+    def backup(self) -> Path:
+        """Where the previous results wait while the new ones are swapped in (``results/.<name>.old``)."""
+        return self.results_dir / f".{self.name}.old"
 
     @property
     def dir(self) -> Path:

@@ -32,12 +32,33 @@ def open_video(path: str | Path) -> cv2.VideoCapture:
         raise FileNotFoundError(f"{path}: no such video file")
     cap = cv2.VideoCapture(str(path))
     ok, _ = cap.read() if cap.isOpened() else (False, None)
+    cap.release()
     if not ok:
-        cap.release()
+        streams = ffmpeg_streams(path)
+        if streams and not any(kind == "Video" for kind, _ in streams):
+            kinds = ", ".join(sorted({kind.lower() for kind, _ in streams}))
+            raise ValueError(f"{path}: this file has no video stream, only {kinds}; give a video of the dancer "
+                             "(or a folder of frames)")
         raise ValueError(f"{path}: OpenCV cannot decode this video; re-encode it as H.264 mp4 "
                          "(e.g. `ffmpeg -i in.mov -c:v libx264 out.mp4`) or pass a folder of frames")
-    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-    return cap
+    # opened again rather than sought back to frame 0: seeking a one-frame video loses its only frame
+    return cv2.VideoCapture(str(path))
+
+
+def ffmpeg_streams(path: str | Path) -> list[tuple[str, str]]:
+    """``[("Audio", "aac ..."), ("Video", "h264 ...")]``: the streams ffmpeg finds in a file (empty when it cannot
+    tell)."""
+    try:
+        run = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True,
+                             timeout=60)
+    except (ImportError, OSError, RuntimeError, subprocess.SubprocessError):
+        return []
+    found = []
+    for line in run.stderr.splitlines():
+        parts = line.strip().split(": ", 2)  # "Stream #0:0(und)", "Audio", "aac (LC), 44100 Hz, ..."
+        if parts[0].startswith("Stream #") and len(parts) >= 2:
+            found.append((parts[1].strip(), parts[2].strip() if len(parts) > 2 else ""))
+    return found
 
 
 def read_frames(path: str | Path, frame_step: int = 1, max_frames: int = 0,

@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 PACKAGE = ROOT / "dancenow_utils"
 # lowest first: a module may import from its own layer's other units and from layers below, never from above
 LAYERS = (
-    {"io_utils", "params", "layout"},
+    {"io_utils", "params", "layout", "folders"},
     {"runtime", "video", "visualize"},
     {"config"},
     {"pose", "data", "checkpoint"},

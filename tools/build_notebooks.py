@@ -342,6 +342,9 @@ from dancenow_utils.evaluation.metrics import format_by_pose_kind
 from dancenow_utils.io_utils import read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.notebook import pipeline
+from dancenow_utils.params import check_int
+
+forensic_steps = check_int("forensic_steps", forensic_steps, 0, " (0: skip it)")  # papermill's "0" is 0
 """),
         ("code", """dataroot, train_dataroot = pipeline.cross_validation_data(input_kind, dataroot, train_dataroot)
 metrics = evaluate(name, dataroot, which_epoch, checkpoints_dir, max_samples, train_dataroot)
@@ -441,20 +444,23 @@ checkpoints_dir = "checkpoints"
 demo_dir = "demo_data"
 max_frames = 0
 """),
-        ("code", SETUP + """from dancenow_utils.config import TrainConfig
+        ("code", SETUP + """from dancenow_utils.checkpoint import run_config
 from dancenow_utils.evaluation.coverage import coverage_report
 from dancenow_utils.io_utils import read_image
-from dancenow_utils.layout import DatasetLayout, ResultsLayout, RunLayout
+from dancenow_utils.layout import DatasetLayout, ResultsLayout
 from dancenow_utils.notebook import pipeline
 from dancenow_utils.notebook.lessons import NormalizationLesson
+from dancenow_utils.params import check_bool
 from dancenow_utils.transfer.pose_transfer import prepare_poses, run_transfer
 from dancenow_utils.transfer.puppet import Puppet
 from dancenow_utils.video import notebook_video
+
+normalize = check_bool("normalize", normalize)  # papermill's -p normalize false arrives as the text "false"
 """),
         ("md", "## Prepare the source poses\n\nThe stick figures are drawn at the size the generator was trained at, "
                "and the way the target's training poses were drawn (keypoint format, face, hands: the target "
                "dataset's `settings.json`). A model refuses poses drawn another way."),
-        ("code", """cfg = TrainConfig.load(RunLayout(checkpoints_dir, name).config)
+        ("code", """cfg = run_config(name, checkpoints_dir)  # config.json, or the copy inside the run's checkpoint
 src, ready = pipeline.resolve_transfer_source(source, dataroot, demo_dir, cfg)
 poses_dir = src if ready else prepare_poses(src, dataroot, normalize, target_keypoints, smooth_window,
                                             image_size=[cfg.width, cfg.height], max_frames=max_frames,

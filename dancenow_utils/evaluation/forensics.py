@@ -28,11 +28,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from dancenow_utils.checkpoint import load_weights_file
 from dancenow_utils.data.datasets import load_resized, pair_files, resized
 from dancenow_utils.evaluation.stats import roc_auc
 from dancenow_utils.io_utils import IMAGE_EXTENSIONS, atomic_path, atomic_write_text, list_images, read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.models.inference import Generator, load_generator
+from dancenow_utils.params import check_int
 from dancenow_utils.pose.crop import Crops, people_in_image
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.runtime.device import resolve_device
@@ -146,10 +148,7 @@ class Detector:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such detector file; train one with train_detector or "
                                     "forensic_check first")
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ValueError(f"{path}: cannot be read as a detector ({exc}); delete it and train again") from exc
+        ckpt = load_weights_file(path, "a dancenow forensic detector", "Delete it and train it again.")
         if not isinstance(ckpt, dict) or ckpt.get("kind") != KIND:
             raise ValueError(f"{path}: not a dancenow forensic detector (a generator checkpoint?)")
         meta = ckpt["meta"]
@@ -342,6 +341,8 @@ def forensic_check(name: str, dataroot: str | Path = "dataset", test_dataroot: s
     it on ``test_dataroot`` (real held-out frames against frames generated from their poses), and write
     ``forensic_detector.pth``, ``forensics.json`` and ``forensics.png`` into ``out_dir``
     (default ``checkpoints/<name>_test``)."""
+    steps = check_int("steps", steps, 1, " (training steps of the detector)")
+    max_train, max_test = check_int("max_train", max_train, 0), check_int("max_test", max_test, 0)
     out = Path(out_dir) if out_dir else RunLayout(checkpoints_dir, name).test_dir
     gen = load_generator(name, "latest", checkpoints_dir, device)  # read once for both sets
     sets = {}

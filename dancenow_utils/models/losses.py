@@ -15,9 +15,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dancenow_utils.checkpoint import load_weights_file
+
 log = logging.getLogger("dancenow")
 
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+VGG_FIX = (f"Give vgg_weights a torchvision VGG19 state dict ({VGG19_URL.rsplit('/', 1)[-1]} from {VGG19_URL}), "
+           "or train with vgg_loss='off'.")
 VGG_SLICES = (2, 7, 12, 21, 30)  # relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 (exclusive ends in vgg19.features)
 VGG_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 
@@ -94,11 +98,13 @@ class VGGLoss(nn.Module):
 
         vgg = torchvision.models.vgg19()
         if weights is not None:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
+            state = load_weights_file(weights, "torchvision VGG19 weights", VGG_FIX)
             try:
                 vgg.load_state_dict(state)
-            except RuntimeError as exc:
-                raise ValueError(f"{weights}: not a torchvision VGG19 state dict ({exc})") from exc
+            except (RuntimeError, TypeError, AttributeError) as exc:
+                raise ValueError(f"{weights}: not a torchvision VGG19 state dict "
+                                 f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}). "
+                                 f"{VGG_FIX}") from None
         feats = vgg.features.eval()
         self.slices = nn.ModuleList()
         start = 0

@@ -19,6 +19,7 @@ import numpy as np
 
 from dancenow_utils.io_utils import read_image
 from dancenow_utils.layout import DatasetLayout
+from dancenow_utils.params import check_int
 from dancenow_utils.pose.crop import Crop, Crops, keypoint_files, read_single_person
 from dancenow_utils.pose.detect import detect
 from dancenow_utils.pose.extract import Detections, detect_frames
@@ -104,8 +105,7 @@ class ExtractionLesson:
             raise FileNotFoundError(f"{keypoints_dir}/settings.json: no extraction settings; run the extraction "
                                     "(notebook 01) before the lesson")
         crops = Crops.load(layout)
-        if n_frames < 3:
-            raise ValueError(f"n_frames={n_frames}: the lesson needs at least 3 frames to show smoothing")
+        n_frames = check_int("n_frames", n_frames, 3, " (the lesson needs at least 3 frames to show smoothing)")
         src = FrameSource.open(source, frame_step, n_frames)
         detections = Detections.load(layout.detections)
         if detections is not None and detections.is_of(source, frame_step):

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dancenow_utils.pose.cuts import ChangeMeter, change, find_cuts
-from dancenow_utils.pose.keypoints import Person, read_openpose_json
+from dancenow_utils.pose.keypoints import MIN_CONF, Person, read_openpose_json
 from dancenow_utils.pose.mediapipe_backend import MULTI_PERSON_BACKFILL
 from dancenow_utils.pose.openpose_backend import OpenPoseEstimator
 from dancenow_utils.pose.sources import FrameSource
@@ -34,8 +34,10 @@ BACKENDS = ("mediapipe", "openpose", "openpose_json")
 
 
 # why a frame gave no pair, in the order summaries list them
-REASONS = {"no_person": "no person", "multiple": "several people", "unreadable": "unreadable image",
-           "bad_json": "bad JSON", "missing_json": "missing JSON", "near_cut": "next to a shot cut"}
+REASONS = {"no_person": "no person", "multiple": "several people", "no_upper_body": "no upper body",
+           "unreadable": "unreadable image", "bad_json": "bad JSON", "missing_json": "missing JSON",
+           "near_cut": "next to a shot cut"}
+UPPER_BODY = (0, 1, 2, 5)  # BODY_25 nose, neck, shoulders: a frame without any of them shows legs only
 
 
 @dataclass
@@ -104,7 +106,22 @@ def _classify(pos: int, frame_id: str, people: list[Person], size: tuple[int, in
         return FrameResult(pos, frame_id, "no_person", size=size, message=f"{frame_id}: nobody found")
     if len(people) > 1:
         return FrameResult(pos, frame_id, "multiple", size=size, message=f"{frame_id}: {len(people)} people")
+    if not has_upper_body(people[0], size):
+        return FrameResult(pos, frame_id, "no_upper_body", size=size,
+                           message=f"{frame_id}: no head or shoulders in the frame (legs only): the stick figure's "
+                                   "upper body would be invented")
     return FrameResult(pos, frame_id, "ok", people[0], size)
+
+
+def has_upper_body(person: Person, size: tuple[int, int], margin: float = 0.05) -> bool:
+    """Whether a confident nose, neck or shoulder lies in the frame (``size``: width, height; ``margin``: how far
+    beyond an edge still counts). A detector's guess for an upper body out of view lies outside, or is not
+    confident."""
+    width, height = size
+    upper = person.body[list(UPPER_BODY)]
+    seen = (upper[:, 2] > MIN_CONF) & (upper[:, 0] >= -margin * width) & (upper[:, 0] <= (1 + margin) * width) \
+        & (upper[:, 1] >= -margin * height) & (upper[:, 1] <= (1 + margin) * height)
+    return bool(seen.any()) or not width or not height
 
 
 def _detect_chunk(args: tuple, progress=None) -> list[FrameResult]:
@@ -154,7 +171,7 @@ def _detect_one(estimator, files: KeypointFiles | None, pos: int, frame_id: str,
         return FrameResult(pos, frame_id, "missing_json", size=size, message=files.describe(frame_id, index))
     try:
         people = read_openpose_json(jpath)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:  # a malformed file skips its frame, with the reason
         return FrameResult(pos, frame_id, "bad_json", size=size, message=str(exc))
     people = [p for p in people if (p.body[:, 2] > 0).any()]  # OpenPose writes no all-zero person; others might
     return _classify(pos, frame_id, people, size)

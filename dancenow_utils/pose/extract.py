@@ -33,9 +33,15 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from dancenow_utils.io_utils import atomic_path, swap_folders_into_place, write_image, write_json
+from dancenow_utils.io_utils import (
+    atomic_path,
+    reporting_write_errors,
+    swap_folders_into_place,
+    write_image,
+    write_json,
+)
 from dancenow_utils.layout import DatasetLayout
-from dancenow_utils.params import check_bool, check_int
+from dancenow_utils.params import check_bool, check_int, check_optional_bool
 from dancenow_utils.pose.crop import Crop, Crops, normalisation_target
 from dancenow_utils.pose.cuts import CUT_MARGIN, find_cuts
 from dancenow_utils.pose.detect import BACKENDS, REASONS, FrameResult, detect
@@ -75,6 +81,8 @@ def image_size_of(image_size: int | tuple[int, int] | list[int]) -> tuple[int, i
 _HINTS = {
     "no_person": "check that a whole person is visible, or try another backend",
     "multiple": "dancenow learns one person: film the target alone, or crop the video to one dancer",
+    "no_upper_body": "film or crop so that the dancer's head and shoulders are in the frame (the stick figure needs "
+                     "them)",
     "unreadable": "replace or delete the unreadable images",
     "bad_json": "re-export the keypoints with OpenPose's --write_json (BODY_25 or COCO model)",
     "missing_json": "keypoints_dir needs one JSON file per frame, named <frame id>_keypoints.json (or, for a "
@@ -92,6 +100,7 @@ class ExtractionSummary:
     written: int = 0
     no_person: int = 0
     multiple: int = 0
+    no_upper_body: int = 0  # legs only: no head or shoulders in the frame
     unreadable: int = 0
     bad_json: int = 0
     missing_json: int = 0
@@ -101,6 +110,7 @@ class ExtractionSummary:
     outside_crop: int = 0  # normalised poses drawn entirely outside the image (black pose images)
     partly_outside: int = 0  # normalised poses with a body joint clearly beyond an edge of the image
     ignored_files: list[str] = field(default_factory=list)
+    transparent: int = 0  # images with transparent pixels, composited on a plain white background
     messages: list[str] = field(default_factory=list)  # per skipped frame, which and why (the first 100)
     warnings: list[str] = field(default_factory=list)
 
@@ -152,6 +162,8 @@ class ExtractionSummary:
         if self.ignored_files:
             lines.append(f"  ignored non-image files: {', '.join(self.ignored_files[:5])}"
                          + (" ..." if len(self.ignored_files) > 5 else ""))
+        if self.transparent:
+            lines.append(f"  transparent images: {self.transparent}, composited on a plain white background")
         lines += [f"  {m}" for m in self.messages[:5]]
         if len(self.messages) > 5:
             lines.append(f"  ... ({sum(self.skipped().values()) - 5} more; the first {MAX_MESSAGES} in summary.json)")
@@ -386,7 +398,8 @@ def write_pairs(src: FrameSource, ok: list[tuple[FrameResult, Person]], crops: C
         staging.pop("B")
     for d in staging.values():
         shutil.rmtree(d, ignore_errors=True)
-        d.mkdir(parents=True)
+        with reporting_write_errors(d):
+            d.mkdir(parents=True)
     keypoints = staging["keypoints"]
 
     def write_pair(frame_id: str, rgb: np.ndarray | None, person: Person) -> None:
@@ -446,7 +459,8 @@ def extract_poses(source: str | Path, settings: PoseSettings, dataroot: str | Pa
     if not settings.sequence:
         settings = dataclasses.replace(settings, smooth_window=1)
     target = Target.load(normalize_to, normalize_method) if normalize_to else None
-    summary = ExtractionSummary(str(source), sequence=settings.sequence, ignored_files=src.ignored_files())
+    summary = ExtractionSummary(str(source), sequence=settings.sequence, ignored_files=src.ignored_files(),
+                                transparent=len(src.transparent_images()))
     detections = detect_frames(src, settings, weights, keypoints_dir, workers, progress)
     results = screen_frames(detections, src, settings, summary)
     ok = smooth_poses(results, settings, summary, target)
@@ -493,7 +507,8 @@ def extract(
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     src = FrameSource.open(source, frame_step, max_frames)
-    sequence = src.is_video if sequence is None else check_bool("sequence", sequence)
+    given = check_optional_bool("sequence", sequence)
+    sequence = src.is_video if given is None else given
     settings = PoseSettings(pose_format, check_bool("draw_face", draw_face), check_bool("draw_hands", draw_hands),
                             width, height, smooth_window, backend, sequence)
     return extract_poses(source, settings, dataroot, phase, weights, keypoints_dir, frame_step, max_frames,

@@ -19,6 +19,7 @@ from dancenow_utils.pose.formats import COCO_18_TO_BODY_25, N_BODY, N_COCO, N_FA
 # a keypoint with a confidence above this is present: drawn, measured, cropped around (evaluation's stricter
 # threshold for comparing poses is dancenow_utils.evaluation.metrics.MIN_CONF)
 MIN_CONF = 0.05
+MAX_COORD = 1e5  # pixels: a keypoint coordinate beyond this is garbage in the file, not a place in an image
 
 
 def _empty(n: int) -> np.ndarray:
@@ -130,7 +131,10 @@ def people_from_json(data: dict, source: str = "<json>") -> list[Person]:
         raise ValueError(f"{source}: not an OpenPose JSON file (no 'people' list)")
     people = []
     for i, d in enumerate(data["people"]):
-        pose = d.get("pose_keypoints_2d") or []
+        if not isinstance(d, dict):
+            raise ValueError(f"{source}: person {i} is {type(d).__name__} {d!r:.40}, not an object with "
+                             "pose_keypoints_2d; re-export with OpenPose's --write_json")
+        pose = _numbers(d, "pose_keypoints_2d", source, i)
         if len(pose) == N_BODY * 3:
             body = _as_float_array(pose, source, i, "pose_keypoints_2d").reshape(N_BODY, 3)
         elif len(pose) == N_COCO * 3:
@@ -146,7 +150,7 @@ def people_from_json(data: dict, source: str = "<json>") -> list[Person]:
         body = _finite_points(body, source, i, "pose_keypoints_2d", required=True)
 
         def part(key: str, n: int, d: dict = d, i: int = i) -> np.ndarray | None:
-            vals = d.get(key) or []
+            vals = _numbers(d, key, source, i)
             if not vals:
                 return None
             if len(vals) != n * 3:
@@ -158,11 +162,30 @@ def people_from_json(data: dict, source: str = "<json>") -> list[Person]:
     return people
 
 
+def _numbers(d: dict, key: str, source: str, i: int) -> list:
+    """The flat list of numbers under ``key`` (missing or null: empty); anything else is an error naming it."""
+    values = d.get(key)
+    if values is None:
+        return []
+    if not isinstance(values, list):
+        raise ValueError(f"{source}: person {i} {key} is {type(values).__name__} {values!r:.40}, not a list of "
+                         "x, y, confidence numbers; re-export with OpenPose's --write_json")
+    return values
+
+
 def _as_float_array(values: list, source: str, i: int, key: str) -> np.ndarray:
+    if any(isinstance(v, bool) for v in values):
+        raise ValueError(f"{source}: person {i} {key} holds true/false values, not numbers")
     try:
-        return np.asarray(values, np.float32)
+        arr = np.asarray(values, np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"{source}: person {i} {key} holds values that are not numbers") from None
+    coords = arr.reshape(-1, 3)[:, :2] if arr.size % 3 == 0 else arr
+    far = np.isfinite(coords) & (np.abs(coords) > MAX_COORD)
+    if far.any():
+        raise ValueError(f"{source}: person {i} {key} has a coordinate of {coords[far][0]:g} pixels, far outside "
+                         f"any image (beyond {MAX_COORD:g}); re-export this frame, or delete the file to skip it")
+    return arr.astype(np.float32)
 
 
 def _finite_points(points: np.ndarray, source: str, i: int, key: str, required: bool = False) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dancenow_utils.checkpoint import load_weights_file
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person, coco18_to_body25
 from dancenow_utils.runtime.device import resolve_device
@@ -135,7 +136,11 @@ def _weights_file(weights: str | Path, kind: str) -> Path | None:
 
 
 def _load(net: nn.Module, path: Path) -> nn.Module:
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_weights_file(path, f"CMU OpenPose {type(net).__name__} weights",
+                              "Use body_pose_model.pth / hand_pose_model.pth as published with PyTorch ports of "
+                              "OpenPose, or backend='mediapipe'.")
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a CMU {type(net).__name__} state dict (it holds a {type(state).__name__})")
     missing, _ = net.load_state_dict(state, strict=False)
     if missing:
         raise ValueError(f"{path}: not a CMU {type(net).__name__} state dict; missing keys such as {missing[:3]}")

@@ -64,6 +64,19 @@ class FrameSource:
                 continue
         return sizes
 
+    def transparent_images(self) -> list[str]:
+        """The folder's images with transparent pixels (read as composited on white, :func:`read_image`)."""
+        found = []
+        for f in [] if self.is_video else self.image_files():
+            try:
+                with Image.open(f) as im:
+                    if (im.mode in ("RGBA", "LA", "PA") and im.getchannel("A").getextrema()[0] < 255) or \
+                            (im.mode == "P" and "transparency" in im.info):
+                        found.append(f.name)
+            except Exception:  # unreadable: detection reports it by name
+                continue
+        return found
+
     def header_frames(self) -> int:
         """The frame count a video's header announces, after ``frame_step`` and ``max_frames`` (0 if unknown)."""
         cap = cv2.VideoCapture(str(self.path))

@@ -21,6 +21,11 @@ def main(argv: list[str] | None = None) -> None:
                     help="write the hard footage (two_people, crowd, cuts, closeup) with --hard-frames frames each")
     ap.add_argument("--hard-frames", type=int, default=150)
     a = ap.parse_args(argv)
+    for flag, value in (("--size", a.size), ("--train-frames", a.train_frames),
+                        ("--heldout-frames", a.heldout_frames), ("--source-frames", a.source_frames),
+                        ("--hard-frames", a.hard_frames)):
+        if value < 1:
+            ap.error(f"{flag} must be at least 1, got {value}")
     if a.hard:
         hard = make_hard_footage(a.out, a.size, a.hard_frames, a.seed)
         print(f"hard footage written to {hard.root} (ground truth: {hard.manifest})")

@@ -14,6 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dancenow_utils.io_utils import atomic_write_text, write_image
+from dancenow_utils.params import check_int
 from dancenow_utils.pose.keypoints import Person, write_openpose_json
 from dancenow_utils.pose.render import render_pose
 from dancenow_utils.pose.settings import PoseSettings
@@ -120,6 +121,8 @@ def make_demo(out_dir: str | Path, size: int = 256, n_train: int = 1000, n_heldo
     - ``source_dancer.mp4``: a different dancer (height, limbs, clothes, place in frame) to transfer from
     - ``contact_sheet.png``: sample frames with their skeletons; ``demo.json``: what was made and how
     """
+    for what, n in (("size", size), ("n_train", n_train), ("n_heldout", n_heldout), ("n_source", n_source)):
+        check_int(what, n, 1, " (frames of a demo clip)" if what != "size" else " (pixels)")
     paths = DemoPaths(Path(out_dir))
     paths.root.mkdir(parents=True, exist_ok=True)
     plan = {

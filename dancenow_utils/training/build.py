@@ -26,6 +26,7 @@ from dancenow_utils.models.face import FaceModel
 from dancenow_utils.models.losses import resolve_vgg_weights
 from dancenow_utils.models.networks import build_generator
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
+from dancenow_utils.params import check_bool
 from dancenow_utils.pose.crop import people_in_image
 from dancenow_utils.pose.face_box import face_box
 from dancenow_utils.pose.settings import PoseSettings
@@ -218,11 +219,12 @@ def stage_parts(cfg: TrainConfig, dataroot: str | Path = "dataset", name: str = 
     ``model="face"`` on the generator of ``{checkpoints_dir}/{main_name}`` (default: ``name``'s parent)."""
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {MODELS}")
+    run = RunLayout(checkpoints_dir, name)  # the name is checked before any work
+    resume = check_bool("resume", resume)
     if model == "face":
         check_face_stage(cfg)  # before anything is built
     process = Process.start(cfg)
     data = TrainingData.open(cfg, dataroot, phase, process)
-    run = RunLayout(checkpoints_dir, name)
     seed_everything(cfg.seed)
     main_run = RunLayout(checkpoints_dir, main_name or name.rsplit("/", 1)[0]) if model == "face" else None
     built = build_model(model, cfg, process, main_run, resuming=resume and run.latest.exists())

@@ -12,6 +12,7 @@ import argparse
 import torch
 
 from dancenow_utils.config import make_config, parse_key_values
+from dancenow_utils.folders import FolderError, RunInUse, check_name
 from dancenow_utils.training.stages import STAGES, train_stage
 
 
@@ -31,12 +32,16 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     try:
         cfg = make_config(a.preset, parse_key_values(a.set))
+        check_name(a.name, "--name")
     except (KeyError, ValueError) as exc:
         ap.error(str(exc))
     if a.max_iterations < 0:
         ap.error("--max-iterations must be 0 (no limit) or more")
-    trainer = train_stage(a.stage, cfg, a.dataroot, a.name, a.checkpoints_dir, not a.no_resume,
-                          max_iterations=a.max_iterations or None)
+    try:
+        trainer = train_stage(a.stage, cfg, a.dataroot, a.name, a.checkpoints_dir, not a.no_resume,
+                              max_iterations=a.max_iterations or None)
+    except (RunInUse, FolderError) as exc:  # another process trains this run, or the folder is not a run
+        ap.exit(1, f"{ap.prog}: error: {exc}\n")
     if trainer.world > 1:
         torch.distributed.barrier()  # rank 0 may still be saving: leave together, or gloo aborts the others
         torch.distributed.destroy_process_group()

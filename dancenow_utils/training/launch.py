@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 
 from dancenow_utils.config import TrainConfig
+from dancenow_utils.folders import check_run_name
+from dancenow_utils.params import check_bool, check_int
 from dancenow_utils.runtime.device import resolve_device
 from dancenow_utils.training.stages import StageResult, train_stages
 
@@ -47,8 +49,9 @@ def train_stages_on(gpus: int, stage: str, cfg: TrainConfig, dataroot: str | Pat
     """:func:`~dancenow_utils.training.stages.train_stages` in ``gpus`` processes (distributed data parallel, one per
     GPU);
     in this process for ``gpus=1``."""
-    if gpus < 1:
-        raise ValueError(f"gpus={gpus}: give the number of training processes (1 or more)")
+    gpus = check_int("gpus", gpus, 1, " (the number of training processes: 1, or one per GPU)")
+    resume = check_bool("resume", resume)
+    check_run_name(name)
     if gpus == 1:
         return train_stages(stage, cfg, dataroot, name, checkpoints_dir, resume, progress)
     device = resolve_device(cfg.device)

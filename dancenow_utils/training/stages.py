@@ -23,9 +23,11 @@ import torch
 
 from dancenow_utils.checkpoint import load_checkpoint, load_generator_file
 from dancenow_utils.config import TrainConfig
+from dancenow_utils.folders import check_name
 from dancenow_utils.layout import RunLayout
 from dancenow_utils.models.networks import count_parameters
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
+from dancenow_utils.params import check_bool
 from dancenow_utils.training.build import stage_parts
 from dancenow_utils.training.trainer import Trainer, face_stage_config
 
@@ -136,6 +138,8 @@ def stage_trainer(stage: str, cfg: TrainConfig, dataroot: str | Path = "dataset"
     generator (module docstring)."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; choose one of {STAGES}")
+    check_name(name)
+    resume = check_bool("resume", resume)
     if stage == "local" and cfg.netG != "local":
         raise ValueError(f"stage='local' needs a local-enhancer config (netG='local', e.g. preset 'edn_local'); "
                          f"preset {cfg.preset!r} has netG={cfg.netG!r}")
@@ -179,6 +183,8 @@ def train_stages(stage: str, cfg: TrainConfig, dataroot: str | Path = "dataset",
     Each stage resumes on its own, so an interrupted ``"all"`` run continues with the stage it was in. A stage's
     networks, optimisers and loader are freed before the next starts (and the GPU's cache emptied): a local or face
     stage does not share the GPU with the stage before it."""
+    check_name(name)
+    resume = check_bool("resume", resume)
     results = {}
     for st in planned_stages(cfg, stage):
         print(f"== stage {st!r}")

@@ -41,9 +41,11 @@ from dancenow_utils.checkpoint import (
 )
 from dancenow_utils.config import ARCH_KEYS, FACE_ARCH_KEYS, TrainConfig
 from dancenow_utils.data.datasets import AlignedDataset, EpochBatchSampler, to_image
+from dancenow_utils.folders import LOCK, MARKER, mark, require_kind, run_lock
 from dancenow_utils.io_utils import append_jsonl, read_jsonl, write_image, write_json, write_jsonl
 from dancenow_utils.layout import RunLayout
 from dancenow_utils.models.base import BaseModel
+from dancenow_utils.params import check_bool
 from dancenow_utils.pose.settings import PoseSettings
 from dancenow_utils.training import distributed
 from dancenow_utils.training.build import Process, StageParts, TrainingData, stage_parts
@@ -116,13 +118,16 @@ class Trainer:
         self.epoch, self.epoch_iter, self.iteration = 0, 0, 0
         self.saved_iteration: int | None = None  # iteration of the latest.pth on disk (None: none yet)
         self.moved_aside: Path | None = None
-        self._prepare_run(resume)
+        resume = check_bool("resume", resume)
+        with self._locked("building the trainer"):
+            self._prepare_run(resume)
+            if self.is_main:
+                cfg.save(self.run.config)
+                write_json(self.run.dataset_record, self.data.record())
+                self._latest_stamp = self._stamp()
         if self.world > 1:
             self._agree_on_resume()  # also the point where every rank waits for rank 0's folder
             self.model.wrap_ddp()
-        if self.is_main:
-            cfg.save(self.run.config)
-            write_json(self.run.dataset_record, self.data.record())
         self.sampler = EpochBatchSampler(len(self.dataset), cfg.batch_size, cfg.seed, self.rank, self.world,
                                          cfg.flip and self.kind != "face")
         self.loader = self._loader()
@@ -160,18 +165,44 @@ class Trainer:
         """Training items per epoch: frames, consecutive pairs (temporal model) or face crops."""
         return len(self.dataset)
 
+    @contextlib.contextmanager
+    def _locked(self, doing: str) -> Iterator[None]:
+        """Hold the run's lock (rank 0: one process per run; the others follow rank 0)."""
+        if not self.is_main:
+            yield
+            return
+        with run_lock(self.dir, f"{self.kind} training of {self.name}: {doing}"):
+            yield
+
+    def _stamp(self) -> tuple[int, int] | None:
+        """``latest.pth``'s modification time and size: another process's save changes them."""
+        try:
+            st = self.run.latest.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def _check_not_changed_elsewhere(self) -> None:
+        if self.is_main and self._stamp() != getattr(self, "_latest_stamp", self._stamp()):
+            raise RuntimeError(f"{self.run.latest} was written by another process or trainer since this trainer "
+                               "was built: two trainings of one run would overwrite each other. Build the trainer "
+                               "again to resume from it (or use another name).")
+
     def _prepare_run(self, resume: bool) -> None:
         """Resume from ``latest.pth``, or start fresh with any earlier run moved aside (never deleted)."""
         if self.is_main:
+            require_kind(self.dir, ("run", "snapshots"), "train into",
+                         f"Choose another name, or another checkpoints_dir than {self.run.checkpoints_dir}.")
             for tmp in self.run.temp_files():  # a save killed mid-write (each up to a checkpoint's size)
                 tmp.unlink(missing_ok=True)
         if resume and self.run.latest.exists():
             self._check_same_dataset()
             self._resume(self.run.latest)
-            return
-        if self.is_main:
+        elif self.is_main:
             self._move_previous_run_aside()
             self.dir.mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            mark(self.dir, "run")  # a snapshot run trained further here is a run now: notebook 05 keeps it
 
     def _move_previous_run_aside(self) -> None:
         """Move an earlier run's training files (and its face stage, which was trained on top of it) to
@@ -183,8 +214,10 @@ class Trainer:
         self.moved_aside = self.dir.with_name(f"{self.dir.name}.old-{stamp}")
         self.moved_aside.mkdir(parents=True)
         for p in self.dir.iterdir():
-            if p.name != "global":
+            if p.name not in ("global", LOCK):  # the lock is this process's; the marker goes with the old run
                 shutil.move(str(p), self.moved_aside / p.name)
+        if not (self.moved_aside / MARKER).exists():
+            mark(self.moved_aside, "run")
         print(f"resume=False: the previous run was moved to {self.moved_aside} (delete it when not needed)")
 
     def _check_same_dataset(self) -> None:
@@ -288,6 +321,7 @@ class Trainer:
             if which == "latest":
                 save_checkpoint(self.run.latest, self.state())
                 self.saved_iteration = self.iteration
+                self._latest_stamp = self._stamp()
             save_checkpoint(self.run.generator(which), self.generator_payload())
             if which != "latest":
                 self.prune_epoch_checkpoints()
@@ -370,7 +404,18 @@ class Trainer:
     def train(self, max_iterations: int | None = None, callback: Callable[[Trainer], None] | None = None,
               max_seconds: float | None = None) -> dict[str, float]:
         """Train until the last epoch, or ``max_iterations`` in total, or ``max_seconds`` of this call (a compute
-        budget, as used by the benchmarks); returns the last logged losses."""
+        budget, as used by the benchmarks); returns the last logged losses. The run's lock is held meanwhile (a
+        second process training it is refused) and released however training ends."""
+        with self._locked("training"):
+            self._check_not_changed_elsewhere()
+            try:
+                return self._train(max_iterations, callback, max_seconds)
+            finally:
+                if self.is_main:
+                    self._latest_stamp = self._stamp()
+
+    def _train(self, max_iterations: int | None, callback: Callable[[Trainer], None] | None,
+               max_seconds: float | None) -> dict[str, float]:
         cfg = self.cfg
         started = time.perf_counter()
         total = self.total_iterations()

@@ -12,7 +12,6 @@ when it uses instance maps) as they are: pose extraction and normalisation do no
 from __future__ import annotations
 
 import dataclasses
-import math
 import shutil
 import warnings
 from collections import deque
@@ -26,10 +25,19 @@ from tqdm.auto import tqdm
 
 from dancenow_utils.data.datasets import load_resized
 from dancenow_utils.data.labels import LabelInput, input_picture
-from dancenow_utils.io_utils import list_images, read_image, write_image, write_json
+from dancenow_utils.folders import clear_folder, folder_kind, mark, require_kind
+from dancenow_utils.io_utils import (
+    WriteError,
+    list_images,
+    read_image,
+    reporting_write_errors,
+    write_error,
+    write_image,
+    write_json,
+)
 from dancenow_utils.layout import DatasetLayout, ResultsLayout, checkpoint_tag
 from dancenow_utils.models.inference import Generator, load_generator
-from dancenow_utils.params import check_bool, check_int
+from dancenow_utils.params import check_bool, check_float, check_int
 from dancenow_utils.pose.crop import Crops, people_in_image
 from dancenow_utils.pose.extract import ExtractionSummary, ExtractionWarning, extract_poses, image_size_of
 from dancenow_utils.pose.normalize import DEFAULT_METHOD
@@ -60,6 +68,7 @@ def prepare_poses(source: str | Path, dataroot: str | Path = "dataset_transfer",
     for unrelated pictures. Normalised poses that mostly leave the target's crop are refused (see
     :func:`~dancenow_utils.pose.extract.extract`).
     """
+    normalize = check_bool("normalize", normalize)
     target = DatasetLayout.of_keypoints_dir(target_keypoints)
     drawing = PoseSettings.load(target.settings) or PoseSettings()
     width, height = image_size_of(image_size)
@@ -127,9 +136,10 @@ def run_transfer(name: str, poses_dir: str | Path, results_dir: str | Path = "re
                  which_epoch: str | int = "latest", checkpoints_dir: str | Path = "checkpoints", fps: float = 30.0,
                  batch_size: int = 8, device: str = "auto", progress: bool = True) -> TransferResult:
     """Generate a frame for every pose image in ``poses_dir`` and write the videos and page."""
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
-        raise ValueError(f"fps must be a positive number of frames per second (e.g. 30), got {fps!r}")
+    fps = check_float("fps", fps, meaning=" of frames per second (e.g. 30)", positive=True, text=False)
     batch_size = check_int("batch_size", batch_size, 1)
+    out = ResultsLayout(results_dir, name)  # the name is checked: one folder inside results_dir
+    _check_replaceable(out)
     gen = load_generator(name, which_epoch, checkpoints_dir, device)
     print(gen.stages)
     files = list_images(poses_dir)
@@ -145,12 +155,58 @@ def run_transfer(name: str, poses_dir: str | Path, results_dir: str | Path = "re
         warnings.warn(message, ExtractionWarning, stacklevel=2)
     layout = DatasetLayout.of_pose_dir(poses_dir)
     gen.check_poses(layout)
+    people = _people(layout, [f.stem for f in files], gen)
+    try:
+        result = _generate(gen, name, files, layout, people, blank, out, source, which_epoch, fps, batch_size,
+                           progress)
+    except BaseException as exc:
+        _remove_staging(out)  # a full disk or Ctrl-C leaves nothing filling the disk
+        clear = write_error(exc, out.staging)
+        if clear is not None:
+            raise WriteError(clear.errno, f"{clear} The transfer's staging folder {out.staging} was removed; "
+                                          f"{out.dir} is as it was.") from None
+        raise
+    _swap_into_place(out)
+    return result
+
+
+def _check_replaceable(out: ResultsLayout) -> None:
+    """Refuse to replace ``results/<name>`` (or its staging folder) unless it is a transfer's own output."""
+    fix = ("Choose another name, or a results_dir of its own (not the checkpoints or a dataset folder); move the "
+           "folder away yourself if it is yours to drop.")
+    require_kind(out.dir, ("results",), "replace", fix)
+    require_kind(out.staging, ("results",), "clear", fix)
+    require_kind(out.backup, ("results",), "clear", fix)
+
+
+def _remove_staging(out: ResultsLayout) -> None:
+    if folder_kind(out.staging) == "results":
+        shutil.rmtree(out.staging, ignore_errors=True)
+
+
+def _swap_into_place(out: ResultsLayout) -> None:
+    """Move the staging folder onto ``results/<name>``; the previous results are removed only once it is there."""
+    _check_replaceable(out)  # again: the folder may have changed during generation
+    with reporting_write_errors(out.dir):
+        if out.backup.exists():
+            shutil.rmtree(out.backup)
+        if out.dir.exists():
+            out.dir.rename(out.backup)
+        out.staging.rename(out.dir)
+        shutil.rmtree(out.backup, ignore_errors=True)
+
+
+def _generate(gen: Generator, name: str, files: list[Path], layout: DatasetLayout, people: list | None,
+              blank: list[Path], out: ResultsLayout, source: str | Path, which_epoch: str | int, fps: float,
+              batch_size: int, progress: bool) -> TransferResult:
+    """Write every frame, the videos, the GIF, the page and the record into the staging folder."""
     names = [f.stem for f in files]
-    people = _people(layout, names, gen)
-    out = ResultsLayout(results_dir, name)
-    staging = ResultsLayout(results_dir, f".{name}.staging")
-    shutil.rmtree(staging.dir, ignore_errors=True)
-    staging.frames.mkdir(parents=True)
+    if out.staging.exists():
+        clear_folder(out.staging, keep=())
+    staging = out.staging_layout()
+    with reporting_write_errors(staging.dir):
+        staging.frames.mkdir(parents=True, exist_ok=True)
+    mark(staging.dir, "results")
     step = max(1, len(names) // 60)  # the GIF keeps at most about 60 frames
     gif_frames: list[np.ndarray] = []
     pending: deque[np.ndarray | LabelInput] = deque()  # poses read for the generator, waiting for their frame
@@ -181,7 +237,4 @@ def run_transfer(name: str, poses_dir: str | Path, results_dir: str | Path = "re
                           'transfer.gif is a preview.')
     write_json(staging.record, {"name": name, "checkpoint": checkpoint_tag(which_epoch), "frames": len(names),
                                 "blank_poses": len(blank), "fps": fps, "source": str(source), "stages": gen.stages})
-    if out.dir.exists():
-        shutil.rmtree(out.dir)
-    staging.dir.rename(out.dir)
     return TransferResult(out.dir, len(names), out.video, out.side_by_side, out.gif, out.page)
