@@ -1,0 +1,171 @@
+"""Export to ONNX (issue 26): every generator kind the project trains, checked against PyTorch; the ONNX Runtime
+transfer backend; refusals of what cannot be exported.
+
+Runs are written directly (networks of the tiny preset at 64 px, or smaller, with their seeded initial weights, in
+the files training writes), so every kind is covered in seconds; one real trained run covers transfer.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from dancenow_utils.checkpoint import save_checkpoint
+from dancenow_utils.config import make_config
+from dancenow_utils.io_utils import write_image
+from dancenow_utils.layout import RunLayout
+from dancenow_utils.models.encoder import build_encoder
+from dancenow_utils.models.face import build_face_generator
+from dancenow_utils.models.networks import build_generator
+from dancenow_utils.pose.settings import PoseSettings
+from dancenow_utils.transfer.export import TOLERANCE, ExportError, export_generator, main, session
+
+
+def write_run(ck, name: str, face: bool = False, seed: int = 0, **overrides) -> None:
+    """A run folder as training leaves it: config.json and latest_G.pth (seeded weights), a face stage too."""
+    cfg = make_config("tiny", overrides)
+    torch.manual_seed(seed)
+    G = build_generator(cfg)
+    for p in G.parameters():  # away from the initial N(0, 0.02): frames with contrast, as a trained run draws
+        p.data.mul_(3.0)
+    payload = {"G": G.state_dict(), "config": cfg.to_dict(), "model": "pix2pixhd",
+               "pose_settings": None if cfg.label_nc else PoseSettings(width=cfg.width, height=cfg.height).to_dict()}
+    encoder = build_encoder(cfg)
+    if encoder is not None:
+        payload["E"] = encoder.state_dict()
+        payload["model"] = "pix2pixhd"
+    run = RunLayout(ck, name)
+    cfg.save(run.config)
+    save_checkpoint(run.generator(), payload)
+    if face:
+        face_run = run.stage("face")
+        cfg.save(face_run.config)
+        save_checkpoint(face_run.generator(), {"G": build_face_generator(cfg).state_dict(), "config": cfg.to_dict(),
+                                               "model": "face", "pose_settings": payload["pose_settings"]})
+
+
+def pose_images(folder, n: int = 5, size: int = 64) -> None:
+    """Stick-figure-like images: coloured lines on black."""
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        img = np.zeros((size, size, 3), np.uint8)
+        for _ in range(6):
+            y, x = rng.integers(4, size - 4, 2)
+            img[y: y + 3, max(0, x - 10): x + 10] = rng.integers(60, 255, 3)
+        write_image(folder / f"frame_{i:06d}.png", img)
+
+
+def label_maps(root, n: int = 4, size: int = 64, inst: bool = True) -> None:
+    for i in range(n):
+        labels = np.zeros((size, size), np.uint8)
+        labels[8 + i: 40, 10:30] = 2
+        labels[30:60, 20 + i: 50] = 3
+        write_image(root / "test_A" / f"f{i}.png", labels)
+        if inst:
+            ids = (labels > 0).astype(np.uint8) * (1 + (np.arange(size)[None, :] > 32))
+            write_image(root / "test_inst" / f"f{i}.png", ids.astype(np.uint8))
+
+
+KINDS = {
+    "global": {},
+    "local": {"netG": "local", "n_downsample_global": 2, "n_blocks_global": 2, "n_blocks_local": 1},
+    "temporal": {"temporal": True},
+    "labels": {"label_nc": 4, "instance_maps": True},
+    "labels_features": {"label_nc": 4, "instance_maps": True, "instance_feat": True, "n_downsample_E": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def poses(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("heldout") / "test_A"
+    pose_images(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def labels(tmp_path_factory):
+    root = tmp_path_factory.mktemp("labels")
+    label_maps(root)
+    return root / "test_A"
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_generator_kind_exports_and_matches_pytorch(kind, tmp_path, poses, labels):
+    overrides = KINDS[kind]
+    write_run(tmp_path, kind, **overrides)
+    heldout = labels if "label_nc" in overrides else poses
+    res = export_generator(kind, checkpoints_dir=tmp_path, results_dir=tmp_path / "results", heldout=heldout,
+                           page=False)
+    assert res.dir == tmp_path / "results" / f"{kind}_export" and res.model.exists()
+    assert res.n_verified == len(list(heldout.glob("*.png")))
+    assert 0 < res.max_abs_diff <= TOLERANCE  # computed (not identical code paths), and within fp32's tolerance
+    model = onnx.load(str(res.model))
+    onnx.checker.check_model(model)
+    names = [i.name for i in model.graph.input]
+    expected = {"global": ["pose"], "local": ["pose"], "temporal": ["pose", "previous"],
+                "labels": ["label", "instance"], "labels_features": ["label", "instance", "features"]}[kind]
+    assert names == expected and [o.name for o in model.graph.output] == ["frame"]
+    for value in [*model.graph.input, *model.graph.output]:  # the batch axis is dynamic, the others fixed
+        dims = value.type.tensor_type.shape.dim
+        assert dims[0].dim_param and not dims[0].dim_value and all(d.dim_value for d in dims[1:])
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["dancenow.width"] == "64" and meta["dancenow.height"] == "64" and meta["dancenow.preset"] == "tiny"
+    assert json.loads(meta["dancenow.inputs"]) == expected
+    assert json.loads(meta["dancenow.temporal"]) == (kind == "temporal")
+    settings = json.loads(meta["dancenow.pose_settings"])
+    assert (settings is None) == kind.startswith("labels")
+    if settings:
+        assert PoseSettings.from_dict(settings).drawing() == PoseSettings(width=64, height=64).drawing()
+    record = json.loads((res.dir / "export.json").read_text())
+    assert record["check"]["max_abs_diff"] == res.max_abs_diff and record["check"]["tolerance"] == TOLERANCE
+    assert [i["name"] for i in record["inputs"]] == expected
+
+
+def test_a_batch_of_any_size_runs(tmp_path, poses):
+    write_run(tmp_path, "g")
+    res = export_generator("g", checkpoints_dir=tmp_path, results_dir=tmp_path, heldout=poses, page=False)
+    sess = session(res.model)
+    for n in (1, 3, 7):
+        out = sess.run(["frame"], {"pose": np.random.rand(n, 3, 64, 64).astype(np.float32) * 2 - 1})[0]
+        assert out.shape == (n, 3, 64, 64) and np.abs(out).max() <= 1
+
+
+def test_face_stage_is_its_own_model(tmp_path, poses):
+    write_run(tmp_path, "f", face=True)
+    res = export_generator("f", checkpoints_dir=tmp_path, results_dir=tmp_path, heldout=poses, page=False)
+    assert res.face_model is not None and res.face_model.name == "face.onnx"
+    assert 0 < res.face_max_abs_diff <= TOLERANCE
+    face = onnx.load(str(res.face_model))
+    assert [i.name for i in face.graph.input] == ["pose_face", "face"]
+    assert [o.name for o in face.graph.output] == ["corrected_face"]
+    meta = {p.key: p.value for p in face.metadata_props}
+    assert meta["dancenow.kind"] == "face" and int(meta["dancenow.face_side"]) == 16
+    # exported again without it: the old face.onnx does not stay beside the new model
+    res = export_generator("f", checkpoints_dir=tmp_path, results_dir=tmp_path, heldout=poses, page=False, face=False)
+    assert res.face_model is None and not (res.dir / "face.onnx").exists()
+
+
+def test_refuses_a_run_without_generator_and_a_damaged_checkpoint(tmp_path, poses, capsys):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ExportError, match=r"empty: no trained generator to export .*Train it first"):
+        export_generator("empty", checkpoints_dir=tmp_path, heldout=poses, page=False)
+    write_run(tmp_path, "broken")
+    path = RunLayout(tmp_path, "broken").generator()
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ExportError, match=r"broken/latest_G.pth: cannot be read .*damaged"):
+        export_generator("broken", checkpoints_dir=tmp_path, heldout=poses, page=False)
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+    assert main(["broken", "--checkpoints-dir", str(tmp_path), "--heldout", str(poses), "--no-page"]) == 1
+    assert "broken/latest_G.pth" in capsys.readouterr().err
+
+
+def test_command_line(tmp_path, poses, capsys):
+    write_run(tmp_path, "cli")
+    out = tmp_path / "out"
+    assert main(["cli", "--checkpoints-dir", str(tmp_path), "--out", str(out), "--heldout", str(poses),
+                 "--no-page"]) == 0
+    assert "largest difference" in capsys.readouterr().out and (out / "model.onnx").exists()
