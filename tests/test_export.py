@@ -25,13 +25,13 @@ from dancenow_utils.pose.settings import PoseSettings
 from dancenow_utils.transfer.export import TOLERANCE, ExportError, export_generator, main, session
 
 
-def write_run(ck, name: str, face: bool = False, seed: int = 0, **overrides) -> None:
+def write_run(ck, name: str, face: bool = False, seed: int = 0, scale: float = 3.0, **overrides) -> None:
     """A run folder as training leaves it: config.json and latest_G.pth (seeded weights), a face stage too."""
     cfg = make_config("tiny", overrides)
     torch.manual_seed(seed)
     G = build_generator(cfg)
     for p in G.parameters():  # away from the initial N(0, 0.02): frames with contrast, as a trained run draws
-        p.data.mul_(3.0)
+        p.data.mul_(scale)
     payload = {"G": G.state_dict(), "config": cfg.to_dict(), "model": "pix2pixhd",
                "pose_settings": None if cfg.label_nc else PoseSettings(width=cfg.width, height=cfg.height).to_dict()}
     encoder = build_encoder(cfg)
@@ -169,3 +169,80 @@ def test_command_line(tmp_path, poses, capsys):
     assert main(["cli", "--checkpoints-dir", str(tmp_path), "--out", str(out), "--heldout", str(poses),
                  "--no-page"]) == 0
     assert "largest difference" in capsys.readouterr().out and (out / "model.onnx").exists()
+
+
+# ------------------------------------------------------------------------------------ the ONNX Runtime backend
+def _frames(folder) -> list[np.ndarray]:
+    from dancenow_utils.io_utils import list_images, read_image
+
+    return [read_image(f).astype(int) for f in list_images(folder)]
+
+
+@pytest.mark.parametrize("kind", ["global", "temporal"])
+def test_transfer_on_onnxruntime_gives_the_same_video(kind, tmp_path):
+    from dancenow_utils.transfer.pose_transfer import run_transfer
+
+    # the temporal model feeds each frame back: a difference of 1e-5 in one frame grows in the next ones, by about
+    # 2.5x a frame for these untrained weights (4x at the 3x scale the other tests use); six frames stay in a level
+    write_run(tmp_path / "ck", kind, scale=1.0 if kind == "temporal" else 3.0, **KINDS[kind])
+    poses = tmp_path / "dataset_transfer" / "test_A"
+    pose_images(poses, n=6)
+    out = {}
+    for runtime in ("torch", "onnxruntime"):
+        res = run_transfer(kind, poses, tmp_path / runtime, checkpoints_dir=tmp_path / "ck", progress=False,
+                           batch_size=4, runtime=runtime)
+        out[runtime] = _frames(res.out_dir / "frames")
+        record = json.loads((res.out_dir / "transfer.json").read_text())
+        assert record["runtime"]["runtime"] == runtime and res.video.stat().st_size > 0
+    a, b = np.stack(out["torch"]), np.stack(out["onnxruntime"])
+    # 1e-3 on [-1, 1] is 0.13 of a grey level: a pixel may round to the next level, never further
+    assert a.shape == b.shape == (6, 64, 64, 3) and np.abs(a - b).max() <= 1 and (a != b).mean() < 0.05
+
+
+def test_face_stage_and_label_maps_on_onnxruntime(tmp_path, labels):
+    from dancenow_utils.models.inference import load_generator
+    from dancenow_utils.transfer.onnx_runtime import OnnxGenerator
+
+    write_run(tmp_path, "f", face=True)
+    gen = load_generator("f", checkpoints_dir=tmp_path, device="cpu")
+    onnx_gen = OnnxGenerator.from_torch(gen, "f")
+    poses = torch.rand(3, 3, 64, 64) * 2 - 1
+    frames = gen.batch(poses)
+    boxes = [(0, 0), None, (40, 20)]
+    a, b = gen.face(poses, frames, boxes), onnx_gen.face(poses, frames, boxes)
+    assert not torch.equal(a, frames) and torch.equal(a[1], frames[1])  # boxes corrected, the frame without kept
+    assert (a - b).abs().max() <= TOLERANCE
+    for name, overrides in (("l", KINDS["labels"]), ("lf", KINDS["labels_features"])):
+        write_run(tmp_path, name, **overrides)
+        gen = load_generator(name, checkpoints_dir=tmp_path, device="cpu")
+        items = list(gen.read_inputs(sorted(labels.glob("*.png"))))
+        a = np.stack(list(gen.frames(items))).astype(int)
+        b = np.stack(list(OnnxGenerator.from_torch(gen, name).frames(items))).astype(int)
+        assert a.shape == (4, 64, 64, 3) and np.abs(a - b).max() <= 1
+
+
+def test_auto_runtime_measures_once_and_can_be_forced(tmp_path, monkeypatch):
+    from dancenow_utils.transfer import onnx_runtime
+
+    monkeypatch.setenv("DANCENOW_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DANCENOW_RUNTIME", raising=False)
+    write_run(tmp_path, "g")
+    gen = onnx_runtime.load_runtime("g", checkpoints_dir=tmp_path, device="cpu", runtime="auto", batch_size=2)
+    m = gen.runtime_choice["measured"]
+    assert gen.runtime_choice["runtime"] == m["choice"] in ("torch", "onnxruntime")
+    assert isinstance(gen, onnx_runtime.OnnxGenerator) == (m["choice"] == "onnxruntime")
+    assert m["torch_ms"] > 0 and m["onnxruntime_ms"] > 0 and m["rounds"] >= 3 and m["batch"] == 2
+    assert (m["speedup"] >= onnx_runtime.MIN_SPEEDUP) == (m["choice"] == "onnxruntime")
+    assert "chosen by measurement" in onnx_runtime.describe_runtime(gen.runtime_choice)
+    if m["reliable"]:  # cached: the next load does not measure again
+        def no_measuring(*a, **k):
+            raise AssertionError("measured again")
+
+        monkeypatch.setattr(onnx_runtime, "measure_runtimes", no_measuring)
+        again = onnx_runtime.load_runtime("g", checkpoints_dir=tmp_path, device="cpu", runtime="auto", batch_size=2)
+        assert again.runtime_choice["measured"] == m
+    monkeypatch.setenv("DANCENOW_RUNTIME", "onnxruntime")
+    forced = onnx_runtime.load_runtime("g", checkpoints_dir=tmp_path, device="cpu", runtime="auto")
+    assert isinstance(forced, onnx_runtime.OnnxGenerator) and "measured" not in forced.runtime_choice
+    with pytest.raises(ValueError, match="runtime='tensorrt' is not valid; choose one of 'torch', 'onnxruntime'"):
+        onnx_runtime.load_runtime("g", checkpoints_dir=tmp_path, runtime="tensorrt")

@@ -28,12 +28,13 @@ from dancenow_utils.data.datasets import load_resized
 from dancenow_utils.data.labels import LabelInput, input_picture
 from dancenow_utils.io_utils import list_images, read_image, write_image, write_json
 from dancenow_utils.layout import DatasetLayout, ResultsLayout, checkpoint_tag
-from dancenow_utils.models.inference import Generator, load_generator
+from dancenow_utils.models.inference import Generator
 from dancenow_utils.params import check_bool, check_int
 from dancenow_utils.pose.crop import Crops, people_in_image
 from dancenow_utils.pose.extract import ExtractionSummary, ExtractionWarning, extract_poses, image_size_of
 from dancenow_utils.pose.normalize import DEFAULT_METHOD
 from dancenow_utils.pose.settings import PoseSettings
+from dancenow_utils.transfer.onnx_runtime import describe_runtime, load_runtime
 from dancenow_utils.video import VideoWriter, read_frames, write_gif
 from dancenow_utils.visualize import image_table_page, label
 
@@ -125,13 +126,17 @@ def _blank_hint(gen: Generator) -> str:
 
 def run_transfer(name: str, poses_dir: str | Path, results_dir: str | Path = "results", source: str | Path = "",
                  which_epoch: str | int = "latest", checkpoints_dir: str | Path = "checkpoints", fps: float = 30.0,
-                 batch_size: int = 8, device: str = "auto", progress: bool = True) -> TransferResult:
-    """Generate a frame for every pose image in ``poses_dir`` and write the videos and page."""
+                 batch_size: int = 8, device: str = "auto", progress: bool = True,
+                 runtime: str = "torch") -> TransferResult:
+    """Generate a frame for every pose image in ``poses_dir`` and write the videos and page. ``runtime``:
+    ``"torch"`` (eager PyTorch), ``"onnxruntime"`` (the exported model on ONNX Runtime, fp32) or ``"auto"`` (the
+    faster here, measured: :mod:`dancenow_utils.transfer.onnx_runtime`)."""
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
         raise ValueError(f"fps must be a positive number of frames per second (e.g. 30), got {fps!r}")
     batch_size = check_int("batch_size", batch_size, 1)
-    gen = load_generator(name, which_epoch, checkpoints_dir, device)
+    gen = load_runtime(name, which_epoch, checkpoints_dir, device, runtime, batch_size)
     print(gen.stages)
+    print(describe_runtime(gen.runtime_choice))
     files = list_images(poses_dir)
     if not files:
         raise ValueError(f"{poses_dir}: no pose images to transfer; check the source or run prepare_poses")
@@ -180,7 +185,8 @@ def run_transfer(name: str, poses_dir: str | Path, results_dir: str | Path = "re
                      note='<video> files: transfer.mp4 and side_by_side.mp4 (source | pose | generated); '
                           'transfer.gif is a preview.')
     write_json(staging.record, {"name": name, "checkpoint": checkpoint_tag(which_epoch), "frames": len(names),
-                                "blank_poses": len(blank), "fps": fps, "source": str(source), "stages": gen.stages})
+                                "blank_poses": len(blank), "fps": fps, "source": str(source), "stages": gen.stages,
+                                "runtime": gen.runtime_choice})
     if out.dir.exists():
         shutil.rmtree(out.dir)
     staging.dir.rename(out.dir)
