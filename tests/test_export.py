@@ -25,15 +25,17 @@ from dancenow_utils.pose.settings import PoseSettings
 from dancenow_utils.transfer.export import TOLERANCE, ExportError, export_generator, main, session
 
 
-def write_run(ck, name: str, face: bool = False, seed: int = 0, scale: float = 3.0, **overrides) -> None:
+def write_run(ck, name: str, face: bool = False, seed: int = 0, scale: float = 3.0,
+              pose_settings: PoseSettings | None = None, **overrides) -> None:
     """A run folder as training leaves it: config.json and latest_G.pth (seeded weights), a face stage too."""
     cfg = make_config("tiny", overrides)
     torch.manual_seed(seed)
     G = build_generator(cfg)
     for p in G.parameters():  # away from the initial N(0, 0.02): frames with contrast, as a trained run draws
         p.data.mul_(scale)
+    settings = pose_settings or PoseSettings(width=cfg.width, height=cfg.height)
     payload = {"G": G.state_dict(), "config": cfg.to_dict(), "model": "pix2pixhd",
-               "pose_settings": None if cfg.label_nc else PoseSettings(width=cfg.width, height=cfg.height).to_dict()}
+               "pose_settings": None if cfg.label_nc else settings.to_dict()}
     encoder = build_encoder(cfg)
     if encoder is not None:
         payload["E"] = encoder.state_dict()
@@ -246,3 +248,64 @@ def test_auto_runtime_measures_once_and_can_be_forced(tmp_path, monkeypatch):
     assert isinstance(forced, onnx_runtime.OnnxGenerator) and "measured" not in forced.runtime_choice
     with pytest.raises(ValueError, match="runtime='tensorrt' is not valid; choose one of 'torch', 'onnxruntime'"):
         onnx_runtime.load_runtime("g", checkpoints_dir=tmp_path, runtime="tensorrt")
+
+
+# ------------------------------------------------------------------------------------------ the puppet page
+@pytest.mark.browser
+@pytest.mark.parametrize("size", [64, 32])  # the dataset's size, and half of it (the page resizes as training does)
+def test_puppet_page_in_chromium(size, browser, tiny_dataset, tmp_path):
+    from dancenow_utils.layout import DatasetLayout
+    from dancenow_utils.models.inference import load_generator
+    from dancenow_utils.training.stages import build_trainer
+    from dancenow_utils.transfer.puppet import Puppet
+    from tests.browser_helper import save_screenshot, serve
+
+    data = DatasetLayout(tiny_dataset / "dataset")
+    cfg = make_config("tiny", {"width": size, "height": size, "max_dataset_size": 16, "lr": 0.002})
+    build_trainer(cfg, data.root, "p", tmp_path, resume=False, progress=False).train(max_iterations=40)
+    res = export_generator("p", checkpoints_dir=tmp_path, results_dir=tmp_path / "results",
+                           keypoints_dir=data.keypoints, heldout=DatasetLayout(tiny_dataset / "dataset_test").A)
+    assert res.page == res.dir / "index.html" and (res.dir / "pose.json").exists()
+    assert sorted(p.name for p in (res.dir / "ort").iterdir()) == [
+        "README.txt", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm", "ort.wasm.min.js"]
+    gen = load_generator("p", checkpoints_dir=tmp_path, device="cpu")
+    puppet = Puppet.from_dataset(gen, data.keypoints)
+    bent = {"RElbow": 90, "LShoulder": -60, "RKnee": 45}
+    expected = {k: (puppet.pose_image(a).astype(int), next(gen.frames([puppet.pose_image(a)])).astype(int))
+                for k, a in (("first", {}), ("bent", bent))}
+    with serve(res.dir) as url, browser.page() as (page, log):
+        page.goto(url + "/index.html", wait_until="load")
+        page.wait_for_function("document.body.dataset.state !== 'loading'", timeout=60_000)
+        assert page.evaluate("document.body.dataset.state") == "ready", page.inner_text("#error")
+        w, h = page.evaluate("puppet.size()")
+        assert (w, h) == (size, size)
+
+        def pictures():
+            return [np.array(page.evaluate(f"puppet.{k}()"), int).reshape(h, w, 3) for k in ("poseRGB", "frameRGB")]
+
+        got = {"first": pictures()}
+        # the model alone, on Python's own stick figure: ONNX Runtime Web against PyTorch
+        same_input = np.array(page.evaluate(f"puppet.generate({json.dumps(expected['first'][0].ravel().tolist())})"),
+                              int).reshape(h, w, 3)
+        page.evaluate(f"puppet.setAngles({json.dumps(bent)})")
+        got["bent"] = pictures()
+        save_screenshot(page, f"puppet page {size}px")
+        assert page.evaluate("puppet.stats.frames") >= 2 and page.evaluate("puppet.stats.meanMs") > 0
+        assert log.problems() == [] and log.blocked == []
+    # measured (64 px, a run trained 40 steps): the page's stick figure differs from OpenCV's by 3.4 grey levels on
+    # average (anti-aliasing: 2 % of the pixels by more than 64), its first frame from PyTorch's by 0.8 on average,
+    # 4 at the 99th percentile; the tolerances are about 2.5 times those
+    assert np.abs(same_input - expected["first"][1]).max() <= 2  # the model alone: ONNX Runtime Web = PyTorch
+    for key in ("first", "bent"):
+        (pose, frame), (ref_pose, ref_frame) = got[key], expected[key]
+        d = np.abs(frame - ref_frame)
+        assert pose.any() and np.abs(pose - ref_pose).mean() < 8 and (np.abs(pose - ref_pose) > 64).mean() < 0.05, key
+        assert d.mean() < 2 and np.percentile(d, 99) <= 10, key
+    # moving the sliders changes the picture: limbs move in the pose, and the frame changes far beyond the drawing's
+    # own differences
+    moved = np.abs(got["bent"][0] - got["first"][0]) > 64
+    assert moved.mean() > 0.01
+    if size == 64:  # (the 32 px run, with a 4x4 bottleneck after 40 steps, still draws nearly the same frame)
+        changed = np.abs(got["bent"][1] - got["first"][1]).max(axis=2)
+        assert (changed > 8).mean() > 0.02
+        assert changed.mean() > 2 * np.abs(got["first"][1] - expected["first"][1]).mean()

@@ -377,7 +377,7 @@ def export_generator(name: str, which_epoch: str | int = "latest", checkpoints_d
     if page and not gen.label_maps:
         from dancenow_utils.transfer.puppet_page import write_puppet_page
 
-        page_path = write_puppet_page(gen, layout, keypoints_dir or _training_keypoints(gen), ort_web)
+        page_path = write_puppet_page(gen, layout, keypoints_dir or _training_keypoints(gen), ort_web, name)
     record = {"name": name, "checkpoint": checkpoint_tag(which_epoch), "generator": str(gen.path),
               "stages": gen.stages, "model": layout.model.name, **_io(proto),
               "metadata": {p.key: p.value for p in proto.metadata_props},
