@@ -8,6 +8,7 @@ the files training writes), so every kind is covered in seconds; one real traine
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -309,3 +310,57 @@ def test_puppet_page_in_chromium(size, browser, tiny_dataset, tmp_path):
         changed = np.abs(got["bent"][1] - got["first"][1]).max(axis=2)
         assert (changed > 8).mean() > 0.02
         assert changed.mean() > 2 * np.abs(got["first"][1] - expected["first"][1]).mean()
+
+
+# ------------------------------------------------------------------------------ onnxruntime-web, vendored
+def test_user_cache_dir_and_sha256_file(tmp_path, monkeypatch):
+    import hashlib
+
+    from dancenow_utils.io_utils import sha256_file, user_cache_dir
+    from dancenow_utils.pose import tflite_models
+    from dancenow_utils.transfer import ort_web
+
+    data = bytes(range(256)) * 5000  # more than one read block
+    (tmp_path / "f").write_bytes(data)
+    assert sha256_file(tmp_path / "f") == hashlib.sha256(data).hexdigest()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert user_cache_dir("npm") == tmp_path / "xdg" / "dancenow" / "npm"
+    assert tflite_models.cache_dir().parent == ort_web.cache_dir().parent.parent == tmp_path / "xdg" / "dancenow"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert user_cache_dir() == Path.home() / ".cache" / "dancenow"
+
+
+def test_onnxruntime_web_from_a_folder_a_tarball_or_nowhere(tmp_path, monkeypatch):
+    import tarfile
+
+    from dancenow_utils.transfer import ort_web
+
+    files = ort_web.runtime_files()  # the cache (`make install` fetched it), or fetched now with npm
+    folder = tmp_path / "node_modules" / "onnxruntime-web" / "dist"
+    folder.mkdir(parents=True)
+    for name, path in files.items():
+        (folder / name).write_bytes(path.read_bytes())
+    assert set(ort_web.runtime_files(folder.parent)) == set(ort_web.FILES)  # a package folder (its dist/)
+    tgz = tmp_path / "onnxruntime-web-1.31.1.tgz"
+    with tarfile.open(tgz, "w:gz") as t:
+        for name in ort_web.FILES:
+            t.add(folder / name, f"package/dist/{name}")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    unpacked = ort_web.runtime_files(tgz)
+    assert all(p.parent == ort_web.cache_dir() for p in unpacked.values())
+    vendored = ort_web.vendor(tmp_path / "export" / "ort")  # from the cache the tarball filled
+    assert {p.name for p in vendored.values()} == set(ort_web.FILES)
+    # a file that is not onnxruntime-web's is refused by name, wherever it comes from
+    (folder / "ort.wasm.min.js").write_text("alert(1)")
+    with pytest.raises(ort_web.RuntimeNotFoundError, match=r"ort.wasm.min.js: not the ort.wasm.min.js of "):
+        ort_web.runtime_files(folder)
+    (tmp_path / "bad.tgz").write_bytes(b"not a tarball")
+    with pytest.raises(ort_web.RuntimeNotFoundError, match=r"bad.tgz: not a readable npm package"):
+        ort_web.runtime_files(tmp_path / "bad.tgz")
+    # offline, with an empty cache and no npm: the error says what to do
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty"))
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))
+    with pytest.raises(ort_web.RuntimeNotFoundError, match=r"npm is not installed.*npm pack onnxruntime-web@1.31.1"):
+        ort_web.runtime_files()
+    with pytest.raises(ort_web.RuntimeNotFoundError, match=r"is not in .*empty/dancenow/npm"):
+        ort_web.runtime_files(fetch=False)

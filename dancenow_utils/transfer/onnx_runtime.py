@@ -150,6 +150,11 @@ def load_runtime(name: str, which_epoch: str | int = "latest", checkpoints_dir: 
             log.info("runtime='auto' forced to %s by %s", runtime, ENV_FORCE)
         elif dev.type != "cpu":
             runtime = "torch"
+    if runtime == "onnxruntime" and dev.type != "cpu":
+        if device != "auto":
+            raise ValueError(f"runtime='onnxruntime' runs on the CPU (the onnxruntime package), not on {dev}: use "
+                             "runtime='torch' there, or device='cpu' (or 'auto')")
+        device = "cpu"
     gen = load_generator(name, which_epoch, checkpoints_dir, device, face)
     if runtime == "torch":
         gen.runtime_choice = {"runtime": "torch", "precision": gen.precision}
