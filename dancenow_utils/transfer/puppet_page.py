@@ -333,7 +333,8 @@ generator (<code>model.onnx</code>) draws the character, in this browser, with O
         const st = state.stats;
         st.frames += 1; st.lastMs = ms; st.totalMs += ms; st.meanMs = st.totalMs / st.frames;
         $("status").textContent = `generator ${ms.toFixed(0)} ms (mean ${st.meanMs.toFixed(0)} ms over ` +
-          `${st.frames} frames: ${(1000 / st.meanMs).toFixed(1)} frames per second)`;
+          `${st.frames} frames: ${(1000 / st.meanMs).toFixed(1)} frames per second)` +
+          (D.face_stage ? "; the face stage (face.onnx) is not run here" : "");
       } while (state.pending);
     } finally {
       state.busy = false;
