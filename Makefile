@@ -28,6 +28,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -c constraints.txt -e ".[dev]"
 	$(BIN)/python -m pip check
 	$(BIN)/python -m dancenow_utils.pose.tflite_models > /dev/null  # the pose models, fetched once into ~/.cache
+	@# the puppet page's browser runtime (onnxruntime-web, with npm pack), fetched once into ~/.cache; without npm the
+	@# export says what to do when it needs it
+	$(BIN)/python -m dancenow_utils.transfer.ort_web > /dev/null || echo "warning: onnxruntime-web not fetched (see above); the puppet page export will ask for it"
 	@rm -f $(VENV)/.stamp-*
 	@touch $@
 

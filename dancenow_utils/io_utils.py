@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -110,6 +111,22 @@ def atomic_path(path: str | Path, need_bytes: int | None = None) -> Iterator[Pat
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def sha256_file(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, as hex (read in 1 MiB blocks: memory stays flat for big files)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def user_cache_dir(*parts: str) -> Path:
+    """dancenow's per-user cache, ``$XDG_CACHE_HOME/dancenow`` (default ``~/.cache/dancenow``), joined with
+    ``parts``: where things fetched once are kept (the pose models, the browser runtime of the puppet page)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base, "dancenow", *parts)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -359,6 +359,51 @@ class ResultsLayout:
         """The pose-coverage report of the source, made before generation: ``results/<name>_coverage``."""
         return self.results_dir / f"{self.name}_coverage"
 
+    @property
+    def export(self) -> ExportLayout:
+        """The exported character (ONNX models and the puppet page): ``results/<name>_export``."""
+        return ExportLayout(self.results_dir / f"{self.name}_export")
+
+
+@dataclass(frozen=True)
+class ExportLayout:
+    """The files of one exported character, ``results/<name>_export/``: a folder that runs without Python."""
+
+    dir: Path
+
+    def __init__(self, export_dir: str | Path) -> None:
+        object.__setattr__(self, "dir", Path(export_dir))
+
+    @property
+    def model(self) -> Path:
+        """The generator as ONNX (what the page and the ONNX Runtime backend run)."""
+        return self.dir / "model.onnx"
+
+    @property
+    def face_model(self) -> Path:
+        """The face stage as its own ONNX model (runs with a face stage only)."""
+        return self.dir / "face.onnx"
+
+    @property
+    def record(self) -> Path:
+        """What was exported and the check against PyTorch (largest differences)."""
+        return self.dir / "export.json"
+
+    @property
+    def page(self) -> Path:
+        """The puppet page: sliders bend the joints, the browser runs the model."""
+        return self.dir / "index.html"
+
+    @property
+    def poses(self) -> Path:
+        """The target's training pose(s) and drawing settings the page starts from."""
+        return self.dir / "pose.json"
+
+    @property
+    def runtime(self) -> Path:
+        """The vendored onnxruntime-web files the page loads (no network needed)."""
+        return self.dir / "ort"
+
 
 # the five notebooks, in pipeline order (notebooks/<name>.ipynb)
 NOTEBOOKS = ("01_pose_extraction", "02_training", "03_cross_validation", "04_pose_transfer",

@@ -62,6 +62,7 @@ def make_demo_layout(root: Path) -> Path:
     write_video(out / "transfer.mp4", iter(frames()), FPS)
     write_video(out / "side_by_side.mp4", (np.concatenate([f] * 3, axis=1) for f in frames()), FPS)
     write_gif(out / "transfer.gif", frames(8), fps=8)
+    atomic_write_text(root / "results" / "demo_export" / "index.html", "<html></html>")  # the puppet page
     learn = root / "checkpoints" / "Initial_epoch" / "learning"
     write_image(learn / "learning_grid.png", pic)
     write_gif(learn / "learning.gif", frames(4), fps=4)
@@ -111,7 +112,8 @@ def test_index_is_one_page_with_every_step(demo_root):
     for rel in ("demo/transfer.mp4", "demo/side_by_side.mp4", "demo/transfer.gif", "../demo_data/contact_sheet.png",
                 "../checkpoints/demo/loss_curves.png", "../checkpoints/demo/web/images/iter0000004_generated.png",
                 "../checkpoints/demo_test/metrics.png", "../checkpoints/Initial_epoch/learning/learning_grid.png",
-                "../checkpoints/Initial_epoch/learning/learning.gif", "notebooks/04_pose_transfer.ipynb"):
+                "../checkpoints/Initial_epoch/learning/learning.gif", "notebooks/04_pose_transfer.ipynb",
+                "demo_export/index.html"):
         assert rel in links, rel
     assert "../checkpoints/demo/web/images/iter0000002_generated.png" not in links  # only the latest visuals
     text = " ".join(parsed.text)

@@ -95,6 +95,11 @@ def test_04_pose_transfer(workdir):
     assert count_frames(out / "side_by_side.mp4") == 10
     assert (out / "transfer.gif").exists() and (out / "index.html").exists()
     assert (out / "puppet.png").exists()  # the puppet's static figure, for headless runs
+    export = workdir / "results" / "demo_export"  # the exported character (ONNX, checked) and its puppet page
+    record = json.loads((export / "export.json").read_text())
+    assert record["check"]["max_abs_diff"] <= record["check"]["tolerance"] and (export / "model.onnx").exists()
+    assert (export / "index.html").exists() and (export / "pose.json").exists()
+    assert json.loads((out / "transfer.json").read_text())["runtime"]["runtime"] in ("torch", "onnxruntime")
     assert (workdir / "results" / "demo_coverage" / "coverage_worst.png").exists()
 
 

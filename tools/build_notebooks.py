@@ -443,6 +443,8 @@ which_epoch = "latest"
 checkpoints_dir = "checkpoints"
 demo_dir = "demo_data"
 max_frames = 0
+runtime = "auto"       # "torch" | "onnxruntime" (the exported model) | "auto": the faster here, measured
+export = True          # export the character: ONNX models and the puppet page (results/<name>_export)
 """),
         ("code", SETUP + """from dancenow_utils.checkpoint import run_config
 from dancenow_utils.evaluation.coverage import coverage_report
@@ -451,11 +453,13 @@ from dancenow_utils.layout import DatasetLayout, ResultsLayout
 from dancenow_utils.notebook import pipeline
 from dancenow_utils.notebook.lessons import NormalizationLesson
 from dancenow_utils.params import check_bool
+from dancenow_utils.transfer.export import export_generator
 from dancenow_utils.transfer.pose_transfer import prepare_poses, run_transfer
 from dancenow_utils.transfer.puppet import Puppet
 from dancenow_utils.video import notebook_video
 
 normalize = check_bool("normalize", normalize)  # papermill's -p normalize false arrives as the text "false"
+export = check_bool("export", export)
 """),
         ("md", "## Prepare the source poses\n\nThe stick figures are drawn at the size the generator was trained at, "
                "and the way the target's training poses were drawn (keypoint format, face, hands: the target "
@@ -502,7 +506,7 @@ never showed: expect smudges there. The sheet shows the worst ones beside their 
 """),
         ("md", "## Generate the frames and videos"),
         ("code", """result = run_transfer(name, poses_dir, results_dir, source="" if ready else src,
-                      which_epoch=which_epoch, checkpoints_dir=checkpoints_dir, fps=fps)
+                      which_epoch=which_epoch, checkpoints_dir=checkpoints_dir, fps=fps, runtime=runtime)
 print(f"{result.n_frames} frames -> {result.video}, {result.side_by_side}, {result.gif}")
 """),
         ("md", """## Watch it
@@ -526,6 +530,27 @@ if puppet:
          "preset poses (top) and what the generator draws (bottom)", figsize=(14, 5))
 """),
         ("code", """puppet.widget() if puppet else None"""),
+        ("md", """## Export: the character without Python
+
+The trained generator leaves PyTorch: it is exported to **ONNX** (`results/<name>_export/model.onnx`, with named
+inputs, a dynamic batch axis and the drawing settings in its metadata; the face stage as `face.onnx`), and each
+model is run by ONNX Runtime on held-out poses and compared with PyTorch (the largest difference is printed; it
+must stay under 1e-3 on the [-1, 1] scale). The same export runs the transfer above when `runtime="onnxruntime"`
+(`"auto"` measured which runtime is faster on this machine and used it).
+
+For a pose run the folder also holds a **puppet page**: sliders bend the joints, the page draws the stick figure
+and runs the generator in the browser (ONNX Runtime Web, copied into the folder: it works offline). Serve the
+folder and open it: `python -m http.server -d results/demo_export 8000`, then port 8000 of 127.0.0.1 in a browser
+(a page from `file://` cannot run WebAssembly). The command line exports too: `python -m
+dancenow_utils.transfer.export <name>`.
+"""),
+        ("code", """if export:
+    exported = export_generator(name, which_epoch, checkpoints_dir, results_dir,
+                                keypoints_dir="" if cfg.label_nc else target_keypoints)
+    print(exported)
+    if exported.page:
+        print(f"serve it: python -m http.server -d {exported.dir} 8000, then open port 8000 of 127.0.0.1")
+"""),
         ("md", """## What to try next
 
 - **Without normalisation**: `normalize=False`: the source's skeleton keeps its own size and place; how do the
@@ -534,6 +559,8 @@ if puppet:
 - **Break the generator**: with the puppet, lift a knee or an arm beyond anything the target did in training.
   Where does the picture fall apart? That is where more varied training video helps.
 - **Your own dancer**: `source="dancer.mp4"`; a clip with the whole body in view and steady feet works best.
+- **The runtimes**: `runtime="torch"` and `runtime="onnxruntime"`: how long does the generation take with each, and
+  do the frames differ (`bench/RESULTS.md`, "Export and runtimes", has the figures for this machine)?
 """),
     ],
     [  # 05_epoch_visualization

@@ -56,6 +56,7 @@ class Generator:
     face: FaceCorrector | None = None
     stages: str = ""
     E: FeatureEncoder | None = None
+    runtime_choice: dict | None = None  # which runtime runs it and why (dancenow_utils.transfer.onnx_runtime)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -234,6 +234,13 @@ def build_report(root: str | Path, name: str = "demo", page: str | Path = "resul
             pg.video(out.side_by_side, "source | pose | generated", "run notebook 04")
             pg.image(out.gif, "preview GIF", "run notebook 04")
             pg.link(out.page, "transfer frames page")
+            if pg.exists(out.export.page):
+                pg.link(out.export.page, "the puppet page: the exported character, run by your browser")
+                p("The page runs its model with WebAssembly, which browsers refuse on file:// pages: serve the "
+                  f"folder (python -m http.server -d {out.export.dir} 8000) and open port 8000 of 127.0.0.1. "
+                  f"The ONNX models and export.json are in {out.export.dir}.")
+            else:
+                pg.missing("the exported character (ONNX and the puppet page)", "run notebook 04 with export=True")
         with section(id="step5"):
             h2("Step 5: how the generator learns")
             pg.image(learning.learning_grid, "generated frames over the first iterations", "run notebook 05")

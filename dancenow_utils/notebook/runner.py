@@ -105,6 +105,7 @@ def _run_all(root: Path, names, log_path: Path) -> int:
           f"  training visuals  {run.web_page}\n"
           f"  metrics           {run.test.metrics}\n"
           f"  transfer videos   {out.video}, {out.side_by_side}\n"
+          f"  puppet page       {out.export.page} (serve it: python -m http.server -d {out.export.dir} 8000)\n"
           f"  learning grid     {RunLayout(CHECKPOINTS, LEARNING_RUN).learning_grid}")
     return 0
 

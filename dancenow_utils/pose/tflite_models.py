@@ -26,6 +26,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from dancenow_utils.io_utils import sha256_file, user_cache_dir
+
 WHEEL = "mediapipe==0.10.14"
 # name -> (path inside the wheel, SHA-256 of the file)
 MODEL_FILES: dict[str, tuple[str, str]] = {
@@ -51,16 +53,7 @@ class ModelsNotFoundError(FileNotFoundError):
 
 def cache_dir() -> Path:
     """Where fetched models are kept: ``$XDG_CACHE_HOME/dancenow/pose_models`` (default ``~/.cache``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "dancenow" / "pose_models"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return user_cache_dir("pose_models")
 
 
 def _locate(folder: Path) -> dict[str, Path] | None:
@@ -86,7 +79,7 @@ def _check(files: dict[str, Path], origin: str) -> dict[str, Path]:
         key = (name, str(path.resolve()), st.st_size, st.st_mtime_ns)
         if key in _VERIFIED:
             continue
-        if _sha256(path) != MODEL_FILES[name][1]:
+        if sha256_file(path) != MODEL_FILES[name][1]:
             raise ModelsNotFoundError(f"{path}: not the {name} of {WHEEL} (its SHA-256 differs); delete it, or "
                                       f"point {ENV_VAR} / models_dir at the files of {WHEEL} ({origin})")
         _VERIFIED.add(key)

@@ -36,12 +36,13 @@ from dancenow_utils.io_utils import (
     write_json,
 )
 from dancenow_utils.layout import DatasetLayout, ResultsLayout, checkpoint_tag
-from dancenow_utils.models.inference import Generator, load_generator
+from dancenow_utils.models.inference import Generator
 from dancenow_utils.params import check_bool, check_float, check_int
 from dancenow_utils.pose.crop import Crops, people_in_image
 from dancenow_utils.pose.extract import ExtractionSummary, ExtractionWarning, extract_poses, image_size_of
 from dancenow_utils.pose.normalize import DEFAULT_METHOD
 from dancenow_utils.pose.settings import PoseSettings
+from dancenow_utils.transfer.onnx_runtime import describe_runtime, load_runtime
 from dancenow_utils.video import VideoWriter, read_frames, write_gif
 from dancenow_utils.visualize import image_table_page, label
 
@@ -134,14 +135,18 @@ def _blank_hint(gen: Generator) -> str:
 
 def run_transfer(name: str, poses_dir: str | Path, results_dir: str | Path = "results", source: str | Path = "",
                  which_epoch: str | int = "latest", checkpoints_dir: str | Path = "checkpoints", fps: float = 30.0,
-                 batch_size: int = 8, device: str = "auto", progress: bool = True) -> TransferResult:
-    """Generate a frame for every pose image in ``poses_dir`` and write the videos and page."""
+                 batch_size: int = 8, device: str = "auto", progress: bool = True,
+                 runtime: str = "torch") -> TransferResult:
+    """Generate a frame for every pose image in ``poses_dir`` and write the videos and page. ``runtime``:
+    ``"torch"`` (eager PyTorch), ``"onnxruntime"`` (the exported model on ONNX Runtime, fp32) or ``"auto"`` (the
+    faster here, measured: :mod:`dancenow_utils.transfer.onnx_runtime`)."""
     fps = check_float("fps", fps, meaning=" of frames per second (e.g. 30)", positive=True, text=False)
     batch_size = check_int("batch_size", batch_size, 1)
     out = ResultsLayout(results_dir, name)  # the name is checked: one folder inside results_dir
     _check_replaceable(out)
-    gen = load_generator(name, which_epoch, checkpoints_dir, device)
+    gen = load_runtime(name, which_epoch, checkpoints_dir, device, runtime, batch_size)
     print(gen.stages)
+    print(describe_runtime(gen.runtime_choice))
     files = list_images(poses_dir)
     if not files:
         raise ValueError(f"{poses_dir}: no pose images to transfer; check the source or run prepare_poses")
@@ -236,5 +241,6 @@ def _generate(gen: Generator, name: str, files: list[Path], layout: DatasetLayou
                      note='<video> files: transfer.mp4 and side_by_side.mp4 (source | pose | generated); '
                           'transfer.gif is a preview.')
     write_json(staging.record, {"name": name, "checkpoint": checkpoint_tag(which_epoch), "frames": len(names),
-                                "blank_poses": len(blank), "fps": fps, "source": str(source), "stages": gen.stages})
+                                "blank_poses": len(blank), "fps": fps, "source": str(source), "stages": gen.stages,
+                                "runtime": gen.runtime_choice})
     return TransferResult(out.dir, len(names), out.video, out.side_by_side, out.gif, out.page)
