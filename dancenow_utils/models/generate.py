@@ -53,3 +53,14 @@ def generate_batch(G: nn.Module, pose: torch.Tensor, previous: torch.Tensor | No
             return G(generator_input(pose, previous, temporal, output_nc)).float()
     finally:
         G.train(was_training)
+
+
+def input_names(cfg: TrainConfig) -> list[str]:
+    """The generator's inputs by name, in order, as the ONNX export takes them: ``pose`` (or ``label`` and, with
+    instance maps, ``instance``), then ``features`` (pix2pixHD's encoder), then ``previous`` (the temporal model)."""
+    names = ["label"] + (["instance"] if cfg.instance_maps else []) if cfg.label_nc else ["pose"]
+    if cfg.use_features:
+        names.append("features")
+    if cfg.temporal:
+        names.append("previous")
+    return names

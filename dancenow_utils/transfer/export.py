@@ -53,7 +53,7 @@ from dancenow_utils.layout import (
     checkpoint_tag,
 )
 from dancenow_utils.models.face import correct_faces
-from dancenow_utils.models.generate import condition, generator_input
+from dancenow_utils.models.generate import condition, generator_input, input_names
 from dancenow_utils.models.inference import Generator, load_generator
 from dancenow_utils.pose.face_box import face_box_side
 
@@ -91,16 +91,6 @@ class FaceStage(nn.Module):
 
     def forward(self, pose_face: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
         return correct_faces(self.G, pose_face, face)
-
-
-def input_names(cfg: TrainConfig) -> list[str]:
-    """The exported generator's input names, in order (module docstring for what each holds)."""
-    names = ["label"] + (["instance"] if cfg.instance_maps else []) if cfg.label_nc else ["pose"]
-    if cfg.use_features:
-        names.append("features")
-    if cfg.temporal:
-        names.append("previous")
-    return names
 
 
 FACE_INPUTS = ["pose_face", "face"]

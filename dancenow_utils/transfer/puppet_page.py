@@ -29,6 +29,7 @@ import numpy as np
 
 from dancenow_utils.io_utils import atomic_write_text, write_json
 from dancenow_utils.layout import ExportLayout
+from dancenow_utils.models.generate import input_names
 from dancenow_utils.models.inference import Generator
 from dancenow_utils.pose.formats import (
     BODY_25_COLORS,
@@ -41,7 +42,6 @@ from dancenow_utils.pose.formats import (
     joint,
 )
 from dancenow_utils.pose.keypoints import MIN_CONF, Person
-from dancenow_utils.transfer.export import input_names
 from dancenow_utils.transfer.ort_web import SCRIPT, VERSION, vendor
 from dancenow_utils.transfer.puppet import JOINTS, LABELS, PIVOTS, PRESETS, Puppet
 
