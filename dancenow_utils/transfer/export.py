@@ -34,6 +34,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -56,6 +57,10 @@ from dancenow_utils.models.face import correct_faces
 from dancenow_utils.models.generate import condition, generator_input, input_names
 from dancenow_utils.models.inference import Generator, load_generator
 from dancenow_utils.pose.face_box import face_box_side
+
+if TYPE_CHECKING:
+    import onnx
+    import onnxruntime
 
 TOLERANCE = 1e-3  # largest allowed |ONNX Runtime - PyTorch| on the [-1, 1] scale, fp32
 OPSET = 18
@@ -135,7 +140,8 @@ def _sample_inputs(gen: Generator, batch: int = 2) -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
-def _onnx_proto(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str], outputs: list[str]):
+def _onnx_proto(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str],
+                outputs: list[str]) -> onnx.ModelProto:
     """``module`` as an ONNX ModelProto (torch's exporter: torch.export, then ONNX Script), batch axis dynamic."""
     import onnx  # noqa: F401  (the exporter's dependency: a clear ImportError here rather than deep inside torch)
 
@@ -173,7 +179,7 @@ def _metadata(gen: Generator, name: str, which_epoch: str | int, kind: str, inpu
     }
 
 
-def generator_proto(gen: Generator, name: str = "", which_epoch: str | int = "latest"):
+def generator_proto(gen: Generator, name: str = "", which_epoch: str | int = "latest") -> onnx.ModelProto:
     """The generator of ``gen`` as an ONNX ModelProto with named inputs and the ``dancenow.*`` metadata."""
     import onnx
 
@@ -184,7 +190,7 @@ def generator_proto(gen: Generator, name: str = "", which_epoch: str | int = "la
     return proto
 
 
-def face_proto(gen: Generator, name: str = "", which_epoch: str | int = "latest"):
+def face_proto(gen: Generator, name: str = "", which_epoch: str | int = "latest") -> onnx.ModelProto:
     """The face stage of ``gen`` as an ONNX ModelProto (``pose_face``, ``face`` -> ``corrected_face``)."""
     import onnx
 
@@ -199,14 +205,14 @@ def face_proto(gen: Generator, name: str = "", which_epoch: str | int = "latest"
     return proto
 
 
-def _save_proto(proto, path: Path) -> None:
+def _save_proto(proto: onnx.ModelProto, path: Path) -> None:
     import onnx
 
     with atomic_path(path) as tmp:
         onnx.save_model(proto, str(tmp))
 
 
-def session(model: bytes | str | Path, threads: int = 0, level: str = "all"):
+def session(model: bytes | str | Path, threads: int = 0, level: str = "all") -> onnxruntime.InferenceSession:
     """An ONNX Runtime CPU session on ``model`` (bytes or a file) with ``threads`` intra-op threads (0: torch's
     count) and graph optimisation ``level`` (``"disabled"``, ``"basic"``, ``"extended"``, ``"all"``)."""
     import onnxruntime as ort
@@ -301,7 +307,7 @@ def verify_face(gen: Generator, model: bytes | str | Path, items: list) -> dict:
     return {"max_abs_diff": float(d.max()), "mean_abs_diff": float(d.mean()), "n": len(items)}
 
 
-def _io(proto) -> dict:
+def _io(proto: onnx.ModelProto) -> dict:
     def shape(v) -> list:
         return [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
 
