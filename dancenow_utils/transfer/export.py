@@ -140,7 +140,7 @@ def _sample_inputs(gen: Generator, batch: int = 2) -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
-def _onnx_proto(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str],
+def module_proto(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str],
                 outputs: list[str]) -> onnx.ModelProto:
     """``module`` as an ONNX ModelProto (torch's exporter: torch.export, then ONNX Script), batch axis dynamic."""
     import onnx  # noqa: F401  (the exporter's dependency: a clear ImportError here rather than deep inside torch)
@@ -184,7 +184,7 @@ def generator_proto(gen: Generator, name: str = "", which_epoch: str | int = "la
     import onnx
 
     module = NamedGenerator(gen.G.float().cpu(), gen.cfg)
-    proto = _onnx_proto(module, _sample_inputs(gen), module.names, ["frame"])
+    proto = module_proto(module, _sample_inputs(gen), module.names, ["frame"])
     onnx.helper.set_model_props(proto, _metadata(gen, name, which_epoch, "generator", module.names))
     proto.doc_string = f"dancenow generator {name!r}: inputs {', '.join(module.names)}; output frame in [-1, 1]"
     return proto
@@ -198,7 +198,7 @@ def face_proto(gen: Generator, name: str = "", which_epoch: str | int = "latest"
         raise ExportError(f"{gen.path}: this run has no face stage to export")
     side = gen.face.side
     args = (torch.rand(2, gen.cfg.input_nc, side, side) * 2 - 1, torch.rand(2, gen.cfg.output_nc, side, side) * 2 - 1)
-    proto = _onnx_proto(FaceStage(gen.face.G.float().cpu()), args, FACE_INPUTS, ["corrected_face"])
+    proto = module_proto(FaceStage(gen.face.G.float().cpu()), args, FACE_INPUTS, ["corrected_face"])
     onnx.helper.set_model_props(proto, _metadata(gen, name, which_epoch, "face", FACE_INPUTS))
     proto.doc_string = (f"dancenow face stage {name!r}: the {side}x{side} face box crops of the pose and of the "
                         "generated frame -> the corrected face crop (paste it back at the box)")
