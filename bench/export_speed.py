@@ -32,7 +32,7 @@ from torch import nn
 from dancenow_utils.config import make_config
 from dancenow_utils.models.networks import build_generator
 from dancenow_utils.runtime.precision import autocast, resolve_precision
-from dancenow_utils.transfer.export import _onnx_proto, session
+from dancenow_utils.transfer.export import module_proto, session
 
 LEVELS = ("disabled", "basic", "extended", "all")
 
@@ -119,7 +119,7 @@ def bench_preset(preset: str, size: int, batches: list[int], repeat: int, compil
     auto = resolve_precision("auto", torch.device("cpu"))
     x1 = torch.from_numpy(stick_inputs(1, size))
     flops = conv_flops(G, x1)
-    proto = _onnx_proto(G, (x1,), ["pose"], ["frame"])
+    proto = module_proto(G, (x1,), ["pose"], ["frame"])
     model = proto.SerializeToString()
     out: dict = {"preset": preset, "size": size, "gflop_per_frame": round(flops / 1e9, 2), "auto_precision": auto,
                  "batches": {}}

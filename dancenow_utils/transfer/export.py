@@ -34,6 +34,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -56,6 +57,10 @@ from dancenow_utils.models.face import correct_faces
 from dancenow_utils.models.generate import condition, generator_input, input_names
 from dancenow_utils.models.inference import Generator, load_generator
 from dancenow_utils.pose.face_box import face_box_side
+
+if TYPE_CHECKING:
+    import onnx
+    import onnxruntime
 
 TOLERANCE = 1e-3  # largest allowed |ONNX Runtime - PyTorch| on the [-1, 1] scale, fp32
 OPSET = 18
@@ -135,7 +140,8 @@ def _sample_inputs(gen: Generator, batch: int = 2) -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
-def _onnx_proto(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str], outputs: list[str]):
+def module_proto(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str],
+                outputs: list[str]) -> onnx.ModelProto:
     """``module`` as an ONNX ModelProto (torch's exporter: torch.export, then ONNX Script), batch axis dynamic."""
     import onnx  # noqa: F401  (the exporter's dependency: a clear ImportError here rather than deep inside torch)
 
@@ -173,18 +179,18 @@ def _metadata(gen: Generator, name: str, which_epoch: str | int, kind: str, inpu
     }
 
 
-def generator_proto(gen: Generator, name: str = "", which_epoch: str | int = "latest"):
+def generator_proto(gen: Generator, name: str = "", which_epoch: str | int = "latest") -> onnx.ModelProto:
     """The generator of ``gen`` as an ONNX ModelProto with named inputs and the ``dancenow.*`` metadata."""
     import onnx
 
     module = NamedGenerator(gen.G.float().cpu(), gen.cfg)
-    proto = _onnx_proto(module, _sample_inputs(gen), module.names, ["frame"])
+    proto = module_proto(module, _sample_inputs(gen), module.names, ["frame"])
     onnx.helper.set_model_props(proto, _metadata(gen, name, which_epoch, "generator", module.names))
     proto.doc_string = f"dancenow generator {name!r}: inputs {', '.join(module.names)}; output frame in [-1, 1]"
     return proto
 
 
-def face_proto(gen: Generator, name: str = "", which_epoch: str | int = "latest"):
+def face_proto(gen: Generator, name: str = "", which_epoch: str | int = "latest") -> onnx.ModelProto:
     """The face stage of ``gen`` as an ONNX ModelProto (``pose_face``, ``face`` -> ``corrected_face``)."""
     import onnx
 
@@ -192,21 +198,21 @@ def face_proto(gen: Generator, name: str = "", which_epoch: str | int = "latest"
         raise ExportError(f"{gen.path}: this run has no face stage to export")
     side = gen.face.side
     args = (torch.rand(2, gen.cfg.input_nc, side, side) * 2 - 1, torch.rand(2, gen.cfg.output_nc, side, side) * 2 - 1)
-    proto = _onnx_proto(FaceStage(gen.face.G.float().cpu()), args, FACE_INPUTS, ["corrected_face"])
+    proto = module_proto(FaceStage(gen.face.G.float().cpu()), args, FACE_INPUTS, ["corrected_face"])
     onnx.helper.set_model_props(proto, _metadata(gen, name, which_epoch, "face", FACE_INPUTS))
     proto.doc_string = (f"dancenow face stage {name!r}: the {side}x{side} face box crops of the pose and of the "
                         "generated frame -> the corrected face crop (paste it back at the box)")
     return proto
 
 
-def _save_proto(proto, path: Path) -> None:
+def _save_proto(proto: onnx.ModelProto, path: Path) -> None:
     import onnx
 
     with atomic_path(path) as tmp:
         onnx.save_model(proto, str(tmp))
 
 
-def session(model: bytes | str | Path, threads: int = 0, level: str = "all"):
+def session(model: bytes | str | Path, threads: int = 0, level: str = "all") -> onnxruntime.InferenceSession:
     """An ONNX Runtime CPU session on ``model`` (bytes or a file) with ``threads`` intra-op threads (0: torch's
     count) and graph optimisation ``level`` (``"disabled"``, ``"basic"``, ``"extended"``, ``"all"``)."""
     import onnxruntime as ort
@@ -301,7 +307,7 @@ def verify_face(gen: Generator, model: bytes | str | Path, items: list) -> dict:
     return {"max_abs_diff": float(d.max()), "mean_abs_diff": float(d.mean()), "n": len(items)}
 
 
-def _io(proto) -> dict:
+def _io(proto: onnx.ModelProto) -> dict:
     def shape(v) -> list:
         return [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
 

@@ -35,6 +35,7 @@ from dancenow_utils.data.datasets import input_tensors
 from dancenow_utils.data.labels import LabelInput
 from dancenow_utils.io_utils import atomic_write_text
 from dancenow_utils.models.face import crop, paste_batch
+from dancenow_utils.models.features import ClassFeatures
 from dancenow_utils.models.inference import FaceCorrector, Generator, load_generator
 from dancenow_utils.runtime.device import resolve_device
 from dancenow_utils.runtime.precision import _cpu_model, _simd_flags, cache_path, cpu_flags
@@ -98,7 +99,8 @@ class OnnxGenerator(Generator):
         return out
 
     @torch.no_grad()
-    def generator_input(self, chunk, features=None, references=None) -> torch.Tensor:
+    def generator_input(self, chunk: list[np.ndarray | LabelInput], features: ClassFeatures | None = None,
+                        references: list[np.ndarray] | None = None) -> torch.Tensor:
         """Pose tensors as in PyTorch; for label maps the raw class (and instance) ids, then any features, as
         channels (the exported graph encodes them itself)."""
         full = super().generator_input(chunk, features, references)

@@ -26,7 +26,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from dancenow_utils.io_utils import atomic_path, sha256_file, user_cache_dir
+from dancenow_utils.io_utils import atomic_path, atomic_write_text, sha256_file, user_cache_dir
 
 PACKAGE = "onnxruntime-web"
 VERSION = "1.31.1"
@@ -157,8 +157,8 @@ def vendor(dest: str | Path, source: str | Path | None = None) -> dict[str, Path
             with atomic_path(target) as tmp:
                 shutil.copyfile(path, tmp)
         out[name] = target
-    (dest / "README.txt").write_text(f"{PACKAGE} {VERSION} ({LICENSE} licence, Microsoft), from the npm registry: "
-                                     f"the files of its dist/ folder the puppet page loads.\n")
+    atomic_write_text(dest / "README.txt", f"{PACKAGE} {VERSION} ({LICENSE} licence, Microsoft), from the npm "
+                                           "registry: the files of its dist/ folder the puppet page loads.\n")
     return out
 
 
