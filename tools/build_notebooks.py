@@ -102,7 +102,7 @@ sequence = None        # None: a video is a sequence, a folder of images indepen
 normalize_to = ""      # a target's keypoint folder, to prepare a transfer source (see notebook 04)
 heldout_dataroot = "dataset_test"
 demo_dir = "demo_data"
-demo_frames = [1000, 150, 300]  # demo clip lengths: training, held-out, source dancer
+demo_frames = [1000, 240, 300]  # demo clip lengths: training, held-out, source dancer
 lesson_frames = 40     # frames the stage-by-stage lesson shows (extraction's raw keypoints, detections.npz)
 lesson_joint = "RWrist"  # the joint whose track the smoothing figure plots
 """),

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 from dancenow_utils.visualize import grid, image_browser, label, overlay
 
 
-def ensure_demo(demo_dir: str | Path = "demo_data", n_train: int = 1000, n_heldout: int = 150,
+def ensure_demo(demo_dir: str | Path = "demo_data", n_train: int = 1000, n_heldout: int = 240,
                 n_source: int = 300, size: int = 256, seed: int = 0, progress: bool = True) -> DemoPaths:
     """Write the demo clips unless ``demo_dir`` already holds the same ones (same sizes and seed, and every
     clip's part and instance maps: a demo written by an older version lacks them and is written again)."""
@@ -41,7 +41,7 @@ def ensure_demo(demo_dir: str | Path = "demo_data", n_train: int = 1000, n_heldo
 
 
 def pose_step(source: str = "", dataroot: str = "dataset", phase: str = "train", heldout_dataroot: str = "dataset_test",
-              demo_dir: str = "demo_data", demo_frames: tuple[int, int, int] = (1000, 150, 300),
+              demo_dir: str = "demo_data", demo_frames: tuple[int, int, int] = (1000, 240, 300),
               **extract_kwargs) -> dict[str, ExtractionSummary]:
     """Notebook 01: extract ``source``; with no source, the demo's training clip and its held-out clip."""
     if source:

@@ -110,7 +110,7 @@ def contact_sheet(rows: list[tuple[str, list[tuple[np.ndarray, Person]]]], cols:
     return np.concatenate(out_rows, axis=0)
 
 
-def make_demo(out_dir: str | Path, size: int = 256, n_train: int = 1000, n_heldout: int = 150,
+def make_demo(out_dir: str | Path, size: int = 256, n_train: int = 1000, n_heldout: int = 240,
               n_source: int = 300, seed: int = 0, progress: bool = True) -> DemoPaths:
     """Write the demo clips and ground truth under ``out_dir`` and return their paths.
 
