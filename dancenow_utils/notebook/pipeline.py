@@ -17,7 +17,7 @@ from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.notebook.colab import keep_on_drive  # noqa: F401  (re-exported: pipeline.keep_on_drive)
 from dancenow_utils.notebook.lessons import ExtractionLesson
 from dancenow_utils.pose.extract import ExtractionSummary, extract
-from dancenow_utils.synthetic.demo import DemoPaths, make_demo
+from dancenow_utils.synthetic.demo import DEMO_VERSION, DemoPaths, make_demo
 from dancenow_utils.synthetic.parts import PARTS_CONFIG, PARTS_DATASET, PARTS_DATASET_TEST, make_parts_datasets
 from dancenow_utils.training.trainer import Trainer
 
@@ -29,13 +29,14 @@ from dancenow_utils.visualize import grid, image_browser, label, overlay
 def ensure_demo(demo_dir: str | Path = "demo_data", n_train: int = 1000, n_heldout: int = 240,
                 n_source: int = 300, size: int = 256, seed: int = 0, progress: bool = True) -> DemoPaths:
     """Write the demo clips unless ``demo_dir`` already holds the same ones (same sizes and seed, and every
-    clip's part and instance maps: a demo written by an older version lacks them and is written again)."""
+    clip's part and instance maps, and this version's dances: a demo written by an older version is written again)."""
     paths = DemoPaths(Path(demo_dir))
     want = {"target_train": n_train, "target_heldout": n_heldout, "source_dancer": n_source}
     if paths.manifest.exists():
         have = json.loads(paths.manifest.read_text())
         complete = all(paths.parts(c).is_dir() and paths.instances(c).is_dir() for c in want)
-        if have.get("frames") == want and have.get("size") == size and have.get("seed") == seed and complete:
+        same = have.get("version") == DEMO_VERSION and have.get("size") == size and have.get("seed") == seed
+        if have.get("frames") == want and same and complete:
             return paths
     return make_demo(demo_dir, size, n_train, n_heldout, n_source, seed, progress)
 

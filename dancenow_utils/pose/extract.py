@@ -43,7 +43,7 @@ from dancenow_utils.pose.formats import N_BODY, N_FACE, N_HAND
 from dancenow_utils.pose.keypoints import MIN_CONF, Person, write_openpose_json
 from dancenow_utils.pose.normalize import DEFAULT_METHOD, check_method, normalize_sequence
 from dancenow_utils.pose.render import render_pose
-from dancenow_utils.pose.settings import PoseSettings
+from dancenow_utils.pose.settings import DEFAULT_DEPTH, PoseSettings
 from dancenow_utils.pose.smoothing import smooth_sequence
 from dancenow_utils.pose.sources import FrameSource
 
@@ -100,6 +100,8 @@ class ExtractionSummary:
     cuts: list[str] = field(default_factory=list)  # frame ids that start a new shot
     outside_crop: int = 0  # normalised poses drawn entirely outside the image (black pose images)
     partly_outside: int = 0  # normalised poses with a body joint clearly beyond an edge of the image
+    depth: str = "none"  # how the stick figures show depth (settings.depth; "none" when the source has none)
+    with_depth: int = 0  # frames written whose pose has a depth per keypoint
     ignored_files: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)  # per skipped frame, which and why (the first 100)
     warnings: list[str] = field(default_factory=list)
@@ -152,6 +154,8 @@ class ExtractionSummary:
         if self.ignored_files:
             lines.append(f"  ignored non-image files: {', '.join(self.ignored_files[:5])}"
                          + (" ..." if len(self.ignored_files) > 5 else ""))
+        if self.depth != "none" or self.with_depth:
+            lines.append(f"  depth: {self.with_depth} of {self.written} poses have one; drawn with depth={self.depth}")
         lines += [f"  {m}" for m in self.messages[:5]]
         if len(self.messages) > 5:
             lines.append(f"  ... ({sum(self.skipped().values()) - 5} more; the first {MAX_MESSAGES} in summary.json)")
@@ -243,12 +247,17 @@ class Detections:
         """Write the detections as one compressed NumPy archive (missing parts are zeros, flagged)."""
         n = len(self.results)
         arrays = {name: np.zeros((n, k, 3), np.float32) for name, k in _PARTS.items()}
+        depths = {f"{name}_depth": np.zeros((n, k), np.float32) for name, k in _PARTS.items()}
         present = np.zeros((n, len(_PARTS)), bool)
+        has_depth = np.zeros((n, len(_PARTS)), bool)
         for t, r in enumerate(self.results):
             for col, name in enumerate(_PARTS):
                 a = getattr(r.person, name) if r.person is not None else None
                 if a is not None:
                     arrays[name][t], present[t, col] = a, True
+                    z = r.person.part_depth(name)
+                    if z is not None:
+                        depths[f"{name}_depth"][t], has_depth[t, col] = z, True
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(
                 f, format=DETECTIONS_FORMAT, source=self.source, frame_step=self.frame_step, backend=self.backend,
@@ -256,7 +265,7 @@ class Detections:
                 frame_id=np.array([r.frame_id for r in self.results], str),
                 status=np.array([r.status for r in self.results], str),
                 size=np.array([r.size for r in self.results], np.int64).reshape(n, 2),
-                present=present, **arrays)
+                present=present, has_depth=has_depth, **arrays, **depths)
 
     @classmethod
     def load(cls, path: str | Path) -> Detections | None:
@@ -270,12 +279,17 @@ class Detections:
                 if int(z["format"]) != DETECTIONS_FORMAT:
                     return None
                 present, parts = z["present"], [z[name] for name in _PARTS]
+                # depth was added later (issue 25): files without it load without depth
+                has_depth = z["has_depth"] if "has_depth" in z.files else np.zeros_like(present)
+                depths = [z[f"{name}_depth"] if "has_depth" in z.files else None for name in _PARTS]
                 results = []
                 for t, (pos, frame_id, status, size) in enumerate(zip(z["pos"], z["frame_id"], z["status"],
                                                                         z["size"])):
                     person = None
                     if present[t, 0]:
-                        person = Person(*(a[t] if present[t, k] else None for k, a in enumerate(parts)))
+                        depth = {name: depths[k][t] for k, name in enumerate(_PARTS)
+                                 if present[t, k] and has_depth[t, k]}
+                        person = Person(*(a[t] if present[t, k] else None for k, a in enumerate(parts)), depth=depth)
                     results.append(FrameResult(int(pos), str(frame_id), str(status), person,
                                                (int(size[0]), int(size[1]))))
                 return cls(results, str(z["source"]), int(z["frame_step"]), str(z["backend"]))
@@ -357,6 +371,21 @@ def smooth_poses(results: list[FrameResult], settings: PoseSettings, summary: Ex
     if not ok:
         raise ValueError(summary.nothing_usable())
     return ok
+
+
+def depth_setting(ok: list[tuple[FrameResult, Person]], settings: PoseSettings,
+                  summary: ExtractionSummary) -> PoseSettings:
+    """The settings the pairs are drawn with: ``settings``, or with ``depth="none"`` when no pose has a depth
+    (OpenPose JSON, an OpenPose network); says so in ``summary``. Poses without depth among others that have one
+    are drawn without it (:func:`~dancenow_utils.pose.render.render_pose`)."""
+    summary.with_depth = sum(p.has_depth for _, p in ok)
+    if settings.uses_depth and not summary.with_depth:
+        summary.warn(f"{summary.source}: depth={settings.depth!r} asks for stick figures that show which arm is in "
+                     f"front, but this source has no depth ({settings.backend} gives none): they are drawn without "
+                     "it (depth='none', recorded so in settings.json). MediaPipe's backend gives a depth.")
+        settings = dataclasses.replace(settings, depth="none")
+    summary.depth = settings.depth
+    return settings
 
 
 def crop_poses(ok: list[tuple[FrameResult, Person]], settings: PoseSettings, summary: ExtractionSummary,
@@ -450,6 +479,7 @@ def extract_poses(source: str | Path, settings: PoseSettings, dataroot: str | Pa
     detections = detect_frames(src, settings, weights, keypoints_dir, workers, progress)
     results = screen_frames(detections, src, settings, summary)
     ok = smooth_poses(results, settings, summary, target)
+    settings = depth_setting(ok, settings, summary)
     crops = crop_poses(ok, settings, summary, target)
     write_pairs(src, ok, crops, settings, DatasetLayout(dataroot, phase), summary, detections, write_frames, progress)
     return summary
@@ -475,6 +505,7 @@ def extract(
     workers: int = 0,
     progress: bool = True,
     sequence: bool | None = None,
+    depth: str = DEFAULT_DEPTH,
 ) -> ExtractionSummary:
     """Run pose extraction on ``source`` and write aligned pairs under ``dataroot`` (see module docstring).
 
@@ -484,7 +515,9 @@ def extract(
     ``normalize_to`` names a target's keypoint folder (e.g. ``dataset/train_keypoints``): poses are then mapped
     onto that target with global pose normalisation (``normalize_method``: ``"project"`` or EDN's ``"edn"``, see
     :mod:`~dancenow_utils.pose.normalize`) and drawn with the target's crop, ready for transfer; more than half of
-    them landing outside that crop is an error, a few a warning. Every parameter is checked before any work.
+    them landing outside that crop is an error, a few a warning. ``depth`` (``"none"``, ``"order"``,
+    ``"shade"``): how the stick figures show which arm is in front (:mod:`~dancenow_utils.pose.render`; a source
+    without depth is drawn as ``"none"`` and the summary says so). Every parameter is checked before any work.
     The keywords are packed once into a :class:`PoseSettings` for :func:`extract_poses`.
     """
     width, height = image_size_of(image_size)
@@ -495,6 +528,6 @@ def extract(
     src = FrameSource.open(source, frame_step, max_frames)
     sequence = src.is_video if sequence is None else check_bool("sequence", sequence)
     settings = PoseSettings(pose_format, check_bool("draw_face", draw_face), check_bool("draw_hands", draw_hands),
-                            width, height, smooth_window, backend, sequence)
+                            width, height, smooth_window, backend, sequence, depth)
     return extract_poses(source, settings, dataroot, phase, weights, keypoints_dir, frame_step, max_frames,
                          normalize_to, normalize_method, write_frames, workers, progress)

@@ -2,9 +2,15 @@
 
 Black background, CMU colours and limb order (a limb takes the colour of its second keypoint; hands use CMU's
 graded per-joint colours), thickness scaled to the person's size. Deterministic: the same keypoints always give
-the same pixels. What is drawn (format, face, hands) and at what size comes from one
+the same pixels. What is drawn (format, face, hands, depth) and at what size comes from one
 :class:`~dancenow_utils.pose.settings.PoseSettings`, the one a dataset was extracted with, so extraction, transfer,
 the puppet and the lessons draw alike.
+
+Depth (``settings.depth``): OpenPose draws every limb in a fixed order, so where two arms cross the picture cannot
+say which one is in front. With ``"order"`` every bone and joint dot (body, hands, face) is drawn far to near by
+its depth (:attr:`Person.depth`), so the nearer arm lies on top; ``"shade"`` also scales each colour's brightness
+with its depth relative to the person (:func:`depth_brightness`): parts in front are bright, parts behind dark. A
+person without depth is drawn as ``"none"`` (OpenPose's order and colours) whatever the setting says.
 """
 
 from __future__ import annotations
@@ -20,13 +26,17 @@ from dancenow_utils.pose.formats import (
     BODY_25_PAIRS,
     COCO_18_COLORS,
     COCO_18_PAIRS,
+    COCO_18_TO_BODY_25,
     HAND_COLORS,
     HAND_PAIRS,
 )
 from dancenow_utils.pose.keypoints import MIN_CONF, Person, body25_to_coco18
 from dancenow_utils.pose.settings import PoseSettings
 
-__all__ = ["MIN_CONF", "limb_width", "render_pose"]
+__all__ = ["MIN_CONF", "depth_brightness", "draws_depth", "limb_width", "render_pose"]
+
+# "shade": brightness = SHADE_BASE + SHADE_GAIN * (how far in front of the trunk, in person heights), clipped
+SHADE_BASE, SHADE_GAIN, SHADE_MIN = 0.6, 2.5, 0.3
 
 
 def limb_width(person: Person, image_height: int) -> int:
@@ -45,6 +55,76 @@ def _draw_skeleton(canvas: np.ndarray, pts: np.ndarray, pairs, colors, width: in
         for i, (x, y, c) in enumerate(pts):
             if c > MIN_CONF:
                 cv2.circle(canvas, (int(round(x)), int(round(y))), radius, colors[i], -1, cv2.LINE_AA)
+
+
+def depth_brightness(z: np.ndarray | float, reference: float, person_height: float) -> np.ndarray:
+    """The ``"shade"`` brightness factor (SHADE_MIN..1) of depth ``z``: SHADE_BASE at the ``reference`` plane (the
+    trunk), brighter in front of it, darker behind, by how far in person heights."""
+    nearness = (reference - np.asarray(z, np.float32)) / max(person_height, 1.0)
+    return np.clip(SHADE_BASE + SHADE_GAIN * nearness, SHADE_MIN, 1.0)
+
+
+def _scaled(color: tuple[int, int, int], f: float) -> tuple[int, int, int]:
+    return tuple(int(round(c * f)) for c in color)
+
+
+def _depth_items(pts: np.ndarray, z: np.ndarray | None, pairs, colors, width: int, radius: int, rank: int) -> list:
+    """One part's bones and joint dots as drawing items ``(depth, rank, kind, a, b, colour, size)``."""
+    zs = np.zeros(len(pts), np.float32) if z is None else z
+    items = []
+    for a, b in pairs:
+        if pts[a, 2] > MIN_CONF and pts[b, 2] > MIN_CONF:
+            items.append((float(zs[a] + zs[b]) / 2, rank, "line", a, b, colors[b], width))
+    if radius > 0:
+        for i, c in enumerate(pts[:, 2]):
+            if c > MIN_CONF:
+                items.append((float(zs[i]), rank + 1, "dot", i, i, colors[i], radius))
+    return items
+
+
+def _draw_with_depth(canvas: np.ndarray, person: Person, settings: PoseSettings, body: np.ndarray, pairs, colors,
+                     w: int, hand_w: int) -> None:
+    """Draw every part far to near (ties: OpenPose's order: body bones, body dots, hands, face), shaded by depth
+    for ``"shade"``."""
+    body_z = person.part_depth("body")
+    if settings.pose_format != "BODY_25":
+        body_z = body_z[list(COCO_18_TO_BODY_25)]
+    parts = [(body, body_z, pairs, colors, w, w, 0)]
+    if settings.draw_hands:
+        for k, name in enumerate(("left_hand", "right_hand")):
+            hand = getattr(person, name)
+            if hand is not None:
+                z = person.part_depth(name)
+                parts.append((hand, z, HAND_PAIRS, HAND_COLORS, hand_w, max(1, round(hand_w * 2 / 3)), 2 + 2 * k))
+    items = [it for part in parts for it in _depth_items(*part)]
+    face_z = person.part_depth("face")
+    if settings.draw_face and person.face is not None:
+        for i, (_x, _y, c) in enumerate(person.face):
+            if c > MIN_CONF:
+                items.append((float(face_z[i]) if face_z is not None else 0.0, 6, "face", i, i, (255, 255, 255),
+                              max(1, w // 3)))
+    present = person.body[:, 2] > MIN_CONF
+    reference = float(np.median(person.part_depth("body")[present])) if present.any() else 0.0
+    height = person.height() or canvas.shape[0] * 0.5
+    arrays = {0: body, 1: body, 2: person.left_hand, 3: person.left_hand, 4: person.right_hand,
+              5: person.right_hand, 6: person.face}
+    # far to near: the largest depth first; a stable sort keeps OpenPose's order among equal depths
+    for z, rank, kind, a, b, color, size in sorted(items, key=lambda it: (-it[0], it[1])):
+        if settings.depth == "shade":
+            color = _scaled(color, float(depth_brightness(z, reference, height)))
+        pts = arrays[rank]
+        if kind == "line":
+            p, q = np.round(pts[a, :2]).astype(int), np.round(pts[b, :2]).astype(int)
+            cv2.line(canvas, tuple(p.tolist()), tuple(q.tolist()), color, size, cv2.LINE_AA)
+        else:
+            x, y = pts[a, :2]
+            cv2.circle(canvas, (int(round(x)), int(round(y))), size, color, -1,
+                       cv2.LINE_AA if kind == "dot" else cv2.LINE_8)
+
+
+def draws_depth(people: list[Person], settings: PoseSettings) -> bool:
+    """Whether ``render_pose`` draws these people with depth: the setting asks for it and every one has it."""
+    return settings.uses_depth and bool(people) and all(p.has_depth for p in people)
 
 
 def _legacy_arguments(width: int, height: int, pose_format: str = "BODY_25", draw_face: bool = False,
@@ -90,6 +170,9 @@ def render_pose(
             pts, pairs, colors = person.body, BODY_25_PAIRS, BODY_25_COLORS
         else:
             pts, pairs, colors = body25_to_coco18(person.body), COCO_18_PAIRS, COCO_18_COLORS
+        if settings.uses_depth and person.has_depth:
+            _draw_with_depth(img, person, settings, pts, pairs, colors, w, max(1, w // 2))
+            continue
         _draw_skeleton(img, pts, pairs, colors, w, w)
         if settings.draw_hands:
             for hand in (person.left_hand, person.right_hand):
