@@ -24,6 +24,7 @@ the end: an error or Ctrl-C leaves the earlier output as it was, never a half-wr
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +41,14 @@ from dancenow_utils.pose.crop import Crop, Crops, normalisation_target
 from dancenow_utils.pose.cuts import CUT_MARGIN, find_cuts
 from dancenow_utils.pose.detect import BACKENDS, REASONS, FrameResult, detect
 from dancenow_utils.pose.formats import N_BODY, N_FACE, N_HAND
-from dancenow_utils.pose.keypoints import MIN_CONF, Person, write_openpose_json
+from dancenow_utils.pose.keypoints import (
+    MIN_CONF,
+    Person,
+    attach_depth,
+    depth_path,
+    read_openpose_json,
+    write_openpose_json,
+)
 from dancenow_utils.pose.normalize import DEFAULT_METHOD, check_method, normalize_sequence
 from dancenow_utils.pose.render import render_pose
 from dancenow_utils.pose.settings import DEFAULT_DEPTH, PoseSettings
@@ -531,3 +539,56 @@ def extract(
                             width, height, smooth_window, backend, sequence, depth)
     return extract_poses(source, settings, dataroot, phase, weights, keypoints_dir, frame_step, max_frames,
                          normalize_to, normalize_method, write_frames, workers, progress)
+
+
+def take_depth_from(person: Person, sidecar: Path) -> Person:
+    """``person`` with the depth of another source's sidecar (``<id>_depth.json``, e.g. the demo character's
+    ground truth or a depth camera's), part by part where both have the part; without the file, unchanged."""
+    if not sidecar.exists():
+        return person
+    other = person.copy()
+    other.depth = {}
+    data = json.loads(sidecar.read_text())
+    if len(data.get("people") or []) != 1:
+        return person
+    attach_depth([other], data, str(sidecar))
+    out = person.copy()
+    out.depth.update(other.depth)
+    return out
+
+
+def redraw_poses(dataroot: str | Path, settings: PoseSettings, phase: str = "train", depth_from: str | Path = "",
+                 progress: bool = True) -> int:
+    """Draw a dataset's stick figures again from its stored keypoints and crops with ``settings`` (e.g. another
+    ``depth``), without detecting again: ``{phase}_A`` and ``settings.json`` are replaced (staged, swapped into
+    place). ``depth_from``: a folder of depth sidecars named like the keypoint files whose depth replaces the
+    stored one (written beside the keypoints too). Returns the number of poses drawn."""
+    layout = DatasetLayout(dataroot, phase)
+    crops = Crops.load(layout)
+    files = sorted(layout.keypoints.glob("*_keypoints.json"))
+    if not files:
+        raise ValueError(f"{layout.keypoints}: no keypoint files to draw; run pose extraction first")
+    old = PoseSettings.load(layout.settings) or settings
+    people = []
+    for f in files:
+        found = read_openpose_json(f)
+        person = found[0] if len(found) == 1 else None
+        if person is not None and depth_from:
+            person = take_depth_from(person, depth_path(Path(depth_from) / f.name))
+            write_openpose_json(f, [person], old.pose_format)
+        people.append((f.name.removesuffix("_keypoints.json"), person))
+    if settings.uses_depth and not any(p is not None and p.has_depth for _, p in people):
+        settings = dataclasses.replace(settings, depth="none")
+    staging = layout.A.with_name(f".{layout.A.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        for frame_id, person in tqdm(people, desc="drawing poses", disable=not progress):
+            if person is not None:
+                write_image(staging / f"{frame_id}.png", render_pose([crops.of(frame_id).apply_person(person)],
+                                                                     settings))
+        swap_folders_into_place({"A": staging}, {"A": layout.A})
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    settings.save(layout.settings)
+    return sum(p is not None for _, p in people)
