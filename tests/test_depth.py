@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -49,7 +50,8 @@ def test_depth_round_trips_beside_the_openpose_json(tmp_path):
     f = tmp_path / "frame_000001_keypoints.json"
     write_openpose_json(f, [p])
     sidecar = depth_path(f)
-    assert sidecar.name == "frame_000001_depth.json" and sidecar.exists()
+    assert sidecar == tmp_path / "depth" / "frame_000001_depth.json" and sidecar.exists()
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == [f.name]  # a reader of *.json sees OpenPose files only
     # the keypoint file itself stays exactly what OpenPose writes: the same keys, no depth in it
     data = json.loads(f.read_text())
     assert set(data["people"][0]) == {"person_id", "pose_keypoints_2d", "face_keypoints_2d",
@@ -235,3 +237,128 @@ def test_make_demo_writes_the_characters_depth(tmp_path):
     f = demo.keypoints("target_train") / "frame_000000_keypoints.json"
     assert depth_path(f).exists() and read_openpose_json(f)[0].has_depth
     assert json.loads(demo.manifest.read_text())["version"] >= 2
+
+
+# ------------------------------------------------------------------------------------------------ the pipeline
+def _json_clip(tmp_path, tiny_demo, n: int = 6, keep_depth: bool = True):
+    """The tiny demo's first ``n`` frames as images with their ground-truth OpenPose JSON (and depth)."""
+    from dancenow_utils.io_utils import write_image
+    from dancenow_utils.video import read_frames
+
+    frames, kp = tmp_path / "frames", tmp_path / "json"
+    for i, rgb in read_frames(tiny_demo.video("target_train"), max_frames=n):
+        write_image(frames / f"frame_{i:06d}.png", rgb)
+        people = read_openpose_json(tiny_demo.keypoints("target_train") / f"frame_{i:06d}_keypoints.json")
+        if not keep_depth:
+            for p in people:
+                p.depth = {}
+        write_openpose_json(kp / f"frame_{i:06d}_keypoints.json", people)
+    return frames, kp
+
+
+def test_extraction_keeps_depth_and_draws_with_it(tmp_path, tiny_demo):
+    from dancenow_utils.pose.extract import extract
+
+    frames, kp = _json_clip(tmp_path, tiny_demo)
+    runs = {}
+    for mode in ("none", "order"):
+        s = extract(frames, tmp_path / mode, backend="openpose_json", keypoints_dir=str(kp), image_size=64,
+                    sequence=True, smooth_window=3, depth=mode, progress=False)
+        assert s.with_depth == s.written == 6 and s.depth == mode
+        settings = PoseSettings.load(tmp_path / mode / "train_keypoints" / "settings.json")
+        assert settings.depth == mode
+        stored = read_openpose_json(tmp_path / mode / "train_keypoints" / "frame_000002_keypoints.json")[0]
+        truth = read_openpose_json(kp / "frame_000002_keypoints.json")[0]
+        np.testing.assert_allclose(stored.part_depth("body"), truth.part_depth("body"), atol=0.01)
+        runs[mode] = sorted((tmp_path / mode / "train_A").glob("*.png"))
+    from dancenow_utils.io_utils import read_image
+
+    differ = [not np.array_equal(read_image(a), read_image(b)) for a, b in zip(runs["none"], runs["order"])]
+    assert len(differ) == 6 and any(differ)
+
+
+def test_a_source_without_depth_draws_as_today_and_says_so(tmp_path, tiny_demo):
+    from dancenow_utils.pose.extract import ExtractionWarning, extract
+
+    frames, kp = _json_clip(tmp_path, tiny_demo, keep_depth=False)
+    with pytest.warns(ExtractionWarning, match="no depth"):
+        s = extract(frames, tmp_path / "ds", backend="openpose_json", keypoints_dir=str(kp), image_size=64,
+                    sequence=True, smooth_window=1, depth="shade", progress=False)
+    assert s.with_depth == 0 and s.depth == "none" and "no depth" in s.warnings[0]
+    assert PoseSettings.load(tmp_path / "ds" / "train_keypoints" / "settings.json").depth == "none"
+    assert not (tmp_path / "ds" / "train_keypoints" / "depth").exists()
+
+
+def test_redraw_poses_with_another_encoding_and_depth_source(tmp_path, tiny_demo):
+    from dancenow_utils.io_utils import read_image
+    from dancenow_utils.pose.extract import extract, redraw_poses
+
+    frames, kp = _json_clip(tmp_path, tiny_demo, keep_depth=False)
+    extract(frames, tmp_path / "ds", backend="openpose_json", keypoints_dir=str(kp), image_size=64, sequence=True,
+            smooth_window=1, progress=False)
+    before = {f.name: read_image(f) for f in (tmp_path / "ds" / "train_A").glob("*.png")}
+    stored_settings = PoseSettings.load(tmp_path / "ds" / "train_keypoints" / "settings.json")
+    settings = dataclasses.replace(stored_settings, depth="order")
+    n = redraw_poses(tmp_path / "ds", settings, depth_from=tiny_demo.keypoints("target_train"), progress=False)
+    assert n == 6
+    assert PoseSettings.load(tmp_path / "ds" / "train_keypoints" / "settings.json").depth == "order"
+    stored = read_openpose_json(tmp_path / "ds" / "train_keypoints" / "frame_000001_keypoints.json")[0]
+    assert stored.has_depth  # the depth taken from the other folder is kept beside the keypoints
+    after = {f.name: read_image(f) for f in (tmp_path / "ds" / "train_A").glob("*.png")}
+    assert after.keys() == before.keys()
+    redraw_poses(tmp_path / "ds", dataclasses.replace(settings, depth="none"), progress=False)
+    assert all(np.array_equal(read_image(tmp_path / "ds" / "train_A" / k), v) for k, v in before.items())
+
+
+def test_normalisation_crops_and_image_pixels_carry_depth(tiny_demo):
+    from dancenow_utils.pose.crop import Crop
+    from dancenow_utils.pose.normalize import normalize_sequence
+
+    def load(clip):
+        return [read_openpose_json(f)[0] for f in sorted(tiny_demo.keypoints(clip).glob("*_keypoints.json"))]
+
+    target, source = load("target_train"), load("source_dancer")
+    for method in ("project", "edn"):
+        mapped = normalize_sequence(source, target, method, smooth_window=3)
+        assert all(p is not None and p.has_depth for p in mapped)
+        # the arms stay in front of the trunk, and the front arm in front of the back one
+        for src, out in zip(source[3:6], mapped[3:6]):
+            assert np.array_equal(np.argsort(src.part_depth("body"), kind="stable"),
+                                  np.argsort(out.part_depth("body"), kind="stable"))
+    crop = Crop(10.0, 5.0, 0.5, 64, 64)
+    c = crop.apply_person(source[0])
+    np.testing.assert_allclose(c.part_depth("left_hand"), source[0].part_depth("left_hand") * 0.5)
+
+
+def test_mediapipe_gives_a_depth_per_keypoint(tiny_demo):
+    from dancenow_utils.pose.mediapipe_backend import MediaPipeEstimator
+    from dancenow_utils.video import read_frames
+
+    est = MediaPipeEstimator(video=True, count_people=False)
+    found = []
+    for _, rgb in read_frames(tiny_demo.video("target_train"), max_frames=6):
+        people = est(rgb)
+        if people:
+            found.append(people[0])
+    est.close()
+    assert found and all(p.has_depth for p in found)
+    p = found[-1]
+    assert np.isfinite(p.part_depth("body")).all() and np.abs(p.part_depth("body")).max() > 0
+    for part, wrist in (("left_hand", "LWrist"), ("right_hand", "RWrist")):
+        if getattr(p, part) is not None:  # a hand's depth sits where the body puts its wrist
+            assert p.part_depth(part)[0] == pytest.approx(p.part_depth("body")[joint(wrist)], abs=1e-3)
+
+
+def test_mediapipe_depth_helpers():
+    from dancenow_utils.pose.mediapipe_backend import blazepose_depth, face_depth, hand_depth
+
+    lm = np.zeros((33, 5), np.float32)
+    lm[:, 2] = np.arange(33)
+    z = blazepose_depth(lm)
+    assert z[joint("RWrist")] == 16 and z[joint("LWrist")] == 15 and z[joint("Neck")] == 11.5
+    hand = np.zeros((21, 3), np.float32)
+    hand[:, 2] = np.arange(21) + 100.0
+    np.testing.assert_allclose(hand_depth(hand, -7.0), np.arange(21) - 7.0)
+    mesh = np.zeros((468, 3), np.float32)
+    mesh[1, 2] = 3.0
+    assert face_depth(mesh, 10.0).shape == (70,) and face_depth(mesh, 10.0)[0] == pytest.approx(7.0)

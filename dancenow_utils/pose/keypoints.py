@@ -7,8 +7,9 @@ keypoint is ``0, 0, 0`` as in OpenPose.
 Depth: where the source has one (MediaPipe's relative z, the demo character's drawing order) a person also carries
 a depth per keypoint, ``Person.depth[part]`` of shape ``(N,)``, in pixels of the same frame, smaller is nearer the
 camera (MediaPipe's sign), relative to the person (0 at the hips' plane). OpenPose JSON has no place for it, so it
-is written beside the JSON file, ``<id>_depth.json`` next to ``<id>_keypoints.json`` (:func:`depth_path`): the
-JSON stays exactly what OpenPose tools read, and a file without its sidecar loads without depth.
+is written beside the JSON file, ``depth/<id>_depth.json`` next to ``<id>_keypoints.json`` (:func:`depth_path`):
+the JSON files stay exactly what OpenPose tools read (the subfolder keeps the sidecars out of a tool's
+``*.json``), and a file without its sidecar loads without depth.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ PARTS = ("body", "face", "left_hand", "right_hand")  # a Person's arrays, in ord
 DEPTH_KEYS = {"body": "pose_depth", "face": "face_depth", "left_hand": "hand_left_depth",
               "right_hand": "hand_right_depth"}
 DEPTH_FORMAT = 1
+DEPTH_FOLDER = "depth"  # the sidecars' subfolder of a keypoint folder
 DEPTH_UNITS = "pixels of the frame, smaller is nearer the camera, relative to the person"
 
 # a keypoint with a confidence above this is present: drawn, measured, cropped around (evaluation's stricter
@@ -159,10 +161,11 @@ def people_to_json(people: list[Person], pose_format: str = "BODY_25") -> dict:
 
 
 def depth_path(path: str | Path) -> Path:
-    """The depth sidecar of an OpenPose JSON file: ``<id>_depth.json`` beside ``<id>_keypoints.json``."""
+    """The depth sidecar of an OpenPose JSON file ``<folder>/<id>_keypoints.json``: ``<folder>/depth/<id>_depth.json``
+    (in a subfolder, so that a tool reading every ``*.json`` of the folder sees OpenPose's files only)."""
     path = Path(path)
     stem = path.name.removesuffix("_keypoints.json") if path.name.endswith("_keypoints.json") else path.stem
-    return path.with_name(f"{stem}_depth.json")
+    return path.parent / DEPTH_FOLDER / f"{stem}_depth.json"
 
 
 def people_depth_to_json(people: list[Person]) -> dict:
