@@ -362,3 +362,44 @@ def test_mediapipe_depth_helpers():
     mesh = np.zeros((468, 3), np.float32)
     mesh[1, 2] = 3.0
     assert face_depth(mesh, 10.0).shape == (70,) and face_depth(mesh, 10.0)[0] == pytest.approx(7.0)
+
+
+def test_transfer_draws_the_source_with_the_targets_depth_setting(tmp_path, tiny_demo):
+    from dancenow_utils.pose.extract import extract
+    from dancenow_utils.transfer.pose_transfer import prepare_poses
+
+    frames, kp = _json_clip(tmp_path, tiny_demo)
+    extract(frames, tmp_path / "target", backend="openpose_json", keypoints_dir=str(kp), image_size=64,
+            sequence=True, smooth_window=1, depth="shade", progress=False)
+    poses = prepare_poses(tiny_demo.video("source_dancer"), tmp_path / "transfer", normalize=False,
+                          target_keypoints=tmp_path / "target" / "train_keypoints", image_size=64, max_frames=4,
+                          progress=False)
+    keypoints = poses.parent / "test_keypoints"
+    assert PoseSettings.load(keypoints / "settings.json").depth == "shade"
+    summary = json.loads((keypoints / "summary.json").read_text())
+    assert summary["depth"] == "shade" and summary["with_depth"] == summary["written"] > 0
+    assert read_openpose_json(sorted(keypoints.glob("*_keypoints.json"))[0])[0].has_depth
+
+
+def test_the_puppet_keeps_depth_and_draws_with_the_targets_setting():
+    import torch
+
+    from dancenow_utils.config import make_config
+    from dancenow_utils.models.inference import Generator
+    from dancenow_utils.models.networks import build_generator
+    from dancenow_utils.transfer.puppet import Puppet, pose_person
+
+    cfg = make_config("tiny")
+    images = {}
+    for mode in ("none", "order"):
+        settings = PoseSettings(width=200, height=240, depth=mode)
+        gen = Generator(build_generator(cfg).eval(), cfg, torch.device("cpu"), "fp32", "none_G.pth", settings)
+        for front in (True, False):
+            puppet = Puppet(gen, crossed_person(front), settings)
+            posed = puppet.person({"LElbow": 3})
+            assert posed.has_depth
+            np.testing.assert_array_equal(posed.part_depth("body"), crossed_person(front).part_depth("body"))
+            images[mode, front] = puppet.pose_image({"LElbow": 3})  # what the generator is given
+    assert not np.array_equal(images["order", True], images["order", False])
+    assert np.array_equal(images["none", True], images["none", False])
+    assert pose_person(crossed_person(), {}).has_depth
