@@ -166,19 +166,27 @@ def test_order_puts_the_nearer_forearm_on_top():
         assert tuple(render_pose([p], PoseSettings(depth="none", width=200, height=240))[y, x]) == (0, 255, 0)
 
 
-def test_order_without_depth_or_with_flat_depth_is_todays_drawing():
+def test_order_without_depth_is_todays_drawing_and_with_depth_only_reorders():
     p = with_hands(crossed_person())
-    flat = p.copy()
-    flat.depth = {k: np.zeros_like(v) for k, v in p.depth.items()}
     none = render_pose([p], PoseSettings(depth="none"))
-    assert np.array_equal(render_pose([flat], PoseSettings(depth="order")), none)
     bare = p.copy()
     bare.depth = {}
     for mode in ("order", "shade"):
         assert np.array_equal(render_pose([bare], PoseSettings(depth=mode)), none)
         assert not draws_depth([bare], PoseSettings(depth=mode)) and draws_depth([p], PoseSettings(depth=mode))
-    coco = PoseSettings(pose_format="COCO_18", depth="order")
-    assert np.array_equal(render_pose([flat], coco), render_pose([p], PoseSettings(pose_format="COCO_18")))
+    # the order changes which stroke is on top, never what is drawn: the same pixels are covered
+    ordered = render_pose([p], PoseSettings(depth="order"))
+    assert not np.array_equal(ordered, none)
+    assert np.array_equal(ordered.any(axis=2), none.any(axis=2))
+    # the trunk stays under the arms, as today, even when a detector puts the arms behind it
+    behind = crossed_person()
+    behind.depth["body"] = -behind.depth["body"]
+    x, y = CROSSING
+    assert tuple(render_pose([behind], PoseSettings(depth="order", width=200, height=240))[y, x]) != (255, 0, 0)
+    # COCO-18 takes the same depth, mapped to its joints
+    for front, colour in ((True, (255, 255, 0)), (False, (0, 255, 0))):
+        img = render_pose([crossed_person(front)], PoseSettings("COCO_18", depth="order", width=200, height=240))
+        assert tuple(img[y, x]) == colour
 
 
 def test_shade_makes_nearer_parts_brighter():
@@ -240,8 +248,9 @@ def test_make_demo_writes_the_characters_depth(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ the pipeline
-def _json_clip(tmp_path, tiny_demo, n: int = 6, keep_depth: bool = True):
-    """The tiny demo's first ``n`` frames as images with their ground-truth OpenPose JSON (and depth)."""
+def _json_clip(tmp_path, tiny_demo, n: int = 6, keep_depth: bool = True, crossed: bool = False):
+    """The tiny demo's first ``n`` frames as images with their ground-truth OpenPose JSON (and depth); with
+    ``crossed``, every frame's keypoints are :func:`crossed_person`'s instead (the right arm in front)."""
     from dancenow_utils.io_utils import write_image
     from dancenow_utils.video import read_frames
 
@@ -249,6 +258,8 @@ def _json_clip(tmp_path, tiny_demo, n: int = 6, keep_depth: bool = True):
     for i, rgb in read_frames(tiny_demo.video("target_train"), max_frames=n):
         write_image(frames / f"frame_{i:06d}.png", rgb)
         people = read_openpose_json(tiny_demo.keypoints("target_train") / f"frame_{i:06d}_keypoints.json")
+        if crossed:
+            people = [crossed_person(True).transformed(0.5, (0.0, 0.0))]
         if not keep_depth:
             for p in people:
                 p.depth = {}
@@ -259,7 +270,7 @@ def _json_clip(tmp_path, tiny_demo, n: int = 6, keep_depth: bool = True):
 def test_extraction_keeps_depth_and_draws_with_it(tmp_path, tiny_demo):
     from dancenow_utils.pose.extract import extract
 
-    frames, kp = _json_clip(tmp_path, tiny_demo)
+    frames, kp = _json_clip(tmp_path, tiny_demo, crossed=True)
     runs = {}
     for mode in ("none", "order"):
         s = extract(frames, tmp_path / mode, backend="openpose_json", keypoints_dir=str(kp), image_size=64,
@@ -273,8 +284,9 @@ def test_extraction_keeps_depth_and_draws_with_it(tmp_path, tiny_demo):
         runs[mode] = sorted((tmp_path / mode / "train_A").glob("*.png"))
     from dancenow_utils.io_utils import read_image
 
+    # the right forearm, nearer, is drawn over the left one: every pose image changes where they cross
     differ = [not np.array_equal(read_image(a), read_image(b)) for a, b in zip(runs["none"], runs["order"])]
-    assert len(differ) == 6 and any(differ)
+    assert len(differ) == 6 and all(differ)
 
 
 def test_a_source_without_depth_draws_as_today_and_says_so(tmp_path, tiny_demo):

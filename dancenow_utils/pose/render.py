@@ -7,10 +7,11 @@ the same pixels. What is drawn (format, face, hands, depth) and at what size com
 the puppet and the lessons draw alike.
 
 Depth (``settings.depth``): OpenPose draws every limb in a fixed order, so where two arms cross the picture cannot
-say which one is in front. With ``"order"`` every bone and joint dot (body, hands, face) is drawn far to near by
-its depth (:attr:`Person.depth`), so the nearer arm lies on top; ``"shade"`` also scales each colour's brightness
-with its depth relative to the person (:func:`depth_brightness`): parts in front are bright, parts behind dark. A
-person without depth is drawn as ``"none"`` (OpenPose's order and colours) whatever the setting says.
+say which one is in front. With ``"order"`` the trunk and head are drawn first as OpenPose draws them, then the
+limbs' bones, the joint dots and the hands far to near by their depth (:attr:`Person.depth`), so the nearer arm
+and hand lie on top, then the face; ``"shade"`` also scales each colour's brightness with its depth relative to
+the person (:func:`depth_brightness`): parts in front are bright, parts behind dark. A person without depth is
+drawn as ``"none"`` (OpenPose's order and colours) whatever the setting says.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import numpy as np
 
 from dancenow_utils.pose.formats import (
     BODY_25_COLORS,
+    BODY_25_NAMES,
     BODY_25_PAIRS,
     COCO_18_COLORS,
+    COCO_18_NAMES,
     COCO_18_PAIRS,
     COCO_18_TO_BODY_25,
     HAND_COLORS,
@@ -68,8 +71,14 @@ def _scaled(color: tuple[int, int, int], f: float) -> tuple[int, int, int]:
     return tuple(int(round(c * f)) for c in color)
 
 
+def _trunk_pairs(pairs, names) -> list[tuple[int, int]]:
+    """The bones of the trunk and head (neither end on an arm or a leg): drawn first, in OpenPose's order."""
+    limb = {i for i, n in enumerate(names) if any(k in n for k in ("Elbow", "Wrist", "Knee", "Ankle", "Toe", "Heel"))}
+    return [(a, b) for a, b in pairs if a not in limb and b not in limb]
+
+
 def _depth_items(pts: np.ndarray, z: np.ndarray | None, pairs, colors, width: int, radius: int, rank: int) -> list:
-    """One part's bones and joint dots as drawing items ``(depth, rank, kind, a, b, colour, size)``."""
+    """One part's bones and joint dots as drawing items ``(depth, rank, kind, index a, index b, colour, size)``."""
     zs = np.zeros(len(pts), np.float32) if z is None else z
     items = []
     for a, b in pairs:
@@ -84,42 +93,48 @@ def _depth_items(pts: np.ndarray, z: np.ndarray | None, pairs, colors, width: in
 
 def _draw_with_depth(canvas: np.ndarray, person: Person, settings: PoseSettings, body: np.ndarray, pairs, colors,
                      w: int, hand_w: int) -> None:
-    """Draw every part far to near (ties: OpenPose's order: body bones, body dots, hands, face), shaded by depth
-    for ``"shade"``."""
+    """The trunk and head first (OpenPose's order: a detector's depth for them is the least reliable, and an arm
+    stays in front of the chest as today), then the limbs' bones, every joint dot and the hands far to near (ties
+    in OpenPose's order), then the face; ``"shade"`` scales every colour but the face's by depth."""
+    coco = settings.pose_format != "BODY_25"
     body_z = person.part_depth("body")
-    if settings.pose_format != "BODY_25":
+    if coco:
         body_z = body_z[list(COCO_18_TO_BODY_25)]
-    parts = [(body, body_z, pairs, colors, w, w, 0)]
+    trunk = _trunk_pairs(pairs, COCO_18_NAMES if coco else BODY_25_NAMES)
+    limbs = [pair for pair in pairs if pair not in trunk]
+    parts = {0: (body, body_z, limbs, colors, w, w)}
     if settings.draw_hands:
-        for k, name in enumerate(("left_hand", "right_hand")):
+        for rank, name in ((2, "left_hand"), (4, "right_hand")):
             hand = getattr(person, name)
             if hand is not None:
-                z = person.part_depth(name)
-                parts.append((hand, z, HAND_PAIRS, HAND_COLORS, hand_w, max(1, round(hand_w * 2 / 3)), 2 + 2 * k))
-    items = [it for part in parts for it in _depth_items(*part)]
-    face_z = person.part_depth("face")
-    if settings.draw_face and person.face is not None:
-        for i, (_x, _y, c) in enumerate(person.face):
-            if c > MIN_CONF:
-                items.append((float(face_z[i]) if face_z is not None else 0.0, 6, "face", i, i, (255, 255, 255),
-                              max(1, w // 3)))
+                parts[rank] = (hand, person.part_depth(name), HAND_PAIRS, HAND_COLORS, hand_w,
+                               max(1, round(hand_w * 2 / 3)))
     present = person.body[:, 2] > MIN_CONF
     reference = float(np.median(person.part_depth("body")[present])) if present.any() else 0.0
     height = person.height() or canvas.shape[0] * 0.5
-    arrays = {0: body, 1: body, 2: person.left_hand, 3: person.left_hand, 4: person.right_hand,
-              5: person.right_hand, 6: person.face}
-    # far to near: the largest depth first; a stable sort keeps OpenPose's order among equal depths
+
+    def shaded(color, z: float):
+        return _scaled(color, float(depth_brightness(z, reference, height))) if settings.depth == "shade" else color
+
+    for a, b in trunk:
+        if body[a, 2] > MIN_CONF and body[b, 2] > MIN_CONF:
+            p, q = np.round(body[a, :2]).astype(int), np.round(body[b, :2]).astype(int)
+            cv2.line(canvas, tuple(p.tolist()), tuple(q.tolist()), shaded(colors[b], (body_z[a] + body_z[b]) / 2),
+                     w, cv2.LINE_AA)
+    items = [it for rank, part in parts.items() for it in _depth_items(*part, rank)]
+    # far to near: the largest depth first; among equal depths, OpenPose's order (body, left hand, right hand)
     for z, rank, kind, a, b, color, size in sorted(items, key=lambda it: (-it[0], it[1])):
-        if settings.depth == "shade":
-            color = _scaled(color, float(depth_brightness(z, reference, height)))
-        pts = arrays[rank]
+        pts = parts[rank - rank % 2][0]
         if kind == "line":
             p, q = np.round(pts[a, :2]).astype(int), np.round(pts[b, :2]).astype(int)
-            cv2.line(canvas, tuple(p.tolist()), tuple(q.tolist()), color, size, cv2.LINE_AA)
+            cv2.line(canvas, tuple(p.tolist()), tuple(q.tolist()), shaded(color, z), size, cv2.LINE_AA)
         else:
-            x, y = pts[a, :2]
-            cv2.circle(canvas, (int(round(x)), int(round(y))), size, color, -1,
-                       cv2.LINE_AA if kind == "dot" else cv2.LINE_8)
+            cv2.circle(canvas, (int(round(pts[a, 0])), int(round(pts[a, 1]))), size, shaded(color, z), -1,
+                       cv2.LINE_AA)
+    if settings.draw_face and person.face is not None:
+        for x, y, c in person.face:
+            if c > MIN_CONF:
+                cv2.circle(canvas, (int(round(x)), int(round(y))), max(1, w // 3), (255, 255, 255), -1)
 
 
 def draws_depth(people: list[Person], settings: PoseSettings) -> bool:
