@@ -415,3 +415,24 @@ def test_the_puppet_keeps_depth_and_draws_with_the_targets_setting():
     assert not np.array_equal(images["order", True], images["order", False])
     assert np.array_equal(images["none", True], images["none", False])
     assert pose_person(crossed_person(), {}).has_depth
+
+
+def test_the_lesson_draws_one_crossed_arms_frame_both_ways(tmp_path, tiny_demo, capsys):
+    from dancenow_utils.notebook.lessons import crossed_arms_frame, depth_lesson_image
+    from dancenow_utils.notebook.pipeline import depth_figure
+    from dancenow_utils.pose.extract import extract
+
+    frames, kp = _json_clip(tmp_path, tiny_demo, crossed=True)
+    extract(frames, tmp_path / "ds", backend="openpose_json", keypoints_dir=str(kp), image_size=64, sequence=True,
+            smooth_window=1, progress=False)
+    assert crossed_arms_frame(tmp_path / "ds" / "train_keypoints").startswith("frame_")
+    img = depth_lesson_image(tmp_path / "ds")
+    assert img.shape[0] == 2 * 64 + 2 and img.shape[1] >= 4 * 64  # 4 panels, and the arms magnified below
+    panels = [img[:64, k * 66: k * 66 + 64] for k in range(4)]  # frame | none | order | shade
+    assert not np.array_equal(panels[1][16:], panels[2][16:])  # below the labels: the crossing is drawn otherwise
+    # without depth there is nothing to show: the notebook says why
+    frames2, kp2 = _json_clip(tmp_path / "plain", tiny_demo, crossed=True, keep_depth=False)
+    extract(frames2, tmp_path / "plain_ds", backend="openpose_json", keypoints_dir=str(kp2), image_size=64,
+            sequence=True, smooth_window=1, progress=False)
+    assert depth_figure(tmp_path / "plain_ds") is None
+    assert "no stored pose crosses its arms with a depth" in capsys.readouterr().out

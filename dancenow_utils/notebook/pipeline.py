@@ -15,7 +15,7 @@ from dancenow_utils.evaluation.per_sample import read_per_sample
 from dancenow_utils.io_utils import list_images, read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.notebook.colab import keep_on_drive  # noqa: F401  (re-exported: pipeline.keep_on_drive)
-from dancenow_utils.notebook.lessons import ExtractionLesson
+from dancenow_utils.notebook.lessons import ExtractionLesson, depth_lesson_image
 from dancenow_utils.pose.extract import ExtractionSummary, extract
 from dancenow_utils.synthetic.demo import DEMO_VERSION, DemoPaths, make_demo
 from dancenow_utils.synthetic.parts import PARTS_CONFIG, PARTS_DATASET, PARTS_DATASET_TEST, make_parts_datasets
@@ -66,6 +66,17 @@ def extraction_lesson(source: str = "", dataroot: str | Path = "dataset", phase:
         source, truth = str(demo.video("target_train")), demo.keypoints("target_train")
     return ExtractionLesson.run(source, DatasetLayout(dataroot, phase).keypoints, n_frames, frame_step, weights,
                                 keypoints_dir, truth)
+
+
+def depth_figure(dataroot: str | Path = "dataset", phase: str = "train") -> np.ndarray | None:
+    """Notebook 01: one crossed-arms frame of the extracted data drawn without and with depth
+    (:func:`~dancenow_utils.notebook.lessons.depth_lesson_image`); None, saying why, when no stored pose crosses
+    its arms with a depth."""
+    try:
+        return depth_lesson_image(dataroot, phase)
+    except ValueError as exc:
+        print(f"no depth figure: {exc}")
+        return None
 
 
 INPUT_KINDS = ("pose", "parts")
