@@ -114,13 +114,16 @@ def main() -> None:
     done = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
     schedule = {"niter": a.niter, "niter_decay": a.niter_decay}
     demo_paths = demo()
-    for variant in a.variants.split(","):
+    variants = a.variants.split(",")
+    for variant in variants:
         drawing, _, source = variant.partition("_")
         if drawing not in ("none", "order", "shade") or source not in ("", "demo"):
             raise SystemExit(f"unknown variant {variant!r}: use none, order, shade, order_demo, shade_demo")
-        vtrain = variant_data(variant, train, data / variant / "dataset", demo_paths.keypoints("target_train"))
-        vtest = variant_data(variant, test, data / variant / "dataset_test", demo_paths.keypoints("target_heldout"))
-        for seed in range(a.runs):
+    for seed in range(a.runs):  # every variant's first run, then every variant's second...
+        for variant in variants:
+            vtrain = variant_data(variant, train, data / variant / "dataset", demo_paths.keypoints("target_train"))
+            vtest = variant_data(variant, test, data / variant / "dataset_test",
+                                 demo_paths.keypoints("target_heldout"))
             if any(r["variant"] == variant and r["seed"] == seed and r["schedule"] == schedule for r in done):
                 continue
             name = f"{variant}_s{seed}_{a.niter}_{a.niter_decay}"

@@ -436,3 +436,21 @@ def test_the_lesson_draws_one_crossed_arms_frame_both_ways(tmp_path, tiny_demo, 
             sequence=True, smooth_window=1, progress=False)
     assert depth_figure(tmp_path / "plain_ds") is None
     assert "no stored pose crosses its arms with a depth" in capsys.readouterr().out
+
+
+def test_coverage_carries_depth_and_says_when_the_other_arm_was_in_front(tmp_path):
+    from dancenow_utils.evaluation.coverage import PoseSet, coverage_report
+
+    def pose_set(people: list[Person]) -> PoseSet:
+        return PoseSet([f"f{i}" for i in range(len(people))], np.stack([p.body for p in people]), (200, 240),
+                       depth=np.stack([p.part_depth("body") for p in people]))
+
+    train = pose_set([crossed_person(False)] * 3)
+    query = pose_set([crossed_person(True), crossed_person(False)])
+    assert query.front_arm(0) == "right" and query.front_arm(1) == "left" and query.person(0).has_depth
+    report = coverage_report(query, train, tmp_path / "cov")
+    assert report.arms_in_front == 2 and report.other_arm_in_front == ["f0"]
+    saved = json.loads(report.json_path.read_text())
+    assert saved["other_arm_in_front"] == ["f0"] and "other arm in front" in report.summary()
+    flat = PoseSet(query.names, query.bodies, query.size)  # keypoints without depth: nothing to say
+    assert flat.front_arm(0) is None and coverage_report(flat, train, tmp_path / "flat").arms_in_front == 0
