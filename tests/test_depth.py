@@ -454,3 +454,18 @@ def test_coverage_carries_depth_and_says_when_the_other_arm_was_in_front(tmp_pat
     assert saved["other_arm_in_front"] == ["f0"] and "other arm in front" in report.summary()
     flat = PoseSet(query.names, query.bodies, query.size)  # keypoints without depth: nothing to say
     assert flat.front_arm(0) is None and coverage_report(flat, train, tmp_path / "flat").arms_in_front == 0
+
+
+def test_depth_from_another_folder_replaces_the_detectors(tmp_path, tiny_demo):
+    from dancenow_utils.pose.extract import extract
+
+    frames, plain = _json_clip(tmp_path / "plain", tiny_demo, crossed=True, keep_depth=False)
+    _, deep = _json_clip(tmp_path / "deep", tiny_demo, crossed=True)
+    s = extract(frames, tmp_path / "ds", backend="openpose_json", keypoints_dir=str(plain), image_size=64,
+                sequence=True, smooth_window=1, depth="order", depth_from=str(deep), progress=False)
+    assert s.with_depth == s.written == 6 and s.depth == "order"
+    stored = read_openpose_json(tmp_path / "ds" / "train_keypoints" / "frame_000003_keypoints.json")[0]
+    np.testing.assert_allclose(stored.part_depth("body"), crossed_person(True).part_depth("body") * 0.5, atol=0.01)
+    with pytest.raises(FileNotFoundError, match="depth_from"):
+        extract(frames, tmp_path / "ds2", backend="openpose_json", keypoints_dir=str(plain), depth_from="nowhere",
+                progress=False)

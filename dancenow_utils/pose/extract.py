@@ -467,9 +467,13 @@ def write_pairs(src: FrameSource, ok: list[tuple[FrameResult, Person]], crops: C
 def extract_poses(source: str | Path, settings: PoseSettings, dataroot: str | Path = "dataset", phase: str = "train",
                   weights: str = "", keypoints_dir: str = "", frame_step: int = 1, max_frames: int = 0,
                   normalize_to: str = "", normalize_method: str = DEFAULT_METHOD, write_frames: bool = True,
-                  workers: int = 0, progress: bool = True) -> ExtractionSummary:
+                  workers: int = 0, progress: bool = True, depth_from: str | Path = "") -> ExtractionSummary:
     """:func:`extract` with the drawing and extraction settings given whole (format, face, hands, size, smoothing,
-    backend, sequence): detect, screen, smooth or normalise, crop, write. Checks everything before any work."""
+    backend, sequence): detect, screen, smooth or normalise, crop, write. Checks everything before any work.
+    ``depth_from``: a keypoint folder whose depth sidecars replace the detector's depth (:func:`depth_of`)."""
+    if depth_from and not Path(depth_from).is_dir():
+        raise FileNotFoundError(f"{depth_from}: depth_from must be a keypoint folder with depth sidecars "
+                                "(depth/<frame id>_depth.json)")
     workers = check_int("workers", workers, 0, " (0 = automatic)")
     if settings.backend not in BACKENDS:
         raise ValueError(f"unknown backend {settings.backend!r}; choose one of {BACKENDS}")
@@ -485,6 +489,8 @@ def extract_poses(source: str | Path, settings: PoseSettings, dataroot: str | Pa
     target = Target.load(normalize_to, normalize_method) if normalize_to else None
     summary = ExtractionSummary(str(source), sequence=settings.sequence, ignored_files=src.ignored_files())
     detections = detect_frames(src, settings, weights, keypoints_dir, workers, progress)
+    if depth_from:
+        detections = depth_of(detections, depth_from)
     results = screen_frames(detections, src, settings, summary)
     ok = smooth_poses(results, settings, summary, target)
     settings = depth_setting(ok, settings, summary)
@@ -514,6 +520,7 @@ def extract(
     progress: bool = True,
     sequence: bool | None = None,
     depth: str = DEFAULT_DEPTH,
+    depth_from: str | Path = "",
 ) -> ExtractionSummary:
     """Run pose extraction on ``source`` and write aligned pairs under ``dataroot`` (see module docstring).
 
@@ -525,7 +532,9 @@ def extract(
     :mod:`~dancenow_utils.pose.normalize`) and drawn with the target's crop, ready for transfer; more than half of
     them landing outside that crop is an error, a few a warning. ``depth`` (``"none"``, ``"order"``,
     ``"shade"``): how the stick figures show which arm is in front (:mod:`~dancenow_utils.pose.render`; a source
-    without depth is drawn as ``"none"`` and the summary says so). Every parameter is checked before any work.
+    without depth is drawn as ``"none"`` and the summary says so); ``depth_from``: a keypoint folder whose depth
+    sidecars replace the detector's depth, frame by frame (the demo passes its character's own drawing order).
+    Every parameter is checked before any work.
     The keywords are packed once into a :class:`PoseSettings` for :func:`extract_poses`.
     """
     width, height = image_size_of(image_size)
@@ -538,7 +547,19 @@ def extract(
     settings = PoseSettings(pose_format, check_bool("draw_face", draw_face), check_bool("draw_hands", draw_hands),
                             width, height, smooth_window, backend, sequence, depth)
     return extract_poses(source, settings, dataroot, phase, weights, keypoints_dir, frame_step, max_frames,
-                         normalize_to, normalize_method, write_frames, workers, progress)
+                         normalize_to, normalize_method, write_frames, workers, progress, depth_from)
+
+
+def depth_of(detections: Detections, folder: str | Path) -> Detections:
+    """``detections`` with each frame's depth taken from ``folder``'s sidecar of the same frame id (e.g. the demo
+    character's own drawing order, ``demo_data/target_train_keypoints``); frames without one keep theirs."""
+    results = []
+    for r in detections.results:
+        if r.person is not None:
+            r = dataclasses.replace(r, person=take_depth_from(r.person, depth_path(Path(folder) /
+                                                                                   f"{r.frame_id}_keypoints.json")))
+        results.append(r)
+    return dataclasses.replace(detections, results=results)
 
 
 def take_depth_from(person: Person, sidecar: Path) -> Person:
