@@ -9,6 +9,7 @@ detects: MediaPipe's z) or ``demo`` (the demo character's own drawing order, its
 detected once (MediaPipe, as notebook 01 does); each variant only draws them again (``redraw_poses``).
 
     .venv/bin/python bench/depth_encodings.py [--variants none,order,shade] [--runs 2] [--niter 4 --niter-decay 3]
+        [--threads 1]
 
 Results are appended, one JSON line per run, to ``bench/.data/depth/results.jsonl`` (runs already there are not
 repeated) and summarised (mean and spread of the runs per variant) at the end.
@@ -106,6 +107,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=2, help="runs per variant (run k uses seed k)")
     ap.add_argument("--niter", type=int, default=4, help="epochs at the full learning rate (demo preset: 4)")
     ap.add_argument("--niter-decay", type=int, default=3, help="epochs of decay (demo preset: 3)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per run (1: steady on shared cores)")
     ap.add_argument("--data", default=str(DATA))
     a = ap.parse_args()
     data = Path(a.data)
@@ -129,7 +131,7 @@ def main() -> None:
             name = f"{variant}_s{seed}_{a.niter}_{a.niter_decay}"
             ck = data / "checkpoints"
             shutil.rmtree(ck / name, ignore_errors=True)
-            cfg = make_config("demo", {**schedule, "seed": seed})
+            cfg = make_config("demo", {**schedule, "seed": seed, "threads": a.threads})
             t0 = time.perf_counter()
             train_stage("global", cfg, vtrain, name, ck, resume=False, progress=False)
             seconds = time.perf_counter() - t0
