@@ -32,6 +32,7 @@ from dancenow_utils.pose.formats import (
     COCO_18_TO_BODY_25,
     HAND_COLORS,
     HAND_PAIRS,
+    joint,
 )
 from dancenow_utils.pose.keypoints import MIN_CONF, Person, body25_to_coco18
 from dancenow_utils.pose.settings import PoseSettings
@@ -104,11 +105,12 @@ def _draw_with_depth(canvas: np.ndarray, person: Person, settings: PoseSettings,
     limbs = [pair for pair in pairs if pair not in trunk]
     parts = {0: (body, body_z, limbs, colors, w, w)}
     if settings.draw_hands:
-        for rank, name in ((2, "left_hand"), (4, "right_hand")):
+        for rank, name, wrist in ((2, "left_hand", "LWrist"), (4, "right_hand", "RWrist")):
             hand = getattr(person, name)
             if hand is not None:
-                parts[rank] = (hand, person.part_depth(name), HAND_PAIRS, HAND_COLORS, hand_w,
-                               max(1, round(hand_w * 2 / 3)))
+                z = person.part_depth(name)  # a hand without its own depth is where its wrist is
+                z = z if z is not None else np.full(len(hand), person.part_depth("body")[joint(wrist)], np.float32)
+                parts[rank] = (hand, z, HAND_PAIRS, HAND_COLORS, hand_w, max(1, round(hand_w * 2 / 3)))
     present = person.body[:, 2] > MIN_CONF
     reference = float(np.median(person.part_depth("body")[present])) if present.any() else 0.0
     height = person.height() or canvas.shape[0] * 0.5
