@@ -104,6 +104,7 @@ normalize_to = ""      # a target's keypoint folder, to prepare a transfer sourc
 heldout_dataroot = "dataset_test"
 demo_dir = "demo_data"
 demo_frames = [1000, 240, 300]  # demo clip lengths: training, held-out, source dancer
+demo_depth = True      # demo only: the character's own depth (its drawing order) instead of MediaPipe's z
 lesson_frames = 40     # frames the stage-by-stage lesson shows (extraction's raw keypoints, detections.npz)
 lesson_joint = "RWrist"  # the joint whose track the smoothing figure plots
 """),
@@ -117,9 +118,9 @@ never leaves half a dataset. Frames where nobody (or more than one person) is fo
 """),
         ("code", """summaries = pipeline.pose_step(
     source, dataroot, phase, heldout_dataroot=heldout_dataroot, demo_dir=demo_dir, demo_frames=tuple(demo_frames),
-    backend=backend, weights=weights, keypoints_dir=keypoints_dir, image_size=image_size, pose_format=pose_format,
-    draw_face=draw_face, draw_hands=draw_hands, depth=depth, smooth_window=smooth_window, frame_step=frame_step,
-    max_frames=max_frames, normalize_to=normalize_to, sequence=sequence)
+    demo_depth=demo_depth, backend=backend, weights=weights, keypoints_dir=keypoints_dir, image_size=image_size,
+    pose_format=pose_format, draw_face=draw_face, draw_hands=draw_hands, depth=depth, smooth_window=smooth_window,
+    frame_step=frame_step, max_frames=max_frames, normalize_to=normalize_to, sequence=sequence)
 for summary in summaries.values():
     print(summary)
 """),

@@ -43,14 +43,21 @@ def ensure_demo(demo_dir: str | Path = "demo_data", n_train: int = 1000, n_heldo
 
 def pose_step(source: str = "", dataroot: str = "dataset", phase: str = "train", heldout_dataroot: str = "dataset_test",
               demo_dir: str = "demo_data", demo_frames: tuple[int, int, int] = (1000, 240, 300),
-              **extract_kwargs) -> dict[str, ExtractionSummary]:
-    """Notebook 01: extract ``source``; with no source, the demo's training clip and its held-out clip."""
+              demo_depth: bool = True, **extract_kwargs) -> dict[str, ExtractionSummary]:
+    """Notebook 01: extract ``source``; with no source, the demo's training clip and its held-out clip, whose
+    keypoints take the character's own depth (its drawing order, ``demo_depth``) instead of MediaPipe's z."""
     if source:
         return {dataroot: extract(source, dataroot, phase, **extract_kwargs)}
     demo = ensure_demo(demo_dir, *demo_frames)
+
+    def depth_from(clip: str) -> dict:
+        return {"depth_from": str(demo.keypoints(clip))} if demo_depth else {}
+
     return {
-        dataroot: extract(demo.video("target_train"), dataroot, phase, **extract_kwargs),
-        heldout_dataroot: extract(demo.video("target_heldout"), heldout_dataroot, phase, **extract_kwargs),
+        dataroot: extract(demo.video("target_train"), dataroot, phase, **depth_from("target_train"),
+                          **extract_kwargs),
+        heldout_dataroot: extract(demo.video("target_heldout"), heldout_dataroot, phase,
+                                  **depth_from("target_heldout"), **extract_kwargs),
     }
 
 
