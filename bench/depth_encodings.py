@@ -9,10 +9,11 @@ detects: MediaPipe's z) or ``demo`` (the demo character's own drawing order, its
 detected once (MediaPipe, as notebook 01 does); each variant only draws them again (``redraw_poses``).
 
     .venv/bin/python bench/depth_encodings.py [--variants none,order,shade] [--runs 2] [--niter 4 --niter-decay 3]
-        [--threads 1]
+        [--threads 1] [--seeds 1]
 
 Results are appended, one JSON line per run, to ``bench/.data/depth/results.jsonl`` (runs already there are not
-repeated) and summarised (mean and spread of the runs per variant) at the end.
+repeated) and summarised (mean and spread of the runs per variant) at the end. Two processes with different
+``--seeds`` share the work on two cores.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--variants", default="none,order,shade", help="<drawing>[_demo], comma-separated")
     ap.add_argument("--runs", type=int, default=2, help="runs per variant (run k uses seed k)")
+    ap.add_argument("--seeds", default="", help="only these runs' seeds, comma-separated (e.g. 1: a second process)")
     ap.add_argument("--niter", type=int, default=4, help="epochs at the full learning rate (demo preset: 4)")
     ap.add_argument("--niter-decay", type=int, default=3, help="epochs of decay (demo preset: 3)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run (1: steady on shared cores)")
@@ -121,11 +123,14 @@ def main() -> None:
         drawing, _, source = variant.partition("_")
         if drawing not in ("none", "order", "shade") or source not in ("", "demo"):
             raise SystemExit(f"unknown variant {variant!r}: use none, order, shade, order_demo, shade_demo")
-    for seed in range(a.runs):  # every variant's first run, then every variant's second...
+    seeds = [int(k) for k in a.seeds.split(",")] if a.seeds else list(range(a.runs))
+    for seed in seeds:  # every variant's first run, then every variant's second...
         for variant in variants:
             vtrain = variant_data(variant, train, data / variant / "dataset", demo_paths.keypoints("target_train"))
             vtest = variant_data(variant, test, data / variant / "dataset_test",
                                  demo_paths.keypoints("target_heldout"))
+            if results.exists():  # another process may have measured it meanwhile
+                done = [json.loads(line) for line in results.read_text().splitlines()]
             if any(r["variant"] == variant and r["seed"] == seed and r["schedule"] == schedule for r in done):
                 continue
             name = f"{variant}_s{seed}_{a.niter}_{a.niter_decay}"
