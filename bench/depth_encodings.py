@@ -33,7 +33,9 @@ from dancenow_utils.config import make_config
 from dancenow_utils.evaluation.crossval import evaluate
 from dancenow_utils.layout import DatasetLayout
 from dancenow_utils.pose.extract import extract, redraw_poses
-from dancenow_utils.pose.kinds import POSE_KINDS
+from dancenow_utils.pose.formats import joint
+from dancenow_utils.pose.keypoints import Person, read_openpose_json
+from dancenow_utils.pose.kinds import POSE_KINDS, pose_kind
 from dancenow_utils.pose.settings import PoseSettings
 from dancenow_utils.training.stages import train_stage
 
@@ -68,6 +70,26 @@ def variant_data(variant: str, base: Path, out: Path, depth_from: Path) -> Path:
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
+
+
+def front_arm(p: Person) -> str:
+    """The arm whose elbow and wrist are nearer the camera (smaller depth)."""
+    z = p.part_depth("body")
+    right, left = z[joint("RElbow")] + z[joint("RWrist")], z[joint("LElbow")] + z[joint("LWrist")]
+    return "right" if right < left else "left"
+
+
+def depth_agreement(base: Path, truth: Path) -> dict:
+    """On the frames whose arms cross or whose hands overlap (by the character's true keypoints): how often the
+    depth MediaPipe gave (``base``, as extracted) puts the same arm in front as the character's drawing order."""
+    agree: dict[str, list[bool]] = {"crossed arms": [], "hands overlapping": []}
+    for f in sorted((base / "train_keypoints").glob("*_keypoints.json")):
+        found, true = read_openpose_json(f), read_openpose_json(truth / f.name)
+        kind = pose_kind(true[0])
+        if kind in agree and len(found) == 1 and found[0].has_depth:
+            agree[kind].append(front_arm(found[0]) == front_arm(true[0]))
+    return {k: {"frames": len(v), "same_front_arm": round(float(np.mean(v)), 3) if v else None}
+            for k, v in agree.items()}
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -111,9 +133,15 @@ def main() -> None:
     ap.add_argument("--niter-decay", type=int, default=3, help="epochs of decay (demo preset: 3)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run (1: steady on shared cores)")
     ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--agreement", action="store_true", help="only how often MediaPipe's depth is right")
     a = ap.parse_args()
     data = Path(a.data)
     train, test = base_data(data)
+    if a.agreement:
+        paths = demo()
+        report("depth_agreement", {"train": depth_agreement(train, paths.keypoints("target_train")),
+                                   "heldout": depth_agreement(test, paths.keypoints("target_heldout"))})
+        return
     results = data / "results.jsonl"
     done = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
     schedule = {"niter": a.niter, "niter_decay": a.niter_decay}
@@ -149,8 +177,11 @@ def main() -> None:
             done.append(row)
             print(json.dumps(row), flush=True)
     rows = [r for r in done if r["schedule"] == schedule and r["variant"] in a.variants.split(",")]
+    agreement = {"train": depth_agreement(train, demo_paths.keypoints("target_train")),
+                 "heldout": depth_agreement(test, demo_paths.keypoints("target_heldout"))}
     report("depth_encodings", {"machine": machine(), "schedule": schedule,
-                               "steps": 500 * (a.niter + a.niter_decay), "summary": summarise(rows)})
+                               "steps": 500 * (a.niter + a.niter_decay), "mediapipe_depth_agreement": agreement,
+                               "summary": summarise(rows)})
 
 
 if __name__ == "__main__":
