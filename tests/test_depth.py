@@ -149,7 +149,9 @@ def test_settings_record_depth_and_old_settings_draw_as_today(tmp_path):
     assert PoseSettings.load(tmp_path / "old.json").depth == "none"
     with pytest.raises(ValueError, match="unknown depth"):
         PoseSettings(depth="z-buffer")
-    with pytest.raises(ValueError, match="depth=order.*depth=none"):
+    with pytest.raises(ValueError, match="drawn with pose_format=BODY_25, draw_face=True, draw_hands=True, "
+                                         "depth=order, but the model was trained on poses drawn with "
+                                         "pose_format=BODY_25, draw_face=True, draw_hands=True. Re-extract"):
         check_same_drawing(PoseSettings(depth="none"), PoseSettings(depth="order"), "the model", "the poses")
 
 

@@ -81,7 +81,8 @@ class PoseSettings:
         return {k: getattr(self, k) for k in DRAWING_KEYS}
 
     def describe(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.drawing().items())
+        """``pose_format=BODY_25, draw_face=True, draw_hands=True`` (and ``depth=...`` unless it is "none")."""
+        return ", ".join(f"{k}={v}" for k, v in self.drawing().items() if k != "depth" or v != "none")
 
 
 # bodies only (no face, no hands): figures of the body keypoints, e.g. normalisation and coverage
