@@ -35,7 +35,7 @@ def machine() -> str:
             f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', 'unset')}")
 
 
-def demo(out: Path | None = None, n_train: int = 1000, n_heldout: int = 150, n_source: int = 300):
+def demo(out: Path | None = None, n_train: int = 1000, n_heldout: int = 240, n_source: int = 300):
     """The full-size demo (made once under bench/.data)."""
     from dancenow_utils.notebook.pipeline import ensure_demo
 

@@ -103,14 +103,10 @@ def _labelled(tile: np.ndarray, key: str) -> np.ndarray:
     return np.concatenate([strip, tile], axis=0)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--name", default="demo")
-    ap.add_argument("--checkpoints", default=str(ROOT / "checkpoints"))
-    ap.add_argument("--test", default=str(ROOT / "dataset_test"))
-    ap.add_argument("--train", default=str(ROOT / "dataset"))
-    ap.add_argument("--figure", default=str(ROOT / "bench" / "figures" / "negative_results.png"))
-    a = ap.parse_args()
+def measure(name: str, checkpoints: str | Path, test: str | Path, train: str | Path, figure: str | Path) -> dict:
+    """The three negative results of run ``name`` (module docstring); the figure goes to ``figure``."""
+    a = argparse.Namespace(name=name, checkpoints=str(checkpoints), test=str(test), train=str(train),
+                           figure=str(figure))
     gen = load_generator(a.name, checkpoints_dir=a.checkpoints)
     data = load_held_out(gen, a.test, a.train)
     nn = NearestNeighbour(np.stack([p.body for p in data.train_people]))
@@ -185,7 +181,18 @@ def main() -> None:
         write_image(Path(a.figure), sheet)
         result["figure"] = str(Path(a.figure).relative_to(ROOT)) if Path(a.figure).is_relative_to(ROOT) else a.figure
         result["figure_rows"] = [lines[k][0] for k in range(0, len(lines) - 3, 4)]
-    report("negative_results", result)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--name", default="demo")
+    ap.add_argument("--checkpoints", default=str(ROOT / "checkpoints"))
+    ap.add_argument("--test", default=str(ROOT / "dataset_test"))
+    ap.add_argument("--train", default=str(ROOT / "dataset"))
+    ap.add_argument("--figure", default=str(ROOT / "bench" / "figures" / "negative_results.png"))
+    a = ap.parse_args()
+    report("negative_results", measure(a.name, a.checkpoints, a.test, a.train, a.figure))
 
 
 if __name__ == "__main__":

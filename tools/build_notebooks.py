@@ -95,6 +95,7 @@ image_size = 256       # a side, or [width, height] for wide presets (e.g. [512,
 pose_format = "BODY_25"  # or "COCO_18"
 draw_face = True
 draw_hands = True
+depth = "none"         # "none" | "order" | "shade": how the stick figure shows which arm is in front
 smooth_window = 7
 frame_step = 1
 max_frames = 0         # 0: all frames
@@ -102,7 +103,8 @@ sequence = None        # None: a video is a sequence, a folder of images indepen
 normalize_to = ""      # a target's keypoint folder, to prepare a transfer source (see notebook 04)
 heldout_dataroot = "dataset_test"
 demo_dir = "demo_data"
-demo_frames = [1000, 150, 300]  # demo clip lengths: training, held-out, source dancer
+demo_frames = [1000, 240, 300]  # demo clip lengths: training, held-out, source dancer
+demo_depth = True      # demo only: the character's own depth (its drawing order) instead of MediaPipe's z
 lesson_frames = 40     # frames the stage-by-stage lesson shows (extraction's raw keypoints, detections.npz)
 lesson_joint = "RWrist"  # the joint whose track the smoothing figure plots
 """),
@@ -116,9 +118,9 @@ never leaves half a dataset. Frames where nobody (or more than one person) is fo
 """),
         ("code", """summaries = pipeline.pose_step(
     source, dataroot, phase, heldout_dataroot=heldout_dataroot, demo_dir=demo_dir, demo_frames=tuple(demo_frames),
-    backend=backend, weights=weights, keypoints_dir=keypoints_dir, image_size=image_size, pose_format=pose_format,
-    draw_face=draw_face, draw_hands=draw_hands, smooth_window=smooth_window, frame_step=frame_step,
-    max_frames=max_frames, normalize_to=normalize_to, sequence=sequence)
+    demo_depth=demo_depth, backend=backend, weights=weights, keypoints_dir=keypoints_dir, image_size=image_size,
+    pose_format=pose_format, draw_face=draw_face, draw_hands=draw_hands, depth=depth, smooth_window=smooth_window,
+    frame_step=frame_step, max_frames=max_frames, normalize_to=normalize_to, sequence=sequence)
 for summary in summaries.values():
     print(summary)
 """),
@@ -166,6 +168,20 @@ pose must be in these coloured lines.
 """),
         ("code", """show(lesson.drawn_image(), "a training pair", figsize=(12, 4.5))
 """),
+        ("md", """### Which arm is in front
+
+OpenPose draws the limbs in a fixed order, the left arm last: where the arms cross, the stick figure cannot say
+which one is in front, and the generator has to guess (the original project's "overlap of hands was not
+registered"). MediaPipe gives every keypoint a relative depth and the demo character knows its own drawing order;
+extraction keeps that depth beside each keypoint file (`{phase}_keypoints/depth/`). With `depth="order"` the limbs
+and hands are drawn far to near, so the nearer arm lies on top; `depth="shade"` also makes nearer parts brighter.
+Here is one crossed-arms frame of this dataset drawn each way (below: the arms, magnified). Keypoints without a
+depth, such as OpenPose's JSON, are drawn as today whatever `depth` says, and the summary says so.
+"""),
+        ("code", """depth_figure = pipeline.depth_figure(dataroot, phase)
+if depth_figure is not None:
+    show(depth_figure, "one crossed-arms frame: today's drawing and with depth", figsize=(12, 6))
+"""),
         ("md", """## The demo character
 
 When no source is given, the clips come from `dancenow_utils.synthetic`: a character with a star on its shirt
@@ -194,7 +210,8 @@ arm, green left arm, green-to-cyan right leg, blue left leg.
 - **Smoothing**: run again with `smooth_window=1` (off) or `15` and look at the jitter figure: what happens to the
   wrist at the turns of a fast move? Try `lesson_joint="LAnkle"` too: feet stand still more often.
 - **The drawing**: `draw_hands=False`, `draw_face=False` or `pose_format="COCO_18"` change what the generator
-  sees (a model must be trained on poses drawn the way it will be used).
+  sees (a model must be trained on poses drawn the way it will be used); so does `depth="order"` or `"shade"`
+  (bench/RESULTS.md measures each on the demo).
 - **Real OpenPose**: `backend="openpose_json"` with `keypoints_dir` set to OpenPose's `--write_json` folder.
 """),
     ],

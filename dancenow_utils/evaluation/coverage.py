@@ -20,13 +20,20 @@ resolution or target to another.
 with the largest body-SSIM gap between the frames above and below it (``bench/coverage_forensics.py``; the numbers
 in bench/RESULTS.md, "Pose coverage and the forensic detector"). Flags use the mean over joints, which predicts
 quality better than the largest part's distance; the per-part distances say which limb is off.
+
+**Which arm is in front.** Where both pose sets carry a depth (:mod:`dancenow_utils.pose.keypoints`), a query
+frame whose arms cross or whose hands overlap is also checked against its nearest training pose: when that pose
+has the other arm in front, the generator has only seen the crossing the other way round (``other_arm_in_front``
+in ``coverage.json``; the distance, from x and y alone, cannot tell). The contact sheet's skeletons are drawn far
+to near.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -40,6 +47,7 @@ from dancenow_utils.layout import DatasetLayout
 from dancenow_utils.pose.crop import Crops, keypoint_files, people_in_image
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
+from dancenow_utils.pose.kinds import pose_kind
 from dancenow_utils.pose.normalize import body_height
 from dancenow_utils.pose.render import render_pose
 from dancenow_utils.pose.settings import BODY_ONLY
@@ -168,11 +176,30 @@ class PoseSet:
     bodies: np.ndarray  # (N, 25, 3)
     size: tuple[int, int]
     folder: Path | None = None
+    depth: np.ndarray | None = None  # (N, 25) body depth (pose.keypoints), NaN rows for poses without one
 
     def __post_init__(self) -> None:
         self.bodies = _as_bodies(self.bodies, "bodies") if len(self.names) else np.zeros((0, 25, 3), np.float32)
         if len(self.bodies) != len(self.names):
             raise ValueError(f"PoseSet: {len(self.names)} names but {len(self.bodies)} poses")
+        if self.depth is not None:
+            self.depth = np.asarray(self.depth, np.float32).reshape(len(self.names), 25)
+
+    def person(self, i: int) -> Person:
+        """Pose ``i`` as a :class:`Person`, with its depth when it has one."""
+        z = self.depth[i] if self.depth is not None and np.isfinite(self.depth[i]).all() else None
+        return Person(self.bodies[i], depth={"body": z} if z is not None else {})
+
+    def front_arm(self, i: int) -> str | None:
+        """Which arm of pose ``i`` is nearer the camera, for a pose whose arms cross or whose hands overlap
+        (:mod:`~dancenow_utils.pose.kinds`) and that has a depth; None otherwise."""
+        p = self.person(i)
+        if not p.has_depth or pose_kind(p) not in ("crossed arms", "hands overlapping"):
+            return None
+        z = p.part_depth("body")
+        right = z[joint("RElbow")] + z[joint("RWrist")]
+        left = z[joint("LElbow")] + z[joint("LWrist")]
+        return None if right == left else ("right" if right < left else "left")
 
     def sibling(self, suffix: str) -> Path | None:
         """``{phase}_A`` or ``{phase}_B`` beside a ``{phase}_keypoints`` folder, when it exists."""
@@ -196,7 +223,10 @@ def load_pose_folder(folder: str | Path, size: tuple[int, int] | None = None) ->
     layout = DatasetLayout.of_keypoints_dir(kdir)
     w, h = size or Crops.load(layout).size
     people = people_in_image(layout, names, w, h)
-    return PoseSet(names, np.stack([p.body for p in people]), (int(w), int(h)), kdir)
+    depth = None
+    if any(p.has_depth for p in people):
+        depth = np.stack([p.part_depth("body") if p.has_depth else np.full(25, np.nan, np.float32) for p in people])
+    return PoseSet(names, np.stack([p.body for p in people]), (int(w), int(h)), kdir, depth)
 
 
 def _pose_set(x: PoseSet | str | Path, size: tuple[int, int] | None = None) -> PoseSet:
@@ -217,6 +247,10 @@ class CoverageReport:
     threshold: float
     scale_px: float
     worst: list[int]
+    # the query frames whose arms cross or hands overlap with one arm in front, where the nearest training pose
+    # has the other arm in front (depth from both; the generator has seen the crossing the other way round)
+    other_arm_in_front: list[str] = field(default_factory=list)
+    arms_in_front: int = 0  # query frames whose arms cross or hands overlap with a front arm both sets could say
 
     @property
     def json_path(self) -> Path:
@@ -254,6 +288,9 @@ class CoverageReport:
         for i in self.worst[:5]:
             lines.append(f"  {self.names[i]}: {self.distance[i]:.4f} (worst part {self.worst_part(i)}, nearest "
                          f"training frame {self.nearest[i]})")
+        if self.arms_in_front:
+            lines.append(f"  arms in front: {len(self.other_arm_in_front)} of {self.arms_in_front} crossed-arm or "
+                         "overlapping-hand frames have the other arm in front in their nearest training pose")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -274,6 +311,7 @@ class CoverageReport:
             "max": num(finite.max()) if len(finite) else None,
             "part_means": {p: num(np.nanmean(v)) if np.isfinite(v).any() else None for p, v in self.parts.items()},
             "worst": [self.names[i] for i in self.worst],
+            "arms_in_front": self.arms_in_front, "other_arm_in_front": self.other_arm_in_front,
             "frames": frames,
         }
 
@@ -304,6 +342,12 @@ def coverage_report(query_people: PoseSet | str | Path, train_people: PoseSet | 
         nearest=[train.names[j] if j >= 0 else None for j in res["nearest"]],
         flagged=np.isfinite(dist) & (dist > threshold), threshold=float(threshold), scale_px=res["scale"],
         worst=worst_frames(dist, n_worst, min_gap))
+    for i, j in enumerate(res["nearest"]):
+        mine, theirs = query.front_arm(i), train.front_arm(int(j)) if j >= 0 else None
+        if mine is not None and theirs is not None:
+            report.arms_in_front += 1
+            if mine != theirs:
+                report.other_arm_in_front.append(query.names[i])
     report.out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(report.json_path, json.dumps(report.to_dict(), indent=1) + "\n")
     plot_coverage(report, report.curve_path, title)
@@ -343,16 +387,17 @@ def plot_coverage(report: CoverageReport, path: str | Path, title: str = "") -> 
     plt.close(fig)
 
 
-def _image_or_skeleton(folder: Path | None, name: str | None, body: np.ndarray, size: tuple[int, int],
+def _image_or_skeleton(folder: Path | None, name: str | None, body: Person, size: tuple[int, int],
                        tile: tuple[int, int]) -> np.ndarray:
     """The image ``folder/<name>.*`` resized to ``tile`` (width, height), or the skeleton drawn from ``body`` (in
-    ``size`` pixels) when there is none."""
+    ``size`` pixels; far to near where it has a depth) when there is none."""
     if folder is not None and name is not None:
         for ext in (".png", ".jpg", ".jpeg"):
             f = folder / f"{name}{ext}"
             if f.exists():
                 return cv2.resize(read_image(f), tile, interpolation=cv2.INTER_AREA)
-    return cv2.resize(render_pose([Person(body)], BODY_ONLY, size=size), tile, interpolation=cv2.INTER_AREA)
+    drawing = dataclasses.replace(BODY_ONLY, depth="order")  # a pose without depth is drawn as today
+    return cv2.resize(render_pose([body], drawing, size=size), tile, interpolation=cv2.INTER_AREA)
 
 
 def worst_sheet(report: CoverageReport, query: PoseSet, train: PoseSet, train_frames_dir: Path | None,
@@ -367,8 +412,8 @@ def worst_sheet(report: CoverageReport, query: PoseSet, train: PoseSet, train_fr
     index = {n: j for j, n in enumerate(train.names)}
     for i in report.worst:
         j = index[report.nearest[i]]
-        pose = _image_or_skeleton(query_pose_images, report.names[i], query.bodies[i], query.size, box)
-        frame = _image_or_skeleton(train_frames_dir, train.names[j], train.bodies[j], train.size, box)
+        pose = _image_or_skeleton(query_pose_images, report.names[i], query.person(i), query.size, box)
+        frame = _image_or_skeleton(train_frames_dir, train.names[j], train.person(j), train.size, box)
         part = report.worst_part(i)
         triples.append([label(pose, f"{report.names[i]} {report.distance[i]:.3f}"),
                         label(frame, f"nearest {train.names[j]}"),

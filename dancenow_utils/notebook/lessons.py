@@ -4,7 +4,8 @@
 extraction saved) and smoothing and one of them through the crop and the drawing: raw keypoints on the frame, a
 joint's track before and after smoothing, the crop box, the stick figure. :class:`NormalizationLesson` (notebook 04)
 fits global pose normalisation exactly as pose transfer does and draws the source skeleton over the target's crop
-before and after it, with the ankle lines and the scale the method derives. Only figures are made here: every stage
+before and after it, with the ankle lines and the scale the method derives. :func:`depth_lesson_image` (notebook 01)
+draws one crossed-arms frame without and with depth. Only figures are made here: every stage
 is the package's own code (:mod:`~dancenow_utils.pose.extract`'s stages, :mod:`~dancenow_utils.pose.smoothing`,
 :mod:`~dancenow_utils.pose.crop`, :mod:`~dancenow_utils.pose.render`, :mod:`~dancenow_utils.pose.normalize`).
 """
@@ -211,6 +212,65 @@ class ExtractionLesson:
         cut = c.apply_image(self.frame)
         over = self._draw(c.apply_person(self.smoothed[self.index]), c.width, c.height, cut)
         return hstack([label(cut, "frame (B)"), label(over, "both"), label(self.pose_image(), "pose (A)")])
+
+
+def crossed_arms_frame(keypoints_dir: str | Path) -> str:
+    """The frame id of the stored pose (``{phase}_keypoints``) whose crossed arms differ most in depth, the right
+    one in front if any is (OpenPose's fixed order draws the left arm on top, so there drawing with depth changes
+    the picture); a ValueError when no stored pose crosses its arms with a depth."""
+    from dancenow_utils.pose.kinds import pose_kind
+
+    best, best_key = None, (False, -1.0)
+    for f in keypoint_files(keypoints_dir):
+        p = read_single_person(f)
+        if p is None or not p.has_depth or pose_kind(p) != "crossed arms":
+            continue
+        z = p.part_depth("body")
+        gap = float(z[joint("LElbow")] + z[joint("LWrist")] - z[joint("RElbow")] - z[joint("RWrist")])
+        key = (gap > 0, abs(gap))  # the right arm nearer first, then the largest difference
+        if key > best_key:
+            best, best_key = f.name.removesuffix("_keypoints.json"), key
+    if best is None:
+        raise ValueError(f"{keypoints_dir}: no stored pose crosses its arms with a depth per keypoint (the demo's "
+                         "do; OpenPose JSON has no depth)")
+    return best
+
+
+def depth_lesson_image(dataroot: str | Path, phase: str = "train", frame_id: str | None = None,
+                       zoom: int = 2) -> np.ndarray:
+    """One crossed-arms frame of a dataset drawn both ways: the frame (``{phase}_B``), today's OpenPose drawing
+    (``depth="none"``: a fixed order, the left arm always on top), far to near (``"order"``: the nearer arm on
+    top) and shaded by depth (``"shade"``); below, the arms ``zoom`` times larger. ``frame_id`` defaults to
+    :func:`crossed_arms_frame`."""
+    import dataclasses
+
+    layout = DatasetLayout(dataroot, phase)
+    settings = PoseSettings.load(layout.settings) or PoseSettings()
+    frame_id = frame_id or crossed_arms_frame(layout.keypoints)
+    person = read_single_person(layout.keypoint_file(frame_id))
+    if person is None:
+        raise ValueError(f"{layout.keypoint_file(frame_id)}: not one person")
+    crop = Crops.load(layout).of(frame_id)
+    p = crop.apply_person(person)
+    frame_file = next((f for f in (layout.B / f"{frame_id}{e}" for e in (".png", ".jpg")) if f.exists()), None)
+    frame = read_image(frame_file) if frame_file is not None else np.zeros((crop.height, crop.width, 3), np.uint8)
+    drawings = {"frame": frame}
+    for mode, text in (("none", "today: fixed order"), ("order", "far to near"), ("shade", "shaded by depth")):
+        drawings[text] = render_pose([p], dataclasses.replace(settings, depth=mode), size=(crop.width, crop.height))
+    arms = p.body[[joint(n) for n in ("RElbow", "RWrist", "LElbow", "LWrist")], :2]
+    cx, cy = arms.mean(axis=0)
+    half = max(8, int(0.5 * max(np.ptp(arms[:, 0]), np.ptp(arms[:, 1])) + 0.06 * crop.height))
+    x0, y0 = int(np.clip(cx - half, 0, crop.width - 2 * half)), int(np.clip(cy - half, 0, crop.height - 2 * half))
+
+    def zoomed(img: np.ndarray) -> np.ndarray:
+        cut = img[y0:y0 + 2 * half, x0:x0 + 2 * half]
+        return cv2.resize(cut, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+
+    top = hstack([label(img, text) for text, img in drawings.items()])
+    bottom = hstack([zoomed(img) for img in drawings.values()], height=top.shape[0])
+    width = max(top.shape[1], bottom.shape[1])
+    pad = [np.pad(x, ((0, 2), (0, width - x.shape[1]), (0, 0)), constant_values=255) for x in (top, bottom)]
+    return np.concatenate(pad, axis=0)[:-2]
 
 
 # ------------------------------------------------------------------------------------------------ notebook 04

@@ -15,9 +15,9 @@ from dancenow_utils.evaluation.per_sample import read_per_sample
 from dancenow_utils.io_utils import list_images, read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.notebook.colab import keep_on_drive  # noqa: F401  (re-exported: pipeline.keep_on_drive)
-from dancenow_utils.notebook.lessons import ExtractionLesson
+from dancenow_utils.notebook.lessons import ExtractionLesson, depth_lesson_image
 from dancenow_utils.pose.extract import ExtractionSummary, extract
-from dancenow_utils.synthetic.demo import DemoPaths, make_demo
+from dancenow_utils.synthetic.demo import DEMO_VERSION, DemoPaths, make_demo
 from dancenow_utils.synthetic.parts import PARTS_CONFIG, PARTS_DATASET, PARTS_DATASET_TEST, make_parts_datasets
 from dancenow_utils.training.trainer import Trainer
 
@@ -26,30 +26,38 @@ if TYPE_CHECKING:
 from dancenow_utils.visualize import grid, image_browser, label, overlay
 
 
-def ensure_demo(demo_dir: str | Path = "demo_data", n_train: int = 1000, n_heldout: int = 150,
+def ensure_demo(demo_dir: str | Path = "demo_data", n_train: int = 1000, n_heldout: int = 240,
                 n_source: int = 300, size: int = 256, seed: int = 0, progress: bool = True) -> DemoPaths:
     """Write the demo clips unless ``demo_dir`` already holds the same ones (same sizes and seed, and every
-    clip's part and instance maps: a demo written by an older version lacks them and is written again)."""
+    clip's part and instance maps, and this version's dances: a demo written by an older version is written again)."""
     paths = DemoPaths(Path(demo_dir))
     want = {"target_train": n_train, "target_heldout": n_heldout, "source_dancer": n_source}
     if paths.manifest.exists():
         have = json.loads(paths.manifest.read_text())
         complete = all(paths.parts(c).is_dir() and paths.instances(c).is_dir() for c in want)
-        if have.get("frames") == want and have.get("size") == size and have.get("seed") == seed and complete:
+        same = have.get("version") == DEMO_VERSION and have.get("size") == size and have.get("seed") == seed
+        if have.get("frames") == want and same and complete:
             return paths
     return make_demo(demo_dir, size, n_train, n_heldout, n_source, seed, progress)
 
 
 def pose_step(source: str = "", dataroot: str = "dataset", phase: str = "train", heldout_dataroot: str = "dataset_test",
-              demo_dir: str = "demo_data", demo_frames: tuple[int, int, int] = (1000, 150, 300),
-              **extract_kwargs) -> dict[str, ExtractionSummary]:
-    """Notebook 01: extract ``source``; with no source, the demo's training clip and its held-out clip."""
+              demo_dir: str = "demo_data", demo_frames: tuple[int, int, int] = (1000, 240, 300),
+              demo_depth: bool = True, **extract_kwargs) -> dict[str, ExtractionSummary]:
+    """Notebook 01: extract ``source``; with no source, the demo's training clip and its held-out clip, whose
+    keypoints take the character's own depth (its drawing order, ``demo_depth``) instead of MediaPipe's z."""
     if source:
         return {dataroot: extract(source, dataroot, phase, **extract_kwargs)}
     demo = ensure_demo(demo_dir, *demo_frames)
+
+    def depth_from(clip: str) -> dict:
+        return {"depth_from": str(demo.keypoints(clip))} if demo_depth else {}
+
     return {
-        dataroot: extract(demo.video("target_train"), dataroot, phase, **extract_kwargs),
-        heldout_dataroot: extract(demo.video("target_heldout"), heldout_dataroot, phase, **extract_kwargs),
+        dataroot: extract(demo.video("target_train"), dataroot, phase, **depth_from("target_train"),
+                          **extract_kwargs),
+        heldout_dataroot: extract(demo.video("target_heldout"), heldout_dataroot, phase,
+                                  **depth_from("target_heldout"), **extract_kwargs),
     }
 
 
@@ -65,6 +73,17 @@ def extraction_lesson(source: str = "", dataroot: str | Path = "dataset", phase:
         source, truth = str(demo.video("target_train")), demo.keypoints("target_train")
     return ExtractionLesson.run(source, DatasetLayout(dataroot, phase).keypoints, n_frames, frame_step, weights,
                                 keypoints_dir, truth)
+
+
+def depth_figure(dataroot: str | Path = "dataset", phase: str = "train") -> np.ndarray | None:
+    """Notebook 01: one crossed-arms frame of the extracted data drawn without and with depth
+    (:func:`~dancenow_utils.notebook.lessons.depth_lesson_image`); None, saying why, when no stored pose crosses
+    its arms with a depth."""
+    try:
+        return depth_lesson_image(dataroot, phase)
+    except ValueError as exc:
+        print(f"no depth figure: {exc}")
+        return None
 
 
 INPUT_KINDS = ("pose", "parts")

@@ -24,6 +24,7 @@ the end: an error or Ctrl-C leaves the earlier output as it was, never a half-wr
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -46,10 +47,17 @@ from dancenow_utils.pose.crop import Crop, Crops, normalisation_target
 from dancenow_utils.pose.cuts import CUT_MARGIN, find_cuts
 from dancenow_utils.pose.detect import BACKENDS, REASONS, FrameResult, detect
 from dancenow_utils.pose.formats import N_BODY, N_FACE, N_HAND
-from dancenow_utils.pose.keypoints import MIN_CONF, Person, write_openpose_json
+from dancenow_utils.pose.keypoints import (
+    MIN_CONF,
+    Person,
+    attach_depth,
+    depth_path,
+    read_openpose_json,
+    write_openpose_json,
+)
 from dancenow_utils.pose.normalize import DEFAULT_METHOD, check_method, normalize_sequence
 from dancenow_utils.pose.render import render_pose
-from dancenow_utils.pose.settings import PoseSettings
+from dancenow_utils.pose.settings import DEFAULT_DEPTH, PoseSettings
 from dancenow_utils.pose.smoothing import smooth_sequence
 from dancenow_utils.pose.sources import FrameSource
 
@@ -109,6 +117,8 @@ class ExtractionSummary:
     cuts: list[str] = field(default_factory=list)  # frame ids that start a new shot
     outside_crop: int = 0  # normalised poses drawn entirely outside the image (black pose images)
     partly_outside: int = 0  # normalised poses with a body joint clearly beyond an edge of the image
+    depth: str = "none"  # how the stick figures show depth (settings.depth; "none" when the source has none)
+    with_depth: int = 0  # frames written whose pose has a depth per keypoint
     ignored_files: list[str] = field(default_factory=list)
     transparent: int = 0  # images with transparent pixels, composited on a plain white background
     messages: list[str] = field(default_factory=list)  # per skipped frame, which and why (the first 100)
@@ -164,6 +174,8 @@ class ExtractionSummary:
                          + (" ..." if len(self.ignored_files) > 5 else ""))
         if self.transparent:
             lines.append(f"  transparent images: {self.transparent}, composited on a plain white background")
+        if self.depth != "none" or self.with_depth:
+            lines.append(f"  depth: {self.with_depth} of {self.written} poses have one; drawn with depth={self.depth}")
         lines += [f"  {m}" for m in self.messages[:5]]
         if len(self.messages) > 5:
             lines.append(f"  ... ({sum(self.skipped().values()) - 5} more; the first {MAX_MESSAGES} in summary.json)")
@@ -255,12 +267,17 @@ class Detections:
         """Write the detections as one compressed NumPy archive (missing parts are zeros, flagged)."""
         n = len(self.results)
         arrays = {name: np.zeros((n, k, 3), np.float32) for name, k in _PARTS.items()}
+        depths = {f"{name}_depth": np.zeros((n, k), np.float32) for name, k in _PARTS.items()}
         present = np.zeros((n, len(_PARTS)), bool)
+        has_depth = np.zeros((n, len(_PARTS)), bool)
         for t, r in enumerate(self.results):
             for col, name in enumerate(_PARTS):
                 a = getattr(r.person, name) if r.person is not None else None
                 if a is not None:
                     arrays[name][t], present[t, col] = a, True
+                    z = r.person.part_depth(name)
+                    if z is not None:
+                        depths[f"{name}_depth"][t], has_depth[t, col] = z, True
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(
                 f, format=DETECTIONS_FORMAT, source=self.source, frame_step=self.frame_step, backend=self.backend,
@@ -268,7 +285,7 @@ class Detections:
                 frame_id=np.array([r.frame_id for r in self.results], str),
                 status=np.array([r.status for r in self.results], str),
                 size=np.array([r.size for r in self.results], np.int64).reshape(n, 2),
-                present=present, **arrays)
+                present=present, has_depth=has_depth, **arrays, **depths)
 
     @classmethod
     def load(cls, path: str | Path) -> Detections | None:
@@ -282,12 +299,17 @@ class Detections:
                 if int(z["format"]) != DETECTIONS_FORMAT:
                     return None
                 present, parts = z["present"], [z[name] for name in _PARTS]
+                # depth was added later (issue 25): files without it load without depth
+                has_depth = z["has_depth"] if "has_depth" in z.files else np.zeros_like(present)
+                depths = [z[f"{name}_depth"] if "has_depth" in z.files else None for name in _PARTS]
                 results = []
                 for t, (pos, frame_id, status, size) in enumerate(zip(z["pos"], z["frame_id"], z["status"],
                                                                         z["size"])):
                     person = None
                     if present[t, 0]:
-                        person = Person(*(a[t] if present[t, k] else None for k, a in enumerate(parts)))
+                        depth = {name: depths[k][t] for k, name in enumerate(_PARTS)
+                                 if present[t, k] and has_depth[t, k]}
+                        person = Person(*(a[t] if present[t, k] else None for k, a in enumerate(parts)), depth=depth)
                     results.append(FrameResult(int(pos), str(frame_id), str(status), person,
                                                (int(size[0]), int(size[1]))))
                 return cls(results, str(z["source"]), int(z["frame_step"]), str(z["backend"]))
@@ -371,6 +393,21 @@ def smooth_poses(results: list[FrameResult], settings: PoseSettings, summary: Ex
     return ok
 
 
+def depth_setting(ok: list[tuple[FrameResult, Person]], settings: PoseSettings,
+                  summary: ExtractionSummary) -> PoseSettings:
+    """The settings the pairs are drawn with: ``settings``, or with ``depth="none"`` when no pose has a depth
+    (OpenPose JSON, an OpenPose network); says so in ``summary``. Poses without depth among others that have one
+    are drawn without it (:func:`~dancenow_utils.pose.render.render_pose`)."""
+    summary.with_depth = sum(p.has_depth for _, p in ok)
+    if settings.uses_depth and not summary.with_depth:
+        summary.warn(f"{summary.source}: depth={settings.depth!r} asks for stick figures that show which arm is in "
+                     f"front, but this source has no depth ({settings.backend} gives none): they are drawn without "
+                     "it (depth='none', recorded so in settings.json). MediaPipe's backend gives a depth.")
+        settings = dataclasses.replace(settings, depth="none")
+    summary.depth = settings.depth
+    return settings
+
+
 def crop_poses(ok: list[tuple[FrameResult, Person]], settings: PoseSettings, summary: ExtractionSummary,
                target: Target | None = None) -> Crops:
     """Stage 3, crop: the target's crop (normalised poses: most of them outside it is an error), one crop around
@@ -443,9 +480,13 @@ def write_pairs(src: FrameSource, ok: list[tuple[FrameResult, Person]], crops: C
 def extract_poses(source: str | Path, settings: PoseSettings, dataroot: str | Path = "dataset", phase: str = "train",
                   weights: str = "", keypoints_dir: str = "", frame_step: int = 1, max_frames: int = 0,
                   normalize_to: str = "", normalize_method: str = DEFAULT_METHOD, write_frames: bool = True,
-                  workers: int = 0, progress: bool = True) -> ExtractionSummary:
+                  workers: int = 0, progress: bool = True, depth_from: str | Path = "") -> ExtractionSummary:
     """:func:`extract` with the drawing and extraction settings given whole (format, face, hands, size, smoothing,
-    backend, sequence): detect, screen, smooth or normalise, crop, write. Checks everything before any work."""
+    backend, sequence): detect, screen, smooth or normalise, crop, write. Checks everything before any work.
+    ``depth_from``: a keypoint folder whose depth sidecars replace the detector's depth (:func:`depth_of`)."""
+    if depth_from and not Path(depth_from).is_dir():
+        raise FileNotFoundError(f"{depth_from}: depth_from must be a keypoint folder with depth sidecars "
+                                "(depth/<frame id>_depth.json)")
     workers = check_int("workers", workers, 0, " (0 = automatic)")
     if settings.backend not in BACKENDS:
         raise ValueError(f"unknown backend {settings.backend!r}; choose one of {BACKENDS}")
@@ -462,8 +503,11 @@ def extract_poses(source: str | Path, settings: PoseSettings, dataroot: str | Pa
     summary = ExtractionSummary(str(source), sequence=settings.sequence, ignored_files=src.ignored_files(),
                                 transparent=len(src.transparent_images()))
     detections = detect_frames(src, settings, weights, keypoints_dir, workers, progress)
+    if depth_from:
+        detections = depth_of(detections, depth_from)
     results = screen_frames(detections, src, settings, summary)
     ok = smooth_poses(results, settings, summary, target)
+    settings = depth_setting(ok, settings, summary)
     crops = crop_poses(ok, settings, summary, target)
     write_pairs(src, ok, crops, settings, DatasetLayout(dataroot, phase), summary, detections, write_frames, progress)
     return summary
@@ -489,6 +533,8 @@ def extract(
     workers: int = 0,
     progress: bool = True,
     sequence: bool | None = None,
+    depth: str = DEFAULT_DEPTH,
+    depth_from: str | Path = "",
 ) -> ExtractionSummary:
     """Run pose extraction on ``source`` and write aligned pairs under ``dataroot`` (see module docstring).
 
@@ -498,7 +544,11 @@ def extract(
     ``normalize_to`` names a target's keypoint folder (e.g. ``dataset/train_keypoints``): poses are then mapped
     onto that target with global pose normalisation (``normalize_method``: ``"project"`` or EDN's ``"edn"``, see
     :mod:`~dancenow_utils.pose.normalize`) and drawn with the target's crop, ready for transfer; more than half of
-    them landing outside that crop is an error, a few a warning. Every parameter is checked before any work.
+    them landing outside that crop is an error, a few a warning. ``depth`` (``"none"``, ``"order"``,
+    ``"shade"``): how the stick figures show which arm is in front (:mod:`~dancenow_utils.pose.render`; a source
+    without depth is drawn as ``"none"`` and the summary says so); ``depth_from``: a keypoint folder whose depth
+    sidecars replace the detector's depth, frame by frame (the demo passes its character's own drawing order).
+    Every parameter is checked before any work.
     The keywords are packed once into a :class:`PoseSettings` for :func:`extract_poses`.
     """
     width, height = image_size_of(image_size)
@@ -510,6 +560,71 @@ def extract(
     given = check_optional_bool("sequence", sequence)
     sequence = src.is_video if given is None else given
     settings = PoseSettings(pose_format, check_bool("draw_face", draw_face), check_bool("draw_hands", draw_hands),
-                            width, height, smooth_window, backend, sequence)
+                            width, height, smooth_window, backend, sequence, depth)
     return extract_poses(source, settings, dataroot, phase, weights, keypoints_dir, frame_step, max_frames,
-                         normalize_to, normalize_method, write_frames, workers, progress)
+                         normalize_to, normalize_method, write_frames, workers, progress, depth_from)
+
+
+def depth_of(detections: Detections, folder: str | Path) -> Detections:
+    """``detections`` with each frame's depth taken from ``folder``'s sidecar of the same frame id (e.g. the demo
+    character's own drawing order, ``demo_data/target_train_keypoints``); frames without one keep theirs."""
+    results = []
+    for r in detections.results:
+        if r.person is not None:
+            r = dataclasses.replace(r, person=take_depth_from(r.person, depth_path(Path(folder) /
+                                                                                   f"{r.frame_id}_keypoints.json")))
+        results.append(r)
+    return dataclasses.replace(detections, results=results)
+
+
+def take_depth_from(person: Person, sidecar: Path) -> Person:
+    """``person`` with the depth of another source's sidecar (``<id>_depth.json``, e.g. the demo character's
+    ground truth or a depth camera's), part by part where both have the part; without the file, unchanged."""
+    if not sidecar.exists():
+        return person
+    other = person.copy()
+    other.depth = {}
+    data = json.loads(sidecar.read_text())
+    if len(data.get("people") or []) != 1:
+        return person
+    attach_depth([other], data, str(sidecar))
+    out = person.copy()
+    out.depth.update(other.depth)
+    return out
+
+
+def redraw_poses(dataroot: str | Path, settings: PoseSettings, phase: str = "train", depth_from: str | Path = "",
+                 progress: bool = True) -> int:
+    """Draw a dataset's stick figures again from its stored keypoints and crops with ``settings`` (e.g. another
+    ``depth``), without detecting again: ``{phase}_A`` and ``settings.json`` are replaced (staged, swapped into
+    place). ``depth_from``: a folder of depth sidecars named like the keypoint files whose depth replaces the
+    stored one (written beside the keypoints too). Returns the number of poses drawn."""
+    layout = DatasetLayout(dataroot, phase)
+    crops = Crops.load(layout)
+    files = sorted(layout.keypoints.glob("*_keypoints.json"))
+    if not files:
+        raise ValueError(f"{layout.keypoints}: no keypoint files to draw; run pose extraction first")
+    old = PoseSettings.load(layout.settings) or settings
+    people = []
+    for f in files:
+        found = read_openpose_json(f)
+        person = found[0] if len(found) == 1 else None
+        if person is not None and depth_from:
+            person = take_depth_from(person, depth_path(Path(depth_from) / f.name))
+            write_openpose_json(f, [person], old.pose_format)
+        people.append((f.name.removesuffix("_keypoints.json"), person))
+    if settings.uses_depth and not any(p is not None and p.has_depth for _, p in people):
+        settings = dataclasses.replace(settings, depth="none")
+    staging = layout.A.with_name(f".{layout.A.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        for frame_id, person in tqdm(people, desc="drawing poses", disable=not progress):
+            if person is not None:
+                write_image(staging / f"{frame_id}.png", render_pose([crops.of(frame_id).apply_person(person)],
+                                                                     settings))
+        swap_folders_into_place({"A": staging}, {"A": layout.A})
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    settings.save(layout.settings)
+    return sum(p is not None for _, p in people)

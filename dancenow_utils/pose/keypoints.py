@@ -3,6 +3,13 @@
 A :class:`Person` always stores its body in BODY_25 order; COCO-18 is converted on the way in and out so that
 every other module deals with one layout. Arrays are ``(N, 3)`` float32 of pixel x, pixel y, confidence; a missing
 keypoint is ``0, 0, 0`` as in OpenPose.
+
+Depth: where the source has one (MediaPipe's relative z, the demo character's drawing order) a person also carries
+a depth per keypoint, ``Person.depth[part]`` of shape ``(N,)``, in pixels of the same frame, smaller is nearer the
+camera (MediaPipe's sign), relative to the person (0 at the hips' plane). OpenPose JSON has no place for it, so it
+is written beside the JSON file, ``depth/<id>_depth.json`` next to ``<id>_keypoints.json`` (:func:`depth_path`):
+the JSON files stay exactly what OpenPose tools read (the subfolder keeps the sidecars out of a tool's
+``*.json``), and a file without its sidecar loads without depth.
 """
 
 from __future__ import annotations
@@ -15,6 +22,14 @@ import numpy as np
 
 from dancenow_utils.io_utils import atomic_write_text
 from dancenow_utils.pose.formats import COCO_18_TO_BODY_25, N_BODY, N_COCO, N_FACE, N_HAND, joint
+
+PARTS = ("body", "face", "left_hand", "right_hand")  # a Person's arrays, in order
+# the sidecar's key for each part's depth (the OpenPose JSON keys with _depth for _keypoints_2d)
+DEPTH_KEYS = {"body": "pose_depth", "face": "face_depth", "left_hand": "hand_left_depth",
+              "right_hand": "hand_right_depth"}
+DEPTH_FORMAT = 1
+DEPTH_FOLDER = "depth"  # the sidecars' subfolder of a keypoint folder
+DEPTH_UNITS = "pixels of the frame, smaller is nearer the camera, relative to the person"
 
 # a keypoint with a confidence above this is present: drawn, measured, cropped around (evaluation's stricter
 # threshold for comparing poses is dancenow_utils.evaluation.metrics.MIN_CONF)
@@ -34,15 +49,28 @@ class Person:
     face: np.ndarray | None = None
     left_hand: np.ndarray | None = None
     right_hand: np.ndarray | None = None
+    depth: dict[str, np.ndarray] = field(default_factory=dict)  # part -> (N,) depth, for the parts that have one
 
     def __post_init__(self) -> None:
         self.body = _as_points(self.body, N_BODY, "body")
         for name, n in (("face", N_FACE), ("left_hand", N_HAND), ("right_hand", N_HAND)):
             if getattr(self, name) is not None:
                 setattr(self, name, _as_points(getattr(self, name), n, name))
+        self.depth = {part: _as_depth(z, getattr(self, part), part) for part, z in (self.depth or {}).items()
+                      if z is not None and getattr(self, part) is not None}
+
+    @property
+    def has_depth(self) -> bool:
+        """Whether the body has a depth per keypoint (what drawing with depth needs)."""
+        return "body" in self.depth
+
+    def part_depth(self, part: str) -> np.ndarray | None:
+        """The ``(N,)`` depth of ``part`` (``"body"``, ``"face"``, ``"left_hand"``, ``"right_hand"``), or None."""
+        return self.depth.get(part)
 
     def copy(self) -> Person:
-        return Person(*(None if a is None else a.copy() for a in self.arrays()))
+        return Person(*(None if a is None else a.copy() for a in self.arrays()),
+                      depth={k: v.copy() for k, v in self.depth.items()})
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         return self.body, self.face, self.left_hand, self.right_hand
@@ -58,12 +86,16 @@ class Person:
         return float(ys.max() - ys.min()) if len(ys) >= 2 else 0.0
 
     def transformed(self, scale: float | np.ndarray, offset: np.ndarray | tuple[float, float]) -> Person:
-        """Return a copy with ``xy * scale + offset`` applied to every present keypoint."""
+        """Return a copy with ``xy * scale + offset`` applied to every present keypoint; depth (in pixels) is
+        scaled too (by the mean of an ``(sx, sy)`` scale)."""
         out = self.copy()
         for a in out.arrays():
             if a is not None:
                 present = a[:, 2] > 0
                 a[present, :2] = a[present, :2] * np.asarray(scale, np.float32) + np.asarray(offset, np.float32)
+        z_scale = np.float32(np.mean(np.asarray(scale, np.float32)))
+        for z in out.depth.values():
+            z *= z_scale
         return out
 
     def ankle_y(self, min_conf: float = MIN_CONF) -> float | None:
@@ -82,6 +114,15 @@ def _as_points(a: np.ndarray | list, n: int, what: str) -> np.ndarray:
     if arr.shape != (n, 3):
         raise ValueError(f"{what}: expected shape ({n}, 3), got {arr.shape}")
     return arr.copy()
+
+
+def _as_depth(z: np.ndarray | list, points: np.ndarray, part: str) -> np.ndarray:
+    arr = np.asarray(z, np.float32).reshape(-1)
+    if arr.shape != (len(points),):
+        raise ValueError(f"{part} depth: expected {len(points)} values (one per keypoint), got {arr.size}")
+    arr = np.where(np.isfinite(arr), arr, 0.0).astype(np.float32)
+    arr[points[:, 2] <= 0] = 0.0  # a missing keypoint has no depth
+    return arr
 
 
 def coco18_to_body25(coco: np.ndarray) -> np.ndarray:
@@ -120,9 +161,48 @@ def people_to_json(people: list[Person], pose_format: str = "BODY_25") -> dict:
     return {"version": 1.3, "people": out}
 
 
+def depth_path(path: str | Path) -> Path:
+    """The depth sidecar of an OpenPose JSON file ``<folder>/<id>_keypoints.json``: ``<folder>/depth/<id>_depth.json``
+    (in a subfolder, so that a tool reading every ``*.json`` of the folder sees OpenPose's files only)."""
+    path = Path(path)
+    stem = path.name.removesuffix("_keypoints.json") if path.name.endswith("_keypoints.json") else path.stem
+    return path.parent / DEPTH_FOLDER / f"{stem}_depth.json"
+
+
+def people_depth_to_json(people: list[Person]) -> dict:
+    """The depth sidecar's dictionary for one frame: per person, each part's depth (an empty list: none)."""
+    return {"format": DEPTH_FORMAT, "units": DEPTH_UNITS,
+            "people": [{key: [] if p.part_depth(part) is None else [round(float(v), 3) for v in p.part_depth(part)]
+                        for part, key in DEPTH_KEYS.items()} for p in people]}
+
+
 def write_openpose_json(path: str | Path, people: list[Person], pose_format: str = "BODY_25") -> None:
-    """Write one frame's people as an OpenPose JSON file (atomically)."""
+    """Write one frame's people as an OpenPose JSON file (atomically), and their depth, where they have one, as
+    its sidecar (:func:`depth_path`; a stale sidecar is removed)."""
     atomic_write_text(path, json.dumps(people_to_json(people, pose_format)))
+    sidecar = depth_path(path)
+    if any(p.depth for p in people):
+        atomic_write_text(sidecar, json.dumps(people_depth_to_json(people)))
+    else:
+        sidecar.unlink(missing_ok=True)
+
+
+def attach_depth(people: list[Person], data: dict, source: str = "<depth json>") -> list[Person]:
+    """Give ``people`` (one frame's, in file order) the depth of a sidecar dictionary; errors name ``source``."""
+    if not isinstance(data, dict) or not isinstance(data.get("people"), list):
+        raise ValueError(f"{source}: not a depth sidecar (no 'people' list)")
+    if len(data["people"]) != len(people):
+        raise ValueError(f"{source}: depth for {len(data['people'])} people, but its keypoint file has "
+                         f"{len(people)}; delete the sidecar (the keypoints load without depth) or re-extract")
+    for i, (p, d) in enumerate(zip(people, data["people"])):
+        for part, key in DEPTH_KEYS.items():
+            vals = d.get(key) or []
+            if vals and getattr(p, part) is not None:
+                try:
+                    p.depth[part] = _as_depth(_as_float_array(vals, source, i, key), getattr(p, part), part)
+                except ValueError as exc:
+                    raise ValueError(f"{source}: person {i} {exc}") from None
+    return people
 
 
 def people_from_json(data: dict, source: str = "<json>") -> list[Person]:
@@ -201,13 +281,21 @@ def _finite_points(points: np.ndarray, source: str, i: int, key: str, required: 
     return points
 
 
-def read_openpose_json(path: str | Path) -> list[Person]:
-    """Read one OpenPose JSON file; errors name the file and what is wrong with it."""
-    path = Path(path)
+def _read_json(path: Path, what: str) -> dict:
     try:
-        data = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such keypoint file") from None
+        raise FileNotFoundError(f"{path}: no such {what}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from exc
-    return people_from_json(data, str(path))
+
+
+def read_openpose_json(path: str | Path) -> list[Person]:
+    """Read one OpenPose JSON file, with the depth of its sidecar when there is one (:func:`depth_path`); errors
+    name the file and what is wrong with it."""
+    path = Path(path)
+    people = people_from_json(_read_json(path, "keypoint file"), str(path))
+    sidecar = depth_path(path)
+    if sidecar.exists():
+        attach_depth(people, _read_json(sidecar, "depth file"), str(sidecar))
+    return people

@@ -6,7 +6,8 @@ interest as MediaPipe's own graph (:mod:`~dancenow_utils.pose.blazepose`), on ev
 BlazePose's 33 landmarks become BODY_25 (Neck and MidHip are midpoints; heels and toes come from MediaPipe's foot
 points), the 468-point face mesh becomes OpenPose's 70 face points through :data:`FACE_MESH_TO_IBUG70`, and hands
 are already in OpenPose's 21-point order. Confidence is BlazePose's visibility for body points and 1 for detected
-face and hand points.
+face and hand points. Every point also gets MediaPipe's depth (:attr:`Person.depth`): BlazePose's z relative to
+the hips, with the hands' and the face's own relative z placed at the body's wrists and nose.
 
 BlazePose tracks a single person. To skip frames with several people (the extractor must not pair a frame with
 the wrong person's skeleton) people are counted from bodies: the first person is masked out of the frame (its
@@ -87,6 +88,32 @@ def blazepose_to_body25(lm: np.ndarray) -> np.ndarray:
     for name, (a, b) in (("Neck", (11, 12)), ("MidHip", (23, 24))):
         body[joint(name)] = [(lm[a, 0] + lm[b, 0]) / 2, (lm[a, 1] + lm[b, 1]) / 2, min(lm[a, 2], lm[b, 2])]
     return body
+
+
+def blazepose_depth(lm: np.ndarray) -> np.ndarray:
+    """BODY_25 depth from ``(33, >=3)`` BlazePose landmarks (x, y, z in pixels): BlazePose's z, relative to the
+    hips' midpoint, smaller nearer the camera; Neck and MidHip take their two points' mean."""
+    z = np.zeros(N_BODY, np.float32)
+    for name, idx in BODY25_FROM_BLAZEPOSE.items():
+        z[joint(name)] = lm[idx, 2]
+    for name, (a, b) in (("Neck", (11, 12)), ("MidHip", (23, 24))):
+        z[joint(name)] = (lm[a, 2] + lm[b, 2]) / 2
+    return z
+
+
+def hand_depth(hand: np.ndarray, wrist_z: float) -> np.ndarray:
+    """A hand's 21 depths in the body's frame: the hand network's z is relative to its own wrist, so it is put
+    where the body's wrist is."""
+    return (hand[:, 2] - hand[0, 2] + wrist_z).astype(np.float32)
+
+
+def face_depth(mesh: np.ndarray, nose_z: float) -> np.ndarray:
+    """The 70 face points' depths in the body's frame: the face mesh's z (relative to the face) shifted so that
+    its nose tip (vertex 1) is at the body's nose."""
+    z = np.zeros(70, np.float32)
+    z[:68] = mesh[list(FACE_MESH_TO_IBUG70), 2]
+    z[68], z[69] = z[RIGHT_EYE].mean(), z[LEFT_EYE].mean()
+    return (z - mesh[1, 2] + nose_z).astype(np.float32)
 
 
 def face_mesh_to_face70(mesh: np.ndarray) -> np.ndarray:
@@ -237,13 +264,16 @@ class MediaPipeEstimator:
             return []
         landmarks = res.body.landmarks[:, [0, 1, 3]]  # x, y, visibility
         person = Person(blazepose_to_body25(landmarks))
+        body_z = blazepose_depth(res.body.landmarks)
+        person.depth["body"] = body_z
         if res.face is not None:
             person.face = face_mesh_to_face70(_confident(res.face))
+            person.depth["face"] = face_depth(res.face, body_z[joint("Nose")])
         # Holistic names hands from the subject's point of view (its left hand is the person's left)
-        if res.left_hand is not None:
-            person.left_hand = _confident(res.left_hand)
-        if res.right_hand is not None:
-            person.right_hand = _confident(res.right_hand)
+        for part, hand, wrist in (("left_hand", res.left_hand, "LWrist"), ("right_hand", res.right_hand, "RWrist")):
+            if hand is not None:
+                setattr(person, part, _confident(hand))
+                person.depth[part] = hand_depth(hand, body_z[joint(wrist)])
         if self._last_count > 1 or self._since_count % self.count_every == 0:
             self._last_count = self.count_people(rgb, landmarks, res.body.segmentation)
             self._since_count = 0

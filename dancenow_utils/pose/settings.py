@@ -17,7 +17,13 @@ from dancenow_utils.io_utils import write_json
 from dancenow_utils.pose.formats import POSE_FORMATS
 
 # the settings that change what a stick figure looks like (size is handled by resizing)
-DRAWING_KEYS = ("pose_format", "draw_face", "draw_hands")
+DRAWING_KEYS = ("pose_format", "draw_face", "draw_hands", "depth")
+# how the stick figure shows which part is in front (:mod:`~dancenow_utils.pose.render`): "none" draws in OpenPose's
+# fixed order; "order" draws limbs and hands far to near, so the nearer arm is on top; "shade" also makes nearer
+# parts brighter and farther ones darker. Poses without depth (OpenPose JSON) are drawn as "none" whatever this says.
+DEPTH_MODES = ("none", "order", "shade")
+DEFAULT_DEPTH = "none"
+LEGACY_DEPTH = "none"  # what settings saved before depth was recorded mean: today's drawing
 
 
 @dataclass(frozen=True)
@@ -32,8 +38,11 @@ class PoseSettings:
     smooth_window: int = 7
     backend: str = "mediapipe"
     sequence: bool = True  # frames of one video (smoothed over time) or independent images
+    depth: str = DEFAULT_DEPTH  # one of DEPTH_MODES
 
     def __post_init__(self) -> None:
+        if self.depth not in DEPTH_MODES:
+            raise ValueError(f"unknown depth {self.depth!r}; use one of {DEPTH_MODES}")
         if self.pose_format not in POSE_FORMATS:
             raise ValueError(f"unknown pose_format {self.pose_format!r}; use one of {POSE_FORMATS}")
         if self.width < 8 or self.height < 8:
@@ -46,8 +55,13 @@ class PoseSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PoseSettings:
+        """Settings from their dictionary; one saved before depth was recorded draws as it did (``depth="none"``)."""
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{"depth": LEGACY_DEPTH, **{k: v for k, v in data.items() if k in known}})
+
+    @property
+    def uses_depth(self) -> bool:
+        return self.depth != "none"
 
     def save(self, path: str | Path) -> None:
         write_json(path, self.to_dict())
@@ -67,7 +81,8 @@ class PoseSettings:
         return {k: getattr(self, k) for k in DRAWING_KEYS}
 
     def describe(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.drawing().items())
+        """``pose_format=BODY_25, draw_face=True, draw_hands=True`` (and ``depth=...`` unless it is "none")."""
+        return ", ".join(f"{k}={v}" for k, v in self.drawing().items() if k != "depth" or v != "none")
 
 
 # bodies only (no face, no hands): figures of the body keypoints, e.g. normalisation and coverage

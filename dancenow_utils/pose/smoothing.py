@@ -11,21 +11,22 @@ import warnings
 
 import numpy as np
 
-from dancenow_utils.pose.keypoints import Person
+from dancenow_utils.pose.keypoints import PARTS, Person
 
-_PARTS = ("body", "face", "left_hand", "right_hand")
+_PARTS = PARTS
 
 
 def smooth_track(track: np.ndarray, window: int = 7, min_conf: float = 0.05, max_gap: int = 4) -> np.ndarray:
-    """Smooth a ``(T, J, 3)`` keypoint track (x, y, confidence); returns a new array."""
+    """Smooth a ``(T, J, C)`` keypoint track: ``C - 1`` coordinates (x, y, and depth where there is one), then the
+    confidence; returns a new array."""
     track = np.asarray(track, np.float32)
     out = track.copy()
     T = len(track)
     if T == 0:
         return out
-    ok = track[..., 2] > min_conf
-    xy = np.where(ok[..., None], track[..., :2], np.nan)
-    conf = track[..., 2].copy()
+    ok = track[..., -1] > min_conf
+    xy = np.where(ok[..., None], track[..., :-1], np.nan)
+    conf = track[..., -1].copy()
     # fill short gaps by linear interpolation between confident neighbours
     if max_gap > 0:
         t = np.arange(T)
@@ -41,15 +42,15 @@ def smooth_track(track: np.ndarray, window: int = 7, min_conf: float = 0.05, max
     if window > 1:
         half = window // 2
         padded = np.pad(xy, ((half, half), (0, 0), (0, 0)), constant_values=np.nan)
-        windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)  # (T, J, 2, window)
+        windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)  # (T, J, C - 1, window)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows stay NaN
             med = np.nanmedian(windows, axis=-1)
         has = ~np.isnan(xy[..., 0])
         xy = np.where(has[..., None], med, np.nan)
     present = ~np.isnan(xy[..., 0])
-    out[..., :2] = np.where(present[..., None], xy, 0.0)
-    out[..., 2] = np.where(present, conf, 0.0)
+    out[..., :-1] = np.where(present[..., None], xy, 0.0)
+    out[..., -1] = np.where(present, conf, 0.0)
     return out
 
 
@@ -78,6 +79,18 @@ def smooth_sequence(seq: list[Person | None], window: int = 7, min_conf: float =
             n = next(arr for arr in arrays if arr is not None).shape[0]
             stack = np.stack([np.zeros((n, 3), np.float32) if arr is None else arr for arr in arrays])
             sm = smooth_track(stack, window, min_conf, max_gap)
+            depths = [seq[i].part_depth(part) for i in range(a, b)]
+            sz = None
+            if any(z is not None for z in depths):  # depth as its own track: frames without it count as missing
+                zt = np.zeros((b - a, n, 2), np.float32)
+                for k, z in enumerate(depths):
+                    if z is not None:
+                        zt[k, :, 0], zt[k, :, 1] = z, stack[k, :, 2]
+                sz = smooth_track(zt, window, min_conf, max_gap)
             for k, i in enumerate(range(a, b)):
-                setattr(out[i], part, sm[k] if part == "body" or (sm[k, :, 2] > 0).any() else None)
+                keep = part == "body" or (sm[k, :, 2] > 0).any()
+                setattr(out[i], part, sm[k] if keep else None)
+                out[i].depth.pop(part, None)
+                if keep and sz is not None and (sz[k, :, 1] > 0).any():
+                    out[i].depth[part] = np.where(sm[k, :, 2] > 0, sz[k, :, 0], 0.0).astype(np.float32)
     return out

@@ -4,7 +4,8 @@
 (two-link inverse kinematics keeps the feet on the floor). :func:`render_character` draws the character in depth
 order (legs, torso with a star on the chest, head, then arms, so arms pass in front of the body and of each other),
 supersampled for anti-aliasing, and returns the frame, its foreground mask and the ground-truth keypoints
-(BODY_25, 70 face points, 21 points per hand) in OpenPose's layout. :func:`render_with_parts` also returns the
+(BODY_25, 70 face points, 21 points per hand) in OpenPose's layout, with a depth per keypoint from that drawing
+order (:meth:`Skeleton.depth`). :func:`render_with_parts` also returns the
 body-part label map: every foreground pixel holds the index in :data:`PARTS` of the part drawn on top there.
 """
 
@@ -16,12 +17,14 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.synthetic.dance import PARAMS
 
 RGB = tuple[int, int, int]
 SUPERSAMPLE = 2
 _SHIFT = 3  # sub-pixel bits for OpenCV drawing
+DEPTH_LAYER = 0.08  # the ground truth's depth between drawing layers (arms), as a share of the standing height
 
 # The body-part classes of the label maps (index = class); "right" and "left" are the character's own sides.
 PARTS = ("background", "head", "torso", "hips", "right_upper_arm", "right_forearm", "right_hand", "left_upper_arm",
@@ -137,10 +140,27 @@ class Skeleton:
     extras: dict = field(default_factory=dict)
 
     def person(self) -> Person:
+        """The ground-truth keypoints (confidence 1) with their depth from the drawing order (:meth:`depth`)."""
         def conf(a: np.ndarray) -> np.ndarray:
             return np.concatenate([a, np.ones((len(a), 1))], axis=1)
 
-        return Person(conf(self.body), conf(self.face), conf(self.left_hand), conf(self.right_hand))
+        return Person(conf(self.body), conf(self.face), conf(self.left_hand), conf(self.right_hand),
+                      depth=self.depth())
+
+    def depth(self) -> dict[str, np.ndarray]:
+        """Depth per keypoint from the order the character is drawn in (pixels, smaller is nearer): the legs,
+        trunk and head in one plane (0), the back arm and its hand one layer in front, the front arm and its hand
+        two layers in front (a layer is :data:`DEPTH_LAYER` of the standing height)."""
+        layer = DEPTH_LAYER * self.extras["height"]
+        back, front = ("left", "right") if self.front_arm == "right" else ("right", "left")
+        body = np.zeros(len(self.body), np.float32)
+        arms = {"right": [joint("RShoulder"), joint("RElbow"), joint("RWrist")],
+                "left": [joint("LShoulder"), joint("LElbow"), joint("LWrist")]}
+        z = {back: -layer, front: -2 * layer}
+        body[arms[back]], body[arms[front]] = z[back], z[front]
+        return {"body": body, "face": np.zeros(len(self.face), np.float32),
+                "left_hand": np.full(len(self.left_hand), z["left"], np.float32),
+                "right_hand": np.full(len(self.right_hand), z["right"], np.float32)}
 
 
 def _two_link(hip: np.ndarray, ankle: np.ndarray, l1: float, l2: float, outward: float) -> tuple:
@@ -245,7 +265,8 @@ def skeleton(style: CharacterStyle, params: np.ndarray, width: int, height: int)
     # the arm reaching further across the body is in front (crossing arms overlap in a fixed, plausible order)
     front = "right" if (r_wr[0] - neck[0]) > (neck[0] - l_wr[0]) else "left"
     return Skeleton(body, face, left_hand, right_hand, head_c, head_angle, twist, front,
-                    {"pelvis": pelvis, "up": up, "side": side, "unit": u, "hr": hr, "yaw": yaw, "lean": lean})
+                    {"pelvis": pelvis, "up": up, "side": side, "unit": u, "hr": hr, "yaw": yaw, "lean": lean,
+                     "height": style.height * height})
 
 
 class _Painter:

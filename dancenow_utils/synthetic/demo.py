@@ -62,6 +62,9 @@ class DemoPaths:
 
 
 CLIPS = ("target_train", "target_heldout", "source_dancer")
+# what a demo written by this version holds; a demo of another version is written again. 2 (issue 25): the dances'
+# clasp move, the held-out clip opening with the arms-in-front moves, depth sidecars beside the keypoints
+DEMO_VERSION = 2
 
 
 def frame_name(i: int) -> str:
@@ -111,11 +114,12 @@ def contact_sheet(rows: list[tuple[str, list[tuple[np.ndarray, Person]]]], cols:
     return np.concatenate(out_rows, axis=0)
 
 
-def make_demo(out_dir: str | Path, size: int = 256, n_train: int = 1000, n_heldout: int = 150,
+def make_demo(out_dir: str | Path, size: int = 256, n_train: int = 1000, n_heldout: int = 240,
               n_source: int = 300, seed: int = 0, progress: bool = True) -> DemoPaths:
     """Write the demo clips and ground truth under ``out_dir`` and return their paths.
 
-    - ``target_train.mp4``: the target character dancing (training moves), with ``_keypoints/`` and ``_masks/``;
+    - ``target_train.mp4``: the target character dancing (training moves), with ``_keypoints/`` (OpenPose JSON,
+      with the depth of the character's drawing order beside each file) and ``_masks/``;
       every clip also has ``_parts/`` (body-part label maps) and ``_instances/`` (per-person instance maps)
     - ``target_heldout.mp4`` plus ``_frames/``: the same character on move combinations training never uses
     - ``source_dancer.mp4``: a different dancer (height, limbs, clothes, place in frame) to transfer from
@@ -134,7 +138,7 @@ def make_demo(out_dir: str | Path, size: int = 256, n_train: int = 1000, n_heldo
     for clip, (style, traj, save_frames) in plan.items():
         rows.append((clip, _write_clip(paths, clip, style, traj, size, save_frames, progress)))
     write_image(paths.contact_sheet, contact_sheet(rows))
-    manifest = {"seed": seed, "size": size, "fps": FPS,
+    manifest = {"version": DEMO_VERSION, "seed": seed, "size": size, "fps": FPS,
                 "frames": {clip: len(traj) for clip, (_, traj, _) in plan.items()},
                 "clips": {clip: paths.video(clip).name for clip in CLIPS}}
     atomic_write_text(paths.manifest, json.dumps(manifest, indent=2) + "\n")

@@ -103,10 +103,10 @@ def _dressed(style: CharacterStyle, colours: tuple) -> CharacterStyle:
 def two_people_plan(n: int, seed: int) -> tuple[list[list[Actor]], list[int]]:
     """The target alone for the first third, then a second dancer walks in and dances beside it."""
     a = Actor(dataclasses.replace(TARGET_STYLE, height=0.62, center_x=0.30, floor_y=0.92),
-              dance_trajectory(n, seed, "all"))
+              dance_trajectory(n, seed, "classic"))
     b = Actor(dataclasses.replace(SOURCE_STYLE, height=0.58, center_x=0.72, floor_y=0.90, wall=TARGET_STYLE.wall,
                                   floor=TARGET_STYLE.floor, horizon=TARGET_STYLE.horizon),
-              dance_trajectory(n, seed + 1, "all"), first=n // 3, walk_in=max(1, n // 8))
+              dance_trajectory(n, seed + 1, "classic"), first=n // 3, walk_in=max(1, n // 8))
     return [[a, b]] * n, []
 
 
@@ -120,7 +120,7 @@ def crowd_plan(n: int, seed: int, count: int = 7) -> tuple[list[list[Actor]], li
         style = dataclasses.replace(
             _dressed(TARGET_STYLE, _PALETTE[k % len(_PALETTE)]), height=0.16 + 0.14 * depth, floor_y=floor_y,
             center_x=float((k * 0.618 + rng.uniform(-0.08, 0.08)) % 0.84 + 0.08))
-        actors.append(Actor(style, dance_trajectory(n, seed + 10 + k, "all")))
+        actors.append(Actor(style, dance_trajectory(n, seed + 10 + k, "classic")))
     actors.sort(key=lambda a: a.style.floor_y)  # back to front
     return [actors] * n, []
 
@@ -136,7 +136,7 @@ def cuts_plan(n: int, seed: int, shots: int = 4) -> tuple[list[list[Actor]], lis
         base = TARGET_STYLE if k < shots / 2 else SOURCE_STYLE  # a reframing in the same room, then a new dancer
         h, cx, fy, hz = framings[k % len(framings)]
         style = dataclasses.replace(base, height=h, center_x=cx, floor_y=fy, horizon=hz)
-        traj = dance_trajectory(int(b - a), seed + 20 + k, "all")
+        traj = dance_trajectory(int(b - a), seed + 20 + k, "classic")
         plan += [[Actor(style, traj, first=int(a))]] * int(b - a)
     return plan, [int(b) for b in bounds[1:-1]]
 
@@ -144,7 +144,7 @@ def cuts_plan(n: int, seed: int, shots: int = 4) -> tuple[list[list[Actor]], lis
 def closeup_plan(n: int, seed: int) -> tuple[list[list[Actor]], list[int]]:
     """An upper-body close-up: the character 1.45 times the frame's height, its hips near the bottom edge."""
     style = dataclasses.replace(TARGET_STYLE, height=1.45, floor_y=1.52)
-    return [[Actor(style, dance_trajectory(n, seed + 30, "all"))]] * n, []
+    return [[Actor(style, dance_trajectory(n, seed + 30, "classic"))]] * n, []
 
 
 PLANS = {"two_people": two_people_plan, "crowd": crowd_plan, "cuts": cuts_plan, "closeup": closeup_plan}
