@@ -311,7 +311,8 @@ def test_part_maps_train_evaluate_and_translate(parts, tmp_path, features):
         frames_b = [np.full((64, 64, 3), 200, np.uint8)] * 2
         regions = gen.region_features(frames_b[0], items[0])
         assert {r.region for r in regions} == {0, 1} and all(r.vector.shape == (3,) for r in regions)
-        chosen = {2: [0.9, -0.9, 0.5]}
+        person = next(r for r in regions if r.region == 1)  # the character's instance: its majority class
+        chosen = {person.label: [0.9, -0.9, 0.5]}
         assert not np.array_equal(next(gen.frames(items[:1], features=chosen)), default[0])
         assert not np.array_equal(next(gen.frames(items[:1], references=frames_b[:1])), default[0])
         with pytest.raises(ValueError, match="3 finite numbers"):
