@@ -147,11 +147,14 @@ class Move:
 def plan_moves(n_frames: int, seed: int, combos: tuple[tuple[str, str], ...], lead: tuple[str, ...] = (),
                seconds: tuple[float, float] = (1.6, 3.2)) -> list[Move]:
     """A seeded sequence of moves covering ``n_frames`` frames, each lasting ``seconds`` (low, high); with
-    ``lead``, the plan opens with one combination of each of these upper moves (in that order)."""
+    ``lead``, the plan opens with one combination of each of these upper moves (in that order), when the clip is
+    long enough to hold other moves too (a clip shorter than that keeps the seeded order)."""
     rng = np.random.default_rng(seed)
     moves, total = [], 0
     order = list(rng.permutation(len(combos)))
     first = []
+    if n_frames < (len(lead) + 1) * int(seconds[0] * FPS):
+        lead = ()
     for upper in lead:
         pick = next((k for k in order if combos[k][0] == upper), None)
         if pick is not None:
