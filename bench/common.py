@@ -16,8 +16,8 @@ from dancenow_utils.runtime.precision import describe_cpu
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> tuple[float, float]:
-    """Median and spread (min..max)/2 of ``repeat`` timed calls, in seconds."""
+def call_times(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> list[float]:
+    """Seconds of each of ``repeat`` calls of ``fn``, after ``warmup`` untimed calls."""
     for _ in range(warmup):
         fn()
     times = []
@@ -25,6 +25,12 @@ def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> tuple[
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
+    return times
+
+
+def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> tuple[float, float]:
+    """Median and spread (min..max)/2 of ``repeat`` timed calls, in seconds."""
+    times = call_times(fn, repeat, warmup)
     return statistics.median(times), (max(times) - min(times)) / 2
 
 

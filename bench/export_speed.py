@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import ROOT, machine, report
+from common import ROOT, call_times, machine, report
 from torch import nn
 
 from dancenow_utils.config import make_config
@@ -39,13 +39,7 @@ LEVELS = ("disabled", "basic", "extended", "all")
 
 def timed(fn, repeat: int, warmup: int = 2) -> dict[str, float]:
     """Median and fastest of ``repeat`` calls, in ms (after ``warmup`` calls)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(1000 * (time.perf_counter() - t))
+    times = [1000 * t for t in call_times(fn, repeat, warmup)]
     return {"median_ms": round(statistics.median(times), 2), "min_ms": round(min(times), 2)}
 
 

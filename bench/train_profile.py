@@ -26,7 +26,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from common import ROOT, machine, report
+from common import ROOT, call_times, machine, report
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -105,13 +105,7 @@ def peak_gflops(prec: str, repeat: int = 5) -> dict[str, float]:
     with torch.no_grad(), precision.autocast(device, prec):
         for name, fn, flop in (("matmul 2048", lambda: a @ b, 2 * 2048**3),
                                ("conv 3x3 128ch 64x64 batch 4", lambda: conv(x), conv_flop)):
-            fn()
-            times = []
-            for _ in range(repeat):
-                t = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t)
-            out[name] = round(flop / min(times) / 1e9, 1)
+            out[name] = round(flop / min(call_times(fn, repeat)) / 1e9, 1)
     return out
 
 

@@ -122,6 +122,22 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+_MATCHED: set[tuple[str, int, int, str]] = set()  # (path, size, mtime, hash) of files whose hash matched
+
+
+def has_sha256(path: str | Path, expected: str) -> bool:
+    """Whether the file at ``path`` has the SHA-256 ``expected``; hashed once per process while the file is
+    unchanged (same size and modification time), so checking fetched models at every load stays cheap."""
+    st = Path(path).stat()
+    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns, expected)
+    if key in _MATCHED:
+        return True
+    if sha256_file(path) != expected:
+        return False
+    _MATCHED.add(key)
+    return True
+
+
 def user_cache_dir(*parts: str) -> Path:
     """dancenow's per-user cache, ``$XDG_CACHE_HOME/dancenow`` (default ``~/.cache/dancenow``), joined with
     ``parts``: where things fetched once are kept (the pose models, the browser runtime of the puppet page)."""

@@ -231,8 +231,11 @@ class FaceCorrector:
             return frames
         out = frames.clone()
         chosen = [boxes[i] for i in have]
-        with autocast(self.device, self.precision):
-            fixed = correct_faces(self.G, crop(poses[have], chosen, self.side),
-                                  crop(frames[have], chosen, self.side)).float()
+        fixed = self.correct(crop(poses[have], chosen, self.side), crop(frames[have], chosen, self.side))
         out[have] = paste_batch(frames[have], fixed, chosen)
         return out
+
+    def correct(self, pose_crops: torch.Tensor, face_crops: torch.Tensor) -> torch.Tensor:
+        """The face generator's corrected crops (float) for the pose and frame crops of the boxed faces."""
+        with autocast(self.device, self.precision):
+            return correct_faces(self.G, pose_crops, face_crops).float()

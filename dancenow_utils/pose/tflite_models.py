@@ -26,7 +26,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from dancenow_utils.io_utils import sha256_file, user_cache_dir
+from dancenow_utils.io_utils import has_sha256, user_cache_dir
 
 WHEEL = "mediapipe==0.10.14"
 # name -> (path inside the wheel, SHA-256 of the file)
@@ -69,20 +69,12 @@ def _locate(folder: Path) -> dict[str, Path] | None:
     return found
 
 
-_VERIFIED: set[tuple[str, str, int, int]] = set()  # (name, path, size, mtime) of files whose hash matched
-
-
 def _check(files: dict[str, Path], origin: str) -> dict[str, Path]:
     """Each file's SHA-256 against the wheel's, once per process for a file that has not changed since."""
     for name, path in files.items():
-        st = path.stat()
-        key = (name, str(path.resolve()), st.st_size, st.st_mtime_ns)
-        if key in _VERIFIED:
-            continue
-        if sha256_file(path) != MODEL_FILES[name][1]:
+        if not has_sha256(path, MODEL_FILES[name][1]):
             raise ModelsNotFoundError(f"{path}: not the {name} of {WHEEL} (its SHA-256 differs); delete it, or "
                                       f"point {ENV_VAR} / models_dir at the files of {WHEEL} ({origin})")
-        _VERIFIED.add(key)
     return files
 
 

@@ -34,7 +34,6 @@ from dancenow_utils.config import ARCH_KEYS
 from dancenow_utils.data.datasets import input_tensors
 from dancenow_utils.data.labels import LabelInput
 from dancenow_utils.io_utils import atomic_write_text
-from dancenow_utils.models.face import crop, paste_batch
 from dancenow_utils.models.features import ClassFeatures
 from dancenow_utils.models.inference import FaceCorrector, Generator, load_generator
 from dancenow_utils.runtime.device import resolve_device
@@ -65,19 +64,10 @@ class OnnxFaceCorrector(FaceCorrector):
         super().__init__(torch_face.G, torch_face.cfg, torch_face.device, "fp32")
         self.session = session(model)
 
-    @torch.no_grad()
-    def __call__(self, poses: torch.Tensor, frames: torch.Tensor,
-                 boxes: list[tuple[int, int] | None]) -> torch.Tensor:
-        have = [i for i, b in enumerate(boxes) if b is not None]
-        if not have:
-            return frames
-        out = frames.clone()
-        chosen = [boxes[i] for i in have]
-        feeds = {"pose_face": crop(poses[have], chosen, self.side).contiguous().numpy(),
-                 "face": crop(frames[have], chosen, self.side).contiguous().numpy()}
-        fixed = torch.from_numpy(self.session.run(["corrected_face"], feeds)[0])
-        out[have] = paste_batch(frames[have], fixed, chosen)
-        return out
+    def correct(self, pose_crops: torch.Tensor, face_crops: torch.Tensor) -> torch.Tensor:
+        """The exported face model's corrected crops (the boxes, crops and pasting are the PyTorch stage's)."""
+        feeds = {"pose_face": pose_crops.contiguous().numpy(), "face": face_crops.contiguous().numpy()}
+        return torch.from_numpy(self.session.run(["corrected_face"], feeds)[0])
 
 
 @dataclasses.dataclass

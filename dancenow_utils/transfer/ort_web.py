@@ -26,7 +26,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from dancenow_utils.io_utils import atomic_path, atomic_write_text, sha256_file, user_cache_dir
+from dancenow_utils.io_utils import atomic_path, atomic_write_text, has_sha256, sha256_file, user_cache_dir
 
 PACKAGE = "onnxruntime-web"
 VERSION = "1.31.1"
@@ -62,19 +62,11 @@ def _locate(folder: Path) -> dict[str, Path] | None:
     return None
 
 
-_VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of files whose hash matched
-
-
 def _check(files: dict[str, Path], origin: str) -> dict[str, Path]:
     for name, path in files.items():
-        st = path.stat()
-        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-        if key in _VERIFIED:
-            continue
-        if sha256_file(path) != FILES[name]:
+        if not has_sha256(path, FILES[name]):
             raise RuntimeNotFoundError(f"{path}: not the {name} of {PACKAGE} {VERSION} (its SHA-256 differs; "
                                        f"{origin}); delete it, or give the files of {PACKAGE}@{VERSION}")
-        _VERIFIED.add(key)
     return files
 
 
