@@ -5,7 +5,10 @@ seeds (run k uses seed k for every variant), and is scored on the demo's held-ou
 (body SSIM per pose kind, pose error) and the original project's three negative results
 (``bench/negative_results.py``). A variant is a drawing (``PoseSettings.depth``: ``none`` is today's, ``order``
 draws far to near, ``shade`` also shades by depth) and where the depth comes from: ``mediapipe`` (what notebook 01
-detects: MediaPipe's z) or ``demo`` (the demo character's own drawing order, its ground truth). The keypoints are
+detects: MediaPipe's z) or ``demo`` (the demo character's own drawing order, its ground truth), optionally with
+``@b``: training draws the rare pose kinds more often (``pose_balance=b``, :mod:`dancenow_utils.data.balance`;
+``none@0.5`` is today's drawing with balance 0.5) and ``jJ`` or ``sJ``: each training pair is jittered
+(``jitter=J``, ``jitter_kind`` "affine" or "shift": ``none@0.5j0.5``, ``none@0.5s0.5``). The keypoints are
 detected once (MediaPipe, as notebook 01 does); each variant only draws them again (``redraw_poses``).
 
     .venv/bin/python bench/depth_encodings.py [--variants none,order,shade] [--runs 2] [--niter 4 --niter-decay 3]
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -40,6 +44,9 @@ from dancenow_utils.pose.settings import PoseSettings
 from dancenow_utils.training.stages import train_stage
 
 DATA = ROOT / "bench" / ".data" / "depth"
+# a variant: the drawing, where its depth comes from, how training draws the pose kinds and jitters the pairs
+VARIANT = re.compile(r"^(?P<drawing>none|order|shade)(?:_(?P<source>demo))?(?:@(?P<balance>[0-9.]+))?"
+                     r"(?:(?P<jkind>[js])(?P<jitter>[0-9.]+))?$")
 SOURCES = ("mediapipe", "demo")
 
 
@@ -126,7 +133,8 @@ def figures_of(metrics: dict, negative: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--variants", default="none,order,shade", help="<drawing>[_demo], comma-separated")
+    ap.add_argument("--variants", default="none,order,shade",
+                    help="<drawing>[_demo][@balance][j|s<jitter>], comma-separated")
     ap.add_argument("--runs", type=int, default=2, help="runs per variant (run k uses seed k)")
     ap.add_argument("--seeds", default="", help="only these runs' seeds, comma-separated (e.g. 1: a second process)")
     ap.add_argument("--niter", type=int, default=4, help="epochs at the full learning rate (demo preset: 4)")
@@ -148,15 +156,18 @@ def main() -> None:
     demo_paths = demo()
     variants = a.variants.split(",")
     for variant in variants:
-        drawing, _, source = variant.partition("_")
-        if drawing not in ("none", "order", "shade") or source not in ("", "demo"):
-            raise SystemExit(f"unknown variant {variant!r}: use none, order, shade, order_demo, shade_demo")
+        if not VARIANT.match(variant):
+            raise SystemExit(f"unknown variant {variant!r}: use none, order, shade, order_demo, shade_demo, each "
+                             "optionally with @<pose_balance> and j<jitter>, e.g. none@0.5j0.5")
     seeds = [int(k) for k in a.seeds.split(",")] if a.seeds else list(range(a.runs))
     for seed in seeds:  # every variant's first run, then every variant's second...
         for variant in variants:
-            vtrain = variant_data(variant, train, data / variant / "dataset", demo_paths.keypoints("target_train"))
-            vtest = variant_data(variant, test, data / variant / "dataset_test",
-                                 demo_paths.keypoints("target_heldout"))
+            parts = VARIANT.match(variant)
+            drawn = parts["drawing"] + ("_demo" if parts["source"] else "")
+            training = {"pose_balance": float(parts["balance"] or 0), "jitter": float(parts["jitter"] or 0),
+                        "jitter_kind": "shift" if parts["jkind"] == "s" else "affine"}
+            vtrain = variant_data(drawn, train, data / drawn / "dataset", demo_paths.keypoints("target_train"))
+            vtest = variant_data(drawn, test, data / drawn / "dataset_test", demo_paths.keypoints("target_heldout"))
             if results.exists():  # another process may have measured it meanwhile
                 done = [json.loads(line) for line in results.read_text().splitlines()]
             if any(r["variant"] == variant and r["seed"] == seed and r["schedule"] == schedule for r in done):
@@ -164,7 +175,7 @@ def main() -> None:
             name = f"{variant}_s{seed}_{a.niter}_{a.niter_decay}"
             ck = data / "checkpoints"
             shutil.rmtree(ck / name, ignore_errors=True)
-            cfg = make_config("demo", {**schedule, "seed": seed, "threads": a.threads})
+            cfg = make_config("demo", {**schedule, "seed": seed, "threads": a.threads, **training})
             t0 = time.perf_counter()
             train_stage("global", cfg, vtrain, name, ck, resume=False, progress=False)
             seconds = time.perf_counter() - t0

@@ -66,6 +66,14 @@ class TrainConfig:
     batch_size: int = 4
     max_dataset_size: int = 0  # 0 = all pairs
     flip: bool = False  # off: flipping a coloured skeleton swaps the meaning of left and right
+    # how much more often an epoch draws frames of rare pose kinds (crossed arms, overlapping hands): each frame's
+    # weight is count(its kind) ** -pose_balance; 0 = every frame equally often (pix2pixHD), 1 = every kind equally
+    pose_balance: float = 0.0
+    # geometric jitter of each training pair (pose and frame alike): shifts up to 10 % of the image, scale +-10 % and
+    # turns up to 10 degrees at 1.0, proportionally less below; 0 = none (pix2pixHD). Teaches the generator poses
+    # in places and tilts the footage never showed them in
+    jitter: float = 0.0
+    jitter_kind: str = "affine"  # "affine": moves, scales and turns (resampled); "shift": whole-pixel moves only
     cache_images: bool = True  # keep decoded images in memory (only without loader workers, and when they fit)
     num_workers: int = -1  # data-loader worker processes; -1 = auto (0 on CPU, up to 4 on CUDA)
     seed: int = 0
@@ -119,10 +127,16 @@ class TrainConfig:
         for key in non_negative:
             if getattr(self, key) < 0:
                 raise ValueError(f"config key {key!r} must be 0 or more, got {getattr(self, key)!r}")
+        if not 0.0 <= self.pose_balance <= 1.0:
+            raise ValueError(f"config key 'pose_balance' must be between 0 (every frame equally often) and 1 (every "
+                             f"pose kind equally often), got {self.pose_balance!r}")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ValueError(f"config key 'jitter' must be between 0 (no jitter) and 1 (shifts up to 10 % of the "
+                             f"image, scale +-10 %, turns up to 10 degrees), got {self.jitter!r}")
         if self.num_workers < -1:
             raise ValueError(f"config key 'num_workers' must be -1 (auto) or 0 or more, got {self.num_workers}")
         validate_amp(self.amp)
-        choices = {"netG": ("global", "local"), "vgg_loss": ("auto", "on", "off")}
+        choices = {"netG": ("global", "local"), "vgg_loss": ("auto", "on", "off"), "jitter_kind": ("affine", "shift")}
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
                 raise ValueError(f"config key {key!r} must be one of {valid}, got {getattr(self, key)!r}")

@@ -27,6 +27,21 @@ def tiny_demo(tmp_path_factory):
                      progress=False)
 
 
+def full_and_resumed(cfg, dataroot: Path, tmp_path: Path, stop: int = 3) -> tuple[dict, dict]:
+    """The generator weights of a run trained straight through and of one stopped after ``stop`` iterations and
+    resumed from the checkpoint it saved on stopping."""
+    import torch
+
+    from dancenow_utils.training.stages import build_trainer
+
+    build_trainer(cfg, dataroot, "full", tmp_path, resume=False, progress=False).train()
+    build_trainer(cfg, dataroot, "part", tmp_path, resume=False, progress=False).train(max_iterations=stop)
+    resumed = build_trainer(cfg, dataroot, "part", tmp_path, resume=True, progress=False)
+    assert resumed.iteration == stop
+    resumed.train()
+    return tuple(torch.load(tmp_path / n / "latest.pth", weights_only=True)["G"] for n in ("full", "part"))
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tiny_demo, tmp_path_factory):
     """Aligned pairs extracted from the tiny demo with the real MediaPipe pipeline."""

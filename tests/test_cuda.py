@@ -14,6 +14,7 @@ import torch
 
 from dancenow_utils.config import make_config
 from dancenow_utils.training.stages import build_trainer
+from tests.conftest import full_and_resumed
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (this machine has none)")]
@@ -35,15 +36,7 @@ def test_training_step_in_each_precision(tiny_dataset, tmp_path, amp):
 
 def test_resume_on_cuda_matches_an_uninterrupted_run(tiny_dataset, tmp_path):
     cfg = tiny(save_latest_freq=2, niter=1, niter_decay=1)
-    full = build_trainer(cfg, tiny_dataset / "dataset", "full", tmp_path, resume=False, progress=False)
-    full.train()
-    part = build_trainer(cfg, tiny_dataset / "dataset", "part", tmp_path, resume=False, progress=False)
-    part.train(max_iterations=3)
-    resumed = build_trainer(cfg, tiny_dataset / "dataset", "part", tmp_path, resume=True, progress=False)
-    assert resumed.iteration == 3
-    resumed.train()
-    a = torch.load(tmp_path / "full" / "latest.pth", weights_only=True)["G"]
-    b = torch.load(tmp_path / "part" / "latest.pth", weights_only=True)["G"]
+    a, b = full_and_resumed(cfg, tiny_dataset / "dataset", tmp_path)
     torch.testing.assert_close(a, b, rtol=0, atol=1e-5)  # cuDNN may pick other kernels after a restart
 
 

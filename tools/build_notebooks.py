@@ -321,6 +321,12 @@ pose, generated, corrected and real face crops.
 - **The face stage on the demo**: `stage="face"`, then compare `face_ssim` in notebook 03 with this run's.
 - **Bigger models**: on a GPU, `preset="edn_global"` (Everybody Dance Now's 512x256 global stage) or `"seed"`.
 - **The learning rate**: `overrides={"lr": 2e-3}` or `{"lr": 2e-5}`: watch `D_real`/`D_fake` and the visuals.
+- **Rare poses more often**: `overrides={"pose_balance": 1.0}` draws each pose kind (crossed arms, overlapping
+  hands, arms raised, others) equally often; the run prints each kind's share. Compare the crossed-arms row of
+  notebook 03's table with this run's.
+- **Jitter**: `overrides={"jitter": 0.5}` moves, scales and turns each training pair a little (pose and frame
+  alike; `"jitter_kind": "shift"` only moves it, in whole pixels). Does the model draw poses in new places better,
+  and what does it lose at the same number of steps?
 - **Label maps**: `input_kind="parts", name="parts"`, then notebooks 03 and 04 with `name="parts"`; add
   `overrides={"instance_feat": True}` for pix2pixHD's feature encoder (a style vector per instance).
 """),

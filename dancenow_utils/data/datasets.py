@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 from torch.utils.data import Dataset
 
 from dancenow_utils.data.labels import LabelInput, load_instance_map, load_label_map
@@ -192,25 +193,106 @@ class AlignedDataset(Dataset):
             out["B" + suffix] = to_tensor(b)
         return out
 
-    def __getitem__(self, key: int | tuple[int, bool]) -> dict[str, torch.Tensor]:
-        i, flip = key if isinstance(key, tuple) else (key, False)
+    def __getitem__(self, key: int | tuple) -> dict[str, torch.Tensor]:
+        i, flip, jitter = (key + (None,))[:3] if isinstance(key, tuple) else (key, False, None)
         item = self.tensors(i)
         if self.temporal:
             item.update(self.tensors(i + 1, "_next"))
         if flip:
             item = {k: v.flip(-1) for k, v in item.items()}
+        if jitter is not None:
+            item = jittered(item, jitter)
         item["index"] = torch.tensor(i)
         return item
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list[list[int]]:
-    """The shuffled batches of one epoch, the same for a given (seed, epoch) on every run.
+# the largest geometric jitter, at ``jitter=1``: shift (fraction of the image), scale (fraction) and rotation (deg)
+JITTER_SHIFT, JITTER_SCALE, JITTER_DEGREES = 0.1, 0.1, 10.0
+
+
+JITTER_KINDS = ("shift", "affine")
+
+
+def jitter_draws(n: int, strength: float, generator: torch.Generator,
+                 kind: str = "affine") -> list[tuple[float, float, float, float]]:
+    """``n`` random transforms ``(dx, dy, scale, degrees)`` of up to ``strength`` times the largest jitter (shifts
+    as fractions of the image): ``"affine"`` moves, scales and turns; ``"shift"`` only moves (scale 1, 0 degrees)."""
+    if kind not in JITTER_KINDS:
+        raise ValueError(f"jitter_kind must be one of {JITTER_KINDS}, got {kind!r}")
+    u = (torch.rand(n, 4, generator=generator, dtype=torch.float64) * 2 - 1) * strength
+    if kind == "shift":
+        u[:, 2:] = 0
+    return [(float(a) * JITTER_SHIFT, float(b) * JITTER_SHIFT, 1.0 + float(c) * JITTER_SCALE,
+             float(d) * JITTER_DEGREES) for a, b, c, d in u]
+
+
+def shifted(t: torch.Tensor, dx: int, dy: int, fill: float | None) -> torch.Tensor:
+    """``t`` (C x H x W) moved by whole pixels, the uncovered side filled with ``fill`` (None: its edge pixels)."""
+    h, w = t.shape[-2:]
+    dx, dy = max(-w, min(w, dx)), max(-h, min(h, dy))
+    pad = (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0))
+    if fill is None:
+        padded = nn.functional.pad(t[None].float(), pad, mode="replicate")[0].to(t.dtype)
+    else:
+        padded = nn.functional.pad(t, pad, mode="constant", value=fill)
+    top, left = max(-dy, 0), max(-dx, 0)
+    return padded[..., top:top + h, left:left + w]
+
+
+def jittered(item: dict[str, torch.Tensor], transform: tuple[float, float, float, float]) -> dict[str, torch.Tensor]:
+    """An item moved, scaled and turned by one transform ``(dx, dy, scale, degrees)``, the pose and the frame (and
+    a temporal pair's next ones) alike, so they stay aligned. Poses are padded with their black background, frames
+    with their edge pixels, label and instance maps with class 0. A pure move is done in whole pixels, so the frame
+    keeps every detail; a scale or turn resamples (bilinear; nearest neighbour for label and instance maps)."""
+    dx, dy, scale, degrees = transform
+    if scale == 1 and degrees == 0:
+        out = {}
+        for key, t in item.items():
+            px, py = round(dx * t.shape[-1]), round(dy * t.shape[-2])
+            fill = 0 if not t.is_floating_point() else (-1.0 if key.startswith("A") else None)
+            out[key] = shifted(t, px, py, fill)
+        return out
+    rad = np.deg2rad(degrees)
+    cos, sin = np.cos(rad) / scale, np.sin(rad) / scale
+    # affine_grid maps output to input coordinates in [-1, 1]: the inverse of the move
+    theta = torch.tensor([[cos, -sin, -2 * dx], [sin, cos, -2 * dy]], dtype=torch.float32)[None]
+    out = {}
+    for key, t in item.items():
+        grid = nn.functional.affine_grid(theta, [1, *t.shape], align_corners=False)
+        if not t.is_floating_point():  # label or instance ids
+            moved = nn.functional.grid_sample(t[None].float(), grid, mode="nearest", padding_mode="zeros",
+                                              align_corners=False)
+            out[key] = moved[0].round().to(t.dtype)
+        elif key.startswith("A"):  # a stick figure on black (-1)
+            moved = nn.functional.grid_sample(t[None] + 1, grid, mode="bilinear", padding_mode="zeros",
+                                              align_corners=False)
+            out[key] = moved[0] - 1
+        else:
+            out[key] = nn.functional.grid_sample(t[None], grid, mode="bilinear", padding_mode="border",
+                                                 align_corners=False)[0]
+    return out
+
+
+def epoch_order(n: int, seed: int, epoch: int, weights: list[float] | None = None) -> list[int]:
+    """One epoch's ``n`` items in order, the same for a given (seed, epoch) on every run: a shuffle of every item,
+    or with ``weights`` ``n`` draws with replacement, each item drawn in proportion to its weight (so items of rare
+    kinds come up more often, and the epoch keeps its length)."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    if weights is None:
+        return torch.randperm(n, generator=g).tolist()
+    if len(weights) != n:
+        raise ValueError(f"{len(weights)} sampling weights for {n} items: give one weight per item")
+    return torch.multinomial(torch.tensor(weights, dtype=torch.float64), n, replacement=True, generator=g).tolist()
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1,
+                  weights: list[float] | None = None) -> list[list[int]]:
+    """The batches of one epoch (:func:`epoch_order`), the same for a given (seed, epoch) on every run.
 
     With several ranks the order is padded (repeating its start) to a multiple of ``world`` and every global batch
     of ``batch_size * world`` items is split across ranks, so every rank runs the same number of batches.
     """
-    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    perm = torch.randperm(n, generator=g).tolist()
+    perm = epoch_order(n, seed, epoch, weights)
     if world > 1:
         total = math.ceil(n / world) * world
         while len(perm) < total:
@@ -224,19 +306,21 @@ class EpochBatchSampler:
     """Batches of ``(index, flip)`` for the current epoch, from batch ``start`` on (exact resume mid-epoch).
 
     Flips are drawn per (seed, epoch) from their own generator: they never touch the global RNG and do not depend
-    on data-loader workers.
+    on data-loader workers. With ``weights`` (one per item) an epoch draws its items in proportion to them.
     """
 
     def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1,
-                 flip: bool = False) -> None:
+                 flip: bool = False, weights: list[float] | None = None, jitter: float = 0.0,
+                 jitter_kind: str = "affine") -> None:
         self.n, self.batch_size, self.seed, self.rank, self.world, self.flip = n, batch_size, seed, rank, world, flip
+        self.weights, self.jitter, self.jitter_kind = weights, jitter, jitter_kind
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
 
     def batches(self) -> list[list[int]]:
-        return epoch_batches(self.n, self.batch_size, self.seed, self.epoch, self.rank, self.world)
+        return epoch_batches(self.n, self.batch_size, self.seed, self.epoch, self.rank, self.world, self.weights)
 
     def flips(self) -> list[bool]:
         if not self.flip:
@@ -244,10 +328,23 @@ class EpochBatchSampler:
         g = torch.Generator().manual_seed(self.seed * 7_919 + self.epoch * 100_003 + 1)
         return (torch.rand(self.n, generator=g) < 0.5).tolist()
 
+    def jitters(self, batches: list[list[int]]) -> list[list[tuple[float, float, float, float]]] | None:
+        """One random transform per drawn item of the epoch (``jitter > 0``), drawn per (seed, epoch, rank) for
+        every batch from the epoch's first, so a resumed epoch moves its items as the uninterrupted one did."""
+        if not self.jitter:
+            return None
+        g = torch.Generator().manual_seed(self.seed * 7_919 + self.epoch * 100_003 + self.rank * 10_007 + 2)
+        draws = iter(jitter_draws(sum(len(b) for b in batches), self.jitter, g, self.jitter_kind))
+        return [[next(draws) for _ in b] for b in batches]
+
     def __iter__(self):
-        flips = self.flips()
-        for batch in self.batches()[self.start:]:
-            yield [(i, flips[i]) for i in batch]
+        flips, batches = self.flips(), self.batches()
+        jitters = self.jitters(batches)
+        for k in range(self.start, len(batches)):
+            if jitters is None:
+                yield [(i, flips[i]) for i in batches[k]]
+            else:
+                yield [(i, flips[i], t) for i, t in zip(batches[k], jitters[k])]
 
     def __len__(self) -> int:
         return max(0, len(self.batches()) - self.start)

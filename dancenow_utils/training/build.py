@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from dancenow_utils.checkpoint import load_checkpoint, load_generator_file
 from dancenow_utils.config import TrainConfig
+from dancenow_utils.data.balance import describe, kind_weights, pose_kinds, sampled_shares
 from dancenow_utils.data.datasets import AlignedDataset
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.models.base import BaseModel
@@ -146,6 +147,23 @@ class TrainingData:
         if cfg.flip and cfg.temporal:
             raise ValueError("flip=True is not supported with the temporal model; set flip=False")
         return cls(layout, frames, frames, settings, workers)
+
+    def sampling_weights(self, balance: float) -> tuple[list[float] | None, str]:
+        """Per training item, how often an epoch draws it (:mod:`dancenow_utils.data.balance`), and a line saying
+        what each pose kind gets; ``(None, "")`` for a plain shuffle (``balance=0``, or face crops, which are drawn
+        evenly)."""
+        if balance == 0 or self.items is not self.frames:
+            return None, ""
+        kinds = self.pose_kinds()[:len(self.items)]  # a temporal pair has the kind of its first frame
+        weights = kind_weights(kinds, balance)
+        return weights, describe(sampled_shares(kinds, weights))
+
+    def pose_kinds(self) -> list[str]:
+        """Each frame's pose kind, from its keypoints (``others`` for a frame without them)."""
+        if not self.layout.keypoints.is_dir():
+            return ["others"] * self.frames.n_frames
+        people = people_in_image(self.layout, self.frames.names(), self.frames.width, self.frames.height)
+        return pose_kinds(people)
 
     def face_crops(self, side: int) -> TrainingData:
         """The same data with the face stage's items: frames that have a face box of ``side`` pixels."""

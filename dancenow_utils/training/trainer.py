@@ -128,8 +128,12 @@ class Trainer:
         if self.world > 1:
             self._agree_on_resume()  # also the point where every rank waits for rank 0's folder
             self.model.wrap_ddp()
+        weights, drawn = self.data.sampling_weights(cfg.pose_balance)
+        if drawn and self.is_main:
+            print(drawn)
         self.sampler = EpochBatchSampler(len(self.dataset), cfg.batch_size, cfg.seed, self.rank, self.world,
-                                         cfg.flip and self.kind != "face")
+                                         cfg.flip and self.kind != "face", weights,
+                                         cfg.jitter if self.kind != "face" else 0.0, cfg.jitter_kind)
         self.loader = self._loader()
         self.fixed = self._fixed_batch()
         self._last_save = time.monotonic()

@@ -1,0 +1,126 @@
+"""Training draws rare pose kinds more often (``pose_balance``) and jitters its pairs (``jitter``), issue 25:
+deterministically, and a resumed run trains as the uninterrupted one."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+
+from dancenow_utils.config import make_config
+from dancenow_utils.data.balance import describe, kind_weights, sampled_shares
+from dancenow_utils.data.datasets import EpochBatchSampler, epoch_batches, epoch_order, jittered
+from dancenow_utils.pose.kinds import POSE_KINDS
+from dancenow_utils.training.stages import build_trainer
+from tests.conftest import full_and_resumed
+
+KINDS = ["crossed arms"] * 5 + ["hands overlapping"] * 5 + ["arms raised"] * 80 + ["others"] * 10
+
+
+def test_balance_zero_is_a_plain_shuffle():
+    assert kind_weights(KINDS, 0.0) is None
+    assert epoch_batches(100, 4, 3, 1) == epoch_batches(100, 4, 3, 1, weights=None)
+    assert sorted(epoch_order(100, 3, 1)) == list(range(100))  # every item once
+
+
+def test_balance_one_draws_every_kind_equally_often():
+    shares = sampled_shares(KINDS, kind_weights(KINDS, 1.0))
+    assert all(s["drawn"] == pytest.approx(0.25) for s in shares.values())
+    half = sampled_shares(KINDS, kind_weights(KINDS, 0.5))
+    # in between: rare kinds drawn more often than their share of frames, the common kind less, order kept
+    assert half["crossed arms"]["share"] < half["crossed arms"]["drawn"] < 0.25
+    assert 0.25 < half["arms raised"]["drawn"] < half["arms raised"]["share"]
+    line = describe(half)
+    assert line.startswith("pose kinds in training: ") and all(k in line for k in POSE_KINDS)
+
+
+def test_weighted_epochs_keep_their_length_are_reproducible_and_follow_the_weights():
+    weights = kind_weights(KINDS, 1.0)
+    a = epoch_order(100, 0, 2, weights)
+    assert len(a) == 100 and a == epoch_order(100, 0, 2, weights) and a != epoch_order(100, 0, 3, weights)
+    drawn = Counter(KINDS[i] for e in range(40) for i in epoch_order(100, 0, e, weights))
+    assert all(abs(drawn[k] / 4000 - 0.25) < 0.03 for k in POSE_KINDS)
+    sampler = EpochBatchSampler(100, 4, 0, weights=weights)
+    sampler.set_epoch(2, start=5)  # exact resume mid-epoch: the same batches from batch 5 on
+    assert [[i for i, _ in b] for b in sampler] == epoch_batches(100, 4, 0, 2, weights=weights)[5:]
+    shards = [epoch_batches(100, 2, 0, 2, r, 2, weights) for r in range(2)]
+    merged = [x for r0, r1 in zip(*shards) for pair in zip(r0, r1) for x in pair]
+    assert merged[:8] == a[:8]  # the ranks split one global order
+
+
+def test_bad_balance_is_refused_by_name():
+    with pytest.raises(ValueError, match="pose_balance"):
+        make_config("tiny", {"pose_balance": 1.5})
+    with pytest.raises(ValueError, match="pose_balance"):
+        kind_weights(KINDS, -0.1)
+    with pytest.raises(ValueError, match="one weight per item"):
+        epoch_order(10, 0, 0, [1.0] * 9)
+
+
+def test_training_with_balance_draws_by_the_frames_kinds(tiny_dataset, tmp_path, capsys):
+    cfg = make_config("tiny", {"max_dataset_size": 12, "niter": 1, "niter_decay": 0, "pose_balance": 1.0})
+    tr = build_trainer(cfg, tiny_dataset / "dataset", "balanced", tmp_path, resume=False, progress=False)
+    assert "pose kinds in training:" in capsys.readouterr().out
+    kinds = tr.data.pose_kinds()[:len(tr.dataset)]
+    assert len(kinds) == 12 and set(kinds) <= set(POSE_KINDS)
+    counts = Counter(kinds)
+    assert tr.sampler.weights == [counts[k] ** -1.0 for k in kinds]
+    tr.train()
+    assert tr.iteration == 6
+    plain = build_trainer(cfg.with_overrides({"pose_balance": 0.0}), tiny_dataset / "dataset", "plain", tmp_path,
+                          resume=False, progress=False)
+    assert plain.sampler.weights is None and "pose kinds in training:" not in capsys.readouterr().out
+
+
+def test_jitter_moves_pose_and_frame_alike_and_pads_each_as_its_background():
+    torch.manual_seed(0)
+    pose = -torch.ones(3, 32, 32)
+    pose[:, 10:14, 15:17] = 1.0  # a white stick on black
+    frame = torch.rand(3, 32, 32) * 2 - 1
+    labels = torch.zeros(1, 32, 32, dtype=torch.int64)
+    labels[0, 10:14, 15:17] = 7
+    item = {"A": pose, "B": frame, "A_next": pose.clone(), "inst": labels}
+    same = jittered(item, (0.0, 0.0, 1.0, 0.0))
+    assert all(torch.allclose(same[k].float(), item[k].float(), atol=1e-5) for k in item)
+    moved = jittered(item, (0.25, -0.0625, 1.0, 0.0))  # a move alone: 8 pixels right, 2 up, in whole pixels
+    assert torch.equal(moved["A"], moved["A_next"])  # a temporal pair moves as one
+    assert torch.equal(moved["A"][:, 8:12, 23:25], pose[:, 10:14, 15:17])
+    assert moved["A"][:, :, :8].max() == -1.0  # black comes in
+    assert torch.equal(moved["B"][:, :30, 8:], frame[:, 2:, :24])  # every detail kept
+    assert torch.equal(moved["B"][:, :30, :8], frame[:, 2:, :1].expand(-1, -1, 8))  # the edge pixels fill in
+    assert moved["inst"].dtype == torch.int64 and set(moved["inst"].unique().tolist()) == {0, 7}
+    assert torch.equal(moved["inst"][0, 8:12, 23:25], torch.full((4, 2), 7))
+    turned = jittered(item, (0.0, 0.0, 1.1, 10.0))
+    assert not torch.allclose(turned["A"], pose) and turned["A"].min() >= -1.0 - 1e-6
+    assert turned["inst"].dtype == torch.int64 and set(turned["inst"].unique().tolist()) <= {0, 7}
+
+
+def test_jitter_is_drawn_per_epoch_reproducibly_and_resumes_exactly():
+    sampler = EpochBatchSampler(10, 2, 0, jitter=0.5)
+    sampler.set_epoch(1)
+    full = list(sampler)
+    assert all(len(key) == 3 for batch in full for key in batch)
+    transforms = [key[2] for batch in full for key in batch]
+    assert len(set(transforms)) == 10
+    assert all(abs(dx) <= 0.05 and abs(dy) <= 0.05 and abs(s - 1) <= 0.05 and abs(deg) <= 5
+               for dx, dy, s, deg in transforms)
+    sampler.set_epoch(1, start=3)
+    assert list(sampler) == full[3:]
+    sampler.set_epoch(2)
+    assert list(sampler) != full
+    moves = EpochBatchSampler(10, 2, 0, jitter=1.0, jitter_kind="shift")
+    assert all(key[2][2:] == (1.0, 0.0) for batch in moves for key in batch)  # no scale, no turn
+    plain = EpochBatchSampler(10, 2, 0)
+    assert all(len(key) == 2 for batch in plain for key in batch)
+    with pytest.raises(ValueError, match="jitter"):
+        make_config("tiny", {"jitter": 2})
+    with pytest.raises(ValueError, match="jitter_kind"):
+        make_config("tiny", {"jitter_kind": "warp"})
+
+
+def test_training_with_jitter_resumes_exactly(tiny_dataset, tmp_path):
+    cfg = make_config("tiny", {"max_dataset_size": 8, "niter": 1, "niter_decay": 1, "jitter": 1.0,
+                               "save_latest_freq": 3})
+    a, b = full_and_resumed(cfg, tiny_dataset / "dataset", tmp_path)
+    assert all(torch.equal(a[k], b[k]) for k in a)
