@@ -124,3 +124,30 @@ def test_training_with_jitter_resumes_exactly(tiny_dataset, tmp_path):
                                "save_latest_freq": 3})
     a, b = full_and_resumed(cfg, tiny_dataset / "dataset", tmp_path)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_turn_of_a_wide_image_is_a_turn_in_pixels():
+    import numpy as np
+
+    pose = -torch.ones(3, 64, 128)  # 2:1, as the EDN presets
+    pose[:, 32, 20:108] = 1.0
+    pose[:, 8:56, 64] = 1.0
+    turned = jittered({"A": pose}, (0.0, 0.0, 1.0, 10.0))["A"][0]
+    ys, xs = np.nonzero((turned > 0).numpy())
+    across = (abs(ys - 32) < 12) & (abs(xs - 64) > 10)
+    down = (abs(xs - 64) < 12) & (abs(ys - 32) > 6)
+    tilt_across = np.degrees(np.arctan(np.polyfit(xs[across], ys[across], 1)[0]))
+    tilt_down = np.degrees(np.arctan(np.polyfit(ys[down], xs[down], 1)[0]))
+    assert abs(abs(tilt_across) - 10) < 0.5 and abs(abs(tilt_down) - 10) < 0.5  # both lines turn alike: no skew
+
+
+def test_balanced_epochs_flip_each_draw_and_one_kind_is_a_plain_shuffle():
+    weights = [1.0] * 2 + [0.01] * 98  # two items drawn over and over
+    sampler = EpochBatchSampler(100, 4, 0, flip=True, weights=weights)
+    sampler.set_epoch(1)
+    drawn = [key for batch in sampler for key in batch]
+    flips_of_item_0 = {flip for i, flip in drawn if i == 0}
+    assert flips_of_item_0 == {True, False}  # a frame drawn many times is not always flipped alike
+    sampler.set_epoch(1, start=4)
+    assert [key for batch in sampler for key in batch] == drawn[16:]
+    assert kind_weights(["others"] * 10, 1.0) is None

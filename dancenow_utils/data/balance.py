@@ -21,13 +21,14 @@ def pose_kinds(people: list[Person | None]) -> list[str]:
 
 
 def kind_weights(kinds: list[str], balance: float) -> list[float] | None:
-    """One sampling weight per frame, ``count(kind) ** -balance``; None (a plain shuffle) for ``balance=0``."""
+    """One sampling weight per frame, ``count(kind) ** -balance``; None (a plain shuffle) for ``balance=0`` or
+    frames all of one kind."""
     if not 0.0 <= balance <= 1.0:
         raise ValueError(f"pose_balance must be between 0 (every frame equally often) and 1 (every pose kind "
                          f"equally often), got {balance!r}")
-    if balance == 0 or not kinds:
-        return None
     counts = Counter(kinds)
+    if balance == 0 or len(counts) < 2:  # one kind (or none): every frame alike, a plain shuffle
+        return None
     return [counts[k] ** -balance for k in kinds]
 
 

@@ -245,6 +245,7 @@ def jittered(item: dict[str, torch.Tensor], transform: tuple[float, float, float
     with their edge pixels, label and instance maps with class 0. A pure move is done in whole pixels, so the frame
     keeps every detail; a scale or turn resamples (bilinear; nearest neighbour for label and instance maps)."""
     dx, dy, scale, degrees = transform
+    height, width = next(iter(item.values())).shape[-2:]
     if scale == 1 and degrees == 0:
         out = {}
         for key, t in item.items():
@@ -254,8 +255,10 @@ def jittered(item: dict[str, torch.Tensor], transform: tuple[float, float, float
         return out
     rad = np.deg2rad(degrees)
     cos, sin = np.cos(rad) / scale, np.sin(rad) / scale
-    # affine_grid maps output to input coordinates in [-1, 1]: the inverse of the move
-    theta = torch.tensor([[cos, -sin, -2 * dx], [sin, cos, -2 * dy]], dtype=torch.float32)[None]
+    # affine_grid maps output to input coordinates, each axis in [-1, 1] (so a turn of a wide image is scaled by
+    # its aspect ratio to stay a turn in pixels): the inverse of the move
+    theta = torch.tensor([[cos, -sin * height / width, -2 * dx], [sin * width / height, cos, -2 * dy]],
+                         dtype=torch.float32)[None]
     out = {}
     for key, t in item.items():
         grid = nn.functional.affine_grid(theta, [1, *t.shape], align_corners=False)
@@ -337,14 +340,24 @@ class EpochBatchSampler:
         draws = iter(jitter_draws(sum(len(b) for b in batches), self.jitter, g, self.jitter_kind))
         return [[next(draws) for _ in b] for b in batches]
 
+    def drawn_flips(self, batches: list[list[int]]) -> list[list[bool]]:
+        """Whether each drawn item of the epoch is flipped: per item (:meth:`flips`), or with ``weights``, where an
+        item may be drawn several times, per draw (drawn per (seed, epoch, rank), as the jitter)."""
+        if self.weights is None or not self.flip:
+            flips = self.flips()
+            return [[flips[i] for i in b] for b in batches]
+        g = torch.Generator().manual_seed(self.seed * 7_919 + self.epoch * 100_003 + self.rank * 10_007 + 3)
+        draws = iter((torch.rand(sum(len(b) for b in batches), generator=g) < 0.5).tolist())
+        return [[next(draws) for _ in b] for b in batches]
+
     def __iter__(self):
-        flips, batches = self.flips(), self.batches()
-        jitters = self.jitters(batches)
+        batches = self.batches()
+        flips, jitters = self.drawn_flips(batches), self.jitters(batches)
         for k in range(self.start, len(batches)):
             if jitters is None:
-                yield [(i, flips[i]) for i in batches[k]]
+                yield list(zip(batches[k], flips[k]))
             else:
-                yield [(i, flips[i], t) for i, t in zip(batches[k], jitters[k])]
+                yield list(zip(batches[k], flips[k], jitters[k]))
 
     def __len__(self) -> int:
         return max(0, len(self.batches()) - self.start)
