@@ -14,7 +14,7 @@ reports the median time per step and per sample, the speed-up per sample against
 over the rounds, and the load average, with the CPU's flags.
 
     .venv/bin/python bench/train_levers.py [--preset demo] [--rounds 5] [--steps 10] \
-        [--variants baseline,channels_last,foreach_adam,compile,batch4] [--dataroot dataset]
+        [--variants baseline,channels_last,foreach_adam,compile,batch4] [--dataroot dataset] [--threads N]
 """
 
 from __future__ import annotations
@@ -104,7 +104,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--variants", default="baseline,channels_last,foreach_adam,compile,batch4")
     ap.add_argument("--dataroot", default=str(ROOT / "dataset"))
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default, one per core)")
     a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     dataroot = Path(a.dataroot)
     if not (dataroot / "train_A").is_dir():
         raise SystemExit(f"{dataroot / 'train_A'} not found: run `make demo` first (or pass --dataroot)")

@@ -293,15 +293,22 @@ def test_puppet_page_in_chromium(size, browser, tiny_dataset, tmp_path):
         save_screenshot(page, f"puppet page {size}px")
         assert page.evaluate("puppet.stats.frames") >= 2 and page.evaluate("puppet.stats.meanMs") > 0
         assert log.problems() == [] and log.blocked == []
-    # measured (64 px, a run trained 40 steps): the page's stick figure differs from OpenCV's by 3.4 grey levels on
-    # average (anti-aliasing: 2 % of the pixels by more than 64), its first frame from PyTorch's by 0.8 on average,
-    # 4 at the 99th percentile; the tolerances are about 2.5 times those
+    # measured (64 px, a run trained 40 steps): the page's stick figure differs from OpenCV's by 3.3-3.6 grey levels on
+    # average (anti-aliasing: 1-2 % of the pixels by more than 64). What the generator makes of that difference depends
+    # on the weights, which differ from CPU to CPU: the bent pose's frame differed from PyTorch's by 0.6 on average on
+    # an Intel Xeon and by 2.1 (99th percentile 12) on an AMD EPYC, where PyTorch itself, given the page's drawing,
+    # drew the same frame as the page within 1 grey level. So the page is held to what it adds: the same model output
+    # as PyTorch on the same input, and a frame no further from Python's than the drawing alone explains.
     assert np.abs(same_input - expected["first"][1]).max() <= 2  # the model alone: ONNX Runtime Web = PyTorch
     for key in ("first", "bent"):
         (pose, frame), (ref_pose, ref_frame) = got[key], expected[key]
         d = np.abs(frame - ref_frame)
         assert pose.any() and np.abs(pose - ref_pose).mean() < 8 and (np.abs(pose - ref_pose) > 64).mean() < 0.05, key
-        assert d.mean() < 2 and np.percentile(d, 99) <= 10, key
+        own = next(gen.frames([pose.astype(np.uint8)])).astype(int)  # PyTorch on the page's own stick figure
+        assert np.abs(frame - own).max() <= 2, key  # the page runs the model as PyTorch does
+        drawing = np.abs(own - ref_frame)  # what the drawing's anti-aliasing alone changes in PyTorch's frame
+        assert d.mean() <= drawing.mean() + 0.5 and np.percentile(d, 99) <= np.percentile(drawing, 99) + 2, key
+        assert d.mean() < 4 and np.percentile(d, 99) <= 24, key  # and the drawing stays close enough to matter little
     # moving the sliders changes the picture: limbs move in the pose, and the frame changes far beyond the drawing's
     # own differences
     moved = np.abs(got["bent"][0] - got["first"][0]) > 64
