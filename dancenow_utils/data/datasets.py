@@ -7,7 +7,8 @@ nearest-neighbour sampling), with their instance maps ``{phase}_inst/<id>.png`` 
 hold ``A`` as ``(1, H, W)`` integer classes and ``inst`` as ``(1, H, W)`` instance ids.
 Batches come from :class:`EpochBatchSampler`: the same shuffled order for a given (seed, epoch) on every run,
 sharded across ranks like ``DistributedSampler`` (padded so every rank runs the same number of batches), with
-horizontal flips decided per item by the sampler, so a pose and its frame are always flipped together.
+horizontal flips decided per item by the sampler, so a pose and its frame are always flipped together; optionally
+drawn by weight (rare pose kinds more often) and jittered (one random move, scale and turn per drawn item).
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ def to_image(t: torch.Tensor) -> np.ndarray:
 class AlignedDataset(Dataset):
     """Pose/frame pairs as tensors in [-1, 1]: items ``{"A", "B", "index"}`` (plus ``A_next``/``B_next`` for the
     temporal model; ``inst`` for label maps with instance maps). An item is asked for by index, or by
-    ``(index, flip)`` from :class:`EpochBatchSampler`."""
+    ``(index, flip)`` or ``(index, flip, transform)`` from :class:`EpochBatchSampler` (:func:`jittered`)."""
 
     def __init__(self, dataroot: str | Path, phase: str = "train", width: int = 256, height: int = 256,
                  max_size: int = 0, cache: bool = True, need_b: bool = True, temporal: bool = False,
