@@ -7,7 +7,8 @@ one lever changed:
 - ``channels_last``: networks and batches in NHWC memory format (what oneDNN's bf16 kernels prefer);
 - ``foreach_adam``: the multi-tensor Adam instead of the fused one;
 - ``compile``: ``torch.compile`` of the generator and discriminator (its up-front cost reported separately);
-- ``batch<k>``: batch size ``k`` (time per *sample* is what counts: an epoch has fewer steps).
+- ``batch<k>``: batch size ``k`` (time per *sample* is what counts: an epoch has fewer steps);
+- ``blocks<k>``: a generator with ``k`` residual blocks (the demo's has 4).
 
 Variants alternate round by round (drift and other processes' load hit all alike); per variant the bench
 reports the median time per step and per sample, the speed-up per sample against the baseline and its range
@@ -62,6 +63,8 @@ class Variant:
         self.name, self.setup_s = name, 0.0
         batch = int(name.removeprefix("batch")) if name.startswith("batch") else cfg.batch_size
         cfg = cfg.with_overrides({"batch_size": batch})
+        if name.startswith("blocks"):  # a generator with fewer (or more) residual blocks: fewer FLOPs per step
+            cfg = cfg.with_overrides({"n_blocks_global": int(name.removeprefix("blocks"))})
         self.batch_size = batch
         torch.manual_seed(cfg.seed)
         self.model = Pix2PixHD(cfg, device, vgg=False)
