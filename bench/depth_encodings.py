@@ -99,6 +99,27 @@ def depth_agreement(base: Path, truth: Path) -> dict:
             for k, v in agree.items()}
 
 
+ARM_JOINTS = [joint(n) for n in ("RShoulder", "LShoulder", "RElbow", "LElbow", "RWrist", "LWrist")]
+
+
+def arm_error(base: Path, truth: Path) -> dict:
+    """Per pose kind (by the character's true keypoints): how far MediaPipe's arm joints (as extracted) lie from the
+    character's, in torso lengths (neck to mid-hip), over the joints both see."""
+    errors: dict[str, list[float]] = {k: [] for k in POSE_KINDS}
+    for f in sorted((base / "train_keypoints").glob("*_keypoints.json")):
+        found, true = read_openpose_json(f), read_openpose_json(truth / f.name)
+        if not found or not true:
+            continue
+        a, b = found[0].body, true[0].body
+        torso = float(np.linalg.norm(b[joint("Neck"), :2] - b[joint("MidHip"), :2]))
+        seen = (a[ARM_JOINTS, 2] > 0.1) & (b[ARM_JOINTS, 2] > 0.1)
+        if torso > 0 and seen.any():
+            d = np.linalg.norm(a[ARM_JOINTS, :2] - b[ARM_JOINTS, :2], axis=1)[seen] / torso
+            errors[pose_kind(true[0])].extend(d.tolist())
+    return {k: {"joints": len(v), "mean": round(float(np.mean(v)), 3) if v else None,
+                "over_0.15": round(float(np.mean(np.array(v) > 0.15)), 3) if v else None} for k, v in errors.items()}
+
+
 def summarise(rows: list[dict]) -> dict:
     """Per variant: the mean and half the range of each figure over its runs."""
     out: dict[str, dict] = {}
@@ -141,14 +162,18 @@ def main() -> None:
     ap.add_argument("--niter-decay", type=int, default=3, help="epochs of decay (demo preset: 3)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run (1: steady on shared cores)")
     ap.add_argument("--data", default=str(DATA))
-    ap.add_argument("--agreement", action="store_true", help="only how often MediaPipe's depth is right")
+    ap.add_argument("--agreement", action="store_true",
+                    help="only how often MediaPipe's depth is right, and how far its arm joints lie from the truth")
     a = ap.parse_args()
     data = Path(a.data)
     train, test = base_data(data)
     if a.agreement:
         paths = demo()
         report("depth_agreement", {"train": depth_agreement(train, paths.keypoints("target_train")),
-                                   "heldout": depth_agreement(test, paths.keypoints("target_heldout"))})
+                                   "heldout": depth_agreement(test, paths.keypoints("target_heldout")),
+                                   "arm_error_torso_lengths": {
+                                       "train": arm_error(train, paths.keypoints("target_train")),
+                                       "heldout": arm_error(test, paths.keypoints("target_heldout"))}})
         return
     results = data / "results.jsonl"
     done = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
