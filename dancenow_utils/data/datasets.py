@@ -14,6 +14,7 @@ drawn by weight (rare pose kinds more often) and jittered (one random move, scal
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -246,7 +247,6 @@ def jittered(item: dict[str, torch.Tensor], transform: tuple[float, float, float
     with their edge pixels, label and instance maps with class 0. A pure move is done in whole pixels, so the frame
     keeps every detail; a scale or turn resamples (bilinear; nearest neighbour for label and instance maps)."""
     dx, dy, scale, degrees = transform
-    height, width = next(iter(item.values())).shape[-2:]
     if scale == 1 and degrees == 0:
         out = {}
         for key, t in item.items():
@@ -254,6 +254,7 @@ def jittered(item: dict[str, torch.Tensor], transform: tuple[float, float, float
             fill = 0 if not t.is_floating_point() else (-1.0 if key.startswith("A") else None)
             out[key] = shifted(t, px, py, fill)
         return out
+    height, width = next(iter(item.values())).shape[-2:]
     rad = np.deg2rad(degrees)
     cos, sin = np.cos(rad) / scale, np.sin(rad) / scale
     # affine_grid maps output to input coordinates, each axis in [-1, 1] (so a turn of a wide image is scaled by
@@ -332,24 +333,28 @@ class EpochBatchSampler:
         g = torch.Generator().manual_seed(self.seed * 7_919 + self.epoch * 100_003 + 1)
         return (torch.rand(self.n, generator=g) < 0.5).tolist()
 
+    def _per_draw(self, batches: list[list[int]], draw: Callable[[int, torch.Generator], list],
+                  salt: int) -> list[list]:
+        """One value per drawn item of the epoch, ``draw(count, generator)`` from a generator of (seed, epoch, rank,
+        ``salt``), drawn for every batch from the epoch's first: a resumed epoch gets the values the uninterrupted
+        one did."""
+        g = torch.Generator().manual_seed(self.seed * 7_919 + self.epoch * 100_003 + self.rank * 10_007 + salt)
+        values = iter(draw(sum(len(b) for b in batches), g))
+        return [[next(values) for _ in b] for b in batches]
+
     def jitters(self, batches: list[list[int]]) -> list[list[tuple[float, float, float, float]]] | None:
-        """One random transform per drawn item of the epoch (``jitter > 0``), drawn per (seed, epoch, rank) for
-        every batch from the epoch's first, so a resumed epoch moves its items as the uninterrupted one did."""
+        """One random transform per drawn item of the epoch (``jitter > 0``)."""
         if not self.jitter:
             return None
-        g = torch.Generator().manual_seed(self.seed * 7_919 + self.epoch * 100_003 + self.rank * 10_007 + 2)
-        draws = iter(jitter_draws(sum(len(b) for b in batches), self.jitter, g, self.jitter_kind))
-        return [[next(draws) for _ in b] for b in batches]
+        return self._per_draw(batches, lambda n, g: jitter_draws(n, self.jitter, g, self.jitter_kind), 2)
 
     def drawn_flips(self, batches: list[list[int]]) -> list[list[bool]]:
         """Whether each drawn item of the epoch is flipped: per item (:meth:`flips`), or with ``weights``, where an
-        item may be drawn several times, per draw (drawn per (seed, epoch, rank), as the jitter)."""
+        item may be drawn several times, per draw."""
         if self.weights is None or not self.flip:
             flips = self.flips()
             return [[flips[i] for i in b] for b in batches]
-        g = torch.Generator().manual_seed(self.seed * 7_919 + self.epoch * 100_003 + self.rank * 10_007 + 3)
-        draws = iter((torch.rand(sum(len(b) for b in batches), generator=g) < 0.5).tolist())
-        return [[next(draws) for _ in b] for b in batches]
+        return self._per_draw(batches, lambda n, g: (torch.rand(n, generator=g) < 0.5).tolist(), 3)
 
     def __iter__(self):
         batches = self.batches()
