@@ -5,7 +5,9 @@ seeds (run k uses seed k for every variant), and is scored on the demo's held-ou
 (body SSIM per pose kind, pose error) and the original project's three negative results
 (``bench/negative_results.py``). A variant is a drawing (``PoseSettings.depth``: ``none`` is today's, ``order``
 draws far to near, ``shade`` also shades by depth) and where the depth comes from: ``mediapipe`` (what notebook 01
-detects: MediaPipe's z) or ``demo`` (the demo character's own drawing order, its ground truth), optionally with
+detects: MediaPipe's z) or ``demo`` (the demo character's own drawing order, its ground truth); ``_truth`` draws
+the character's true keypoints and depth instead of MediaPipe's (a perfect detector: the upper bound of what
+better keypoints could give, on training and held-out poses alike); optionally with
 ``@b``: training draws the rare pose kinds more often (``pose_balance=b``, :mod:`dancenow_utils.data.balance`;
 ``none@0.5`` is today's drawing with balance 0.5) and ``jJ`` or ``sJ``: each training pair is jittered
 (``jitter=J``, ``jitter_kind`` "affine" or "shift": ``none@0.5j0.5``, ``none@0.5s0.5``). The keypoints are
@@ -45,9 +47,9 @@ from dancenow_utils.training.stages import train_stage
 
 DATA = ROOT / "bench" / ".data" / "depth"
 # a variant: the drawing, where its depth comes from, how training draws the pose kinds and jitters the pairs
-VARIANT = re.compile(r"^(?P<drawing>none|order|shade)(?:_(?P<source>demo))?(?:@(?P<balance>[0-9.]+))?"
+VARIANT = re.compile(r"^(?P<drawing>none|order|shade)(?:_(?P<source>demo|truth))?(?:@(?P<balance>[0-9.]+))?"
                      r"(?:(?P<jkind>[js])(?P<jitter>[0-9.]+))?$")
-SOURCES = ("mediapipe", "demo")
+SOURCES = ("mediapipe", "demo", "truth")
 
 
 def base_data(data: Path) -> tuple[Path, Path]:
@@ -61,8 +63,9 @@ def base_data(data: Path) -> tuple[Path, Path]:
 
 
 def variant_data(variant: str, base: Path, out: Path, depth_from: Path) -> Path:
-    """``base`` drawn as ``variant`` (``<drawing>`` or ``<drawing>_demo``) under ``out``: the frames are linked,
-    the keypoints copied, the poses drawn again."""
+    """``base`` drawn as ``variant`` (``<drawing>``, ``<drawing>_demo`` or ``<drawing>_truth``) under ``out``: the
+    frames are linked, the keypoints copied (``_truth``: the character's true keypoints, ``depth_from``'s, for the
+    frames MediaPipe kept, in the same crop), the poses drawn again."""
     drawing, _, source = variant.partition("_")
     if (out / "train_A").is_dir():
         return out
@@ -72,8 +75,11 @@ def variant_data(variant: str, base: Path, out: Path, depth_from: Path) -> Path:
     src, dst = DatasetLayout(base, "train"), DatasetLayout(tmp, "train")
     dst.B.symlink_to(src.B.resolve(), target_is_directory=True)
     shutil.copytree(src.keypoints, dst.keypoints)
+    if source == "truth":  # an upper bound: what a perfect pose detector would give the generator
+        for f in dst.keypoints.glob("*_keypoints.json"):
+            shutil.copyfile(depth_from / f.name, f)
     settings = dataclasses.replace(PoseSettings.load(src.settings) or PoseSettings(), depth=drawing)
-    redraw_poses(tmp, settings, "train", depth_from=depth_from if source == "demo" else "", progress=False)
+    redraw_poses(tmp, settings, "train", depth_from=depth_from if source else "", progress=False)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
@@ -182,37 +188,42 @@ def main() -> None:
     variants = a.variants.split(",")
     for variant in variants:
         if not VARIANT.match(variant):
-            raise SystemExit(f"unknown variant {variant!r}: use none, order, shade, order_demo, shade_demo, each "
-                             "optionally with @<pose_balance> and j<jitter>, e.g. none@0.5j0.5")
+            raise SystemExit(f"unknown variant {variant!r}: use none, order, shade, order_demo, shade_demo, "
+                             "none_truth, each optionally with @<pose_balance> and j<jitter>, e.g. none@0.5j0.5")
     seeds = [int(k) for k in a.seeds.split(",")] if a.seeds else list(range(a.runs))
     for seed in seeds:  # every variant's first run, then every variant's second...
         for variant in variants:
             parts = VARIANT.match(variant)
-            drawn = parts["drawing"] + ("_demo" if parts["source"] else "")
+            drawn = parts["drawing"] + (f"_{parts['source']}" if parts["source"] else "")
             training = {"pose_balance": float(parts["balance"] or 0), "jitter": float(parts["jitter"] or 0),
                         "jitter_kind": "shift" if parts["jkind"] == "s" else "affine"}
             vtrain = variant_data(drawn, train, data / drawn / "dataset", demo_paths.keypoints("target_train"))
             vtest = variant_data(drawn, test, data / drawn / "dataset_test", demo_paths.keypoints("target_heldout"))
             if results.exists():  # another process may have measured it meanwhile
                 done = [json.loads(line) for line in results.read_text().splitlines()]
-            if any(r["variant"] == variant and r["seed"] == seed and r["schedule"] == schedule for r in done):
+            cfg = make_config("demo", {**schedule, "seed": seed, "threads": a.threads, **training})
+            # runs before the preset saved the generator's moving average scored the trained weights (0)
+            if any(r["variant"] == variant and r["seed"] == seed and r["schedule"] == schedule
+                   and r.get("ema_decay", 0.0) == cfg.ema_decay for r in done):
                 continue
             name = f"{variant}_s{seed}_{a.niter}_{a.niter_decay}"
             ck = data / "checkpoints"
             shutil.rmtree(ck / name, ignore_errors=True)
-            cfg = make_config("demo", {**schedule, "seed": seed, "threads": a.threads, **training})
             t0 = time.perf_counter()
             train_stage("global", cfg, vtrain, name, ck, resume=False, progress=False)
             seconds = time.perf_counter() - t0
             metrics = evaluate(name, vtest, checkpoints_dir=ck, train_dataroot=vtrain, progress=False)
             negative = measure(name, ck, vtest, vtrain, data / "figures" / f"negative_{name}.png")
-            row = {"variant": variant, "seed": seed, "schedule": schedule, "train_s": round(seconds, 1),
+            row = {"variant": variant, "seed": seed, "schedule": schedule, "ema_decay": cfg.ema_decay,
+                   "train_s": round(seconds, 1),
                    "figures": figures_of(metrics, negative)}
             with results.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
             done.append(row)
             print(json.dumps(row), flush=True)
-    rows = [r for r in done if r["schedule"] == schedule and r["variant"] in a.variants.split(",")]
+    ema = make_config("demo").ema_decay
+    rows = [r for r in done if r["schedule"] == schedule and r["variant"] in a.variants.split(",")
+            and r.get("ema_decay", 0.0) == ema]
     agreement = {"train": depth_agreement(train, demo_paths.keypoints("target_train")),
                  "heldout": depth_agreement(test, demo_paths.keypoints("target_heldout"))}
     report("depth_encodings", {"machine": machine(), "schedule": schedule,

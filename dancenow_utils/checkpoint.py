@@ -2,10 +2,11 @@
 ``weights_only=True``; and what a run folder holds (its generator, its stages), read the same way by training and
 inference.
 
-A full checkpoint (``latest.pth``) holds the networks, optimisers, scaler, counters, RNG states and config. A
-generator-only file (``latest_G.pth``, ``epoch_<n>_G.pth``) holds what inference needs: the generator, its config
-and how its training poses were drawn. Both are always read onto the CPU first (RNG states must stay CPU tensors;
-networks are moved to their device when loaded into them).
+A full checkpoint (``latest.pth``) holds the networks, optimisers, scaler, counters, RNG states and config (and,
+with ``ema_decay``, the moving average of the generator's weights, ``avg_G``). A generator-only file
+(``latest_G.pth``, ``epoch_<n>_G.pth``) holds what inference needs: the generator (the moving average where the
+run keeps one), its config and how its training poses were drawn. Both are always read onto the CPU first (RNG
+states must stay CPU tensors; networks are moved to their device when loaded into them).
 """
 
 from __future__ import annotations
@@ -116,6 +117,12 @@ def check_architecture(saved: dict[str, Any], cfg: TrainConfig, path: str | Path
                          f"preset {cfg.preset!r}): {listing}. Use the same preset, a new name, or resume=False.")
 
 
+def inference_weights(ckpt: dict, key: str = "G") -> dict:
+    """The weights of network ``key`` that inference uses, from a full checkpoint or a generator file: the moving
+    average (``avg_<key>``, kept with ``ema_decay``) where there is one, else the trained weights."""
+    return ckpt.get(f"avg_{key}", ckpt[key])
+
+
 def load_generator_file(run: RunLayout, which_epoch: str | int = "latest") -> dict:
     """The generator-only payload of a run (``<which>_G.pth``; from a full checkpoint for older runs)."""
     path = run.generator(which_epoch)
@@ -124,9 +131,9 @@ def load_generator_file(run: RunLayout, which_epoch: str | int = "latest") -> di
     full = run.checkpoint(which_epoch)
     if full.exists():
         ckpt = load_checkpoint(full)
-        return {"G": ckpt["G"], "config": ckpt["config"], "pose_settings": ckpt.get("pose_settings"),
+        return {"G": inference_weights(ckpt), "config": ckpt["config"], "pose_settings": ckpt.get("pose_settings"),
                 "model": ckpt.get("model", "pix2pixhd"), "iteration": ckpt.get("iteration"),
-                **({"E": ckpt["E"]} if "E" in ckpt else {})}
+                **({"E": inference_weights(ckpt, "E")} if "E" in ckpt else {})}
     raise FileNotFoundError(f"{path}: no such checkpoint. Available for {run.name!r}: "
                             f"{run.available() or 'none'}; train first (notebook 02) or check name and which_epoch.")
 

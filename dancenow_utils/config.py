@@ -64,6 +64,12 @@ class TrainConfig:
     niter: int = 10  # epochs at constant learning rate
     niter_decay: int = 10  # epochs of linear decay to zero
     batch_size: int = 4
+    # the generator's (and feature encoder's) weights that inference uses (the saved *_G.pth files): 0 = the
+    # trained weights as they are (pix2pixHD); 0.999 = their exponential moving average, the decay ramped up as
+    # (1 + n) / (10 + n) until it reaches 0.999 (step 8990; about the last 300 steps at the end of the demo's
+    # 3500, the last 1000 on longer runs): a steadier generator at no extra training cost (bench/RESULTS.md, issue
+    # 25). Training itself, and the visuals it shows, use the trained weights
+    ema_decay: float = 0.0
     max_dataset_size: int = 0  # 0 = all pairs
     flip: bool = False  # off: flipping a coloured skeleton swaps the meaning of left and right
     # how much more often an epoch draws frames of rare pose kinds (crossed arms, overlapping hands): each frame's
@@ -133,6 +139,10 @@ class TrainConfig:
         if not 0.0 <= self.jitter <= 1.0:
             raise ValueError(f"config key 'jitter' must be between 0 (no jitter) and 1 (shifts up to 10 % of the "
                              f"image, scale +-10 %, turns up to 10 degrees), got {self.jitter!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"config key 'ema_decay' must be 0 (no average) or more and below 1 (e.g. 0.999: a "
+                             f"moving average of the weights over about the last 1000 steps of a long run), got "
+                             f"{self.ema_decay!r}")
         if self.num_workers < -1:
             raise ValueError(f"config key 'num_workers' must be -1 (auto) or 0 or more, got {self.num_workers}")
         validate_amp(self.amp)
@@ -292,10 +302,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Small and CPU-friendly: `make demo` trains it in 3500 steps (4 + 3 epochs over the demo's 1000 frames), about
     # 4.5 minutes on two cores in bf16. VGG19 cannot be fetched offline, so EDN's L1 term (weight 30, measured
     # best of 10 and 30) stands in as the reconstruction loss; the face stage is left out of stage="all" because,
-    # without VGG, it lowered face SSIM on the demo (bench/RESULTS.md, issue 14).
+    # without VGG, it lowered face SSIM on the demo (bench/RESULTS.md, issue 14). Inference uses a moving average of the
+    # generator's weights (ema_decay): +0.006 body SSIM against the same runs' trained weights.
     "demo": dict(width=128, height=128, ngf=16, n_downsample_global=3, n_blocks_global=4, ndf=16, num_D=2,
                  batch_size=2, niter=4, niter_decay=3, use_l1=True, lambda_l1=30.0, face_stage=False,
-                 save_latest_freq=250, display_freq=250, log_freq=10),
+                 ema_decay=0.999, save_latest_freq=250, display_freq=250, log_freq=10),
     # Tiny networks for tests and smoke runs (about 0.07 s per step at 64x64 on a laptop CPU).
     "tiny": dict(width=64, height=64, ngf=16, n_downsample_global=3, n_blocks_global=3, ndf=16, num_D=2,
                  n_layers_D=2, batch_size=2, niter=1, niter_decay=1, vgg_loss="off", save_latest_freq=5,

@@ -17,6 +17,7 @@ Run (``checkpoints/<name>/``)::
     config.json, dataset.json                      the config, and the dataset the run was trained on
     latest.pth                                     everything needed to resume exactly
     latest_G.pth, epoch_<n>_G.pth                  generator only (+ config and pose settings): for inference
+                                                   (with ema_decay: the moving average of its weights)
     loss_log.jsonl, loss_curves.png, web/          named losses, their curves, the visuals page
     global/, face/                                 the global stage of a local enhancer, the face stage
     .dancenow.json, .dancenow.lock                 whose folder it is (:mod:`dancenow_utils.folders`), who trains it

@@ -27,9 +27,11 @@ def tiny_demo(tmp_path_factory):
                      progress=False)
 
 
-def full_and_resumed(cfg, dataroot: Path, tmp_path: Path, stop: int = 3) -> tuple[dict, dict]:
-    """The generator weights of a run trained straight through and of one stopped after ``stop`` iterations and
-    resumed from the checkpoint it saved on stopping."""
+def full_and_resumed(cfg, dataroot: Path, tmp_path: Path, stop: int = 3,
+                     saved: str = "latest.pth") -> tuple[dict, dict]:
+    """The generator weights (as ``saved``: the full checkpoint's trained weights, or ``latest_G.pth``'s, which
+    inference uses) of a run trained straight through and of one stopped after ``stop`` iterations and resumed
+    from the checkpoint it saved on stopping."""
     import torch
 
     from dancenow_utils.training.stages import build_trainer
@@ -39,7 +41,7 @@ def full_and_resumed(cfg, dataroot: Path, tmp_path: Path, stop: int = 3) -> tupl
     resumed = build_trainer(cfg, dataroot, "part", tmp_path, resume=True, progress=False)
     assert resumed.iteration == stop
     resumed.train()
-    return tuple(torch.load(tmp_path / n / "latest.pth", weights_only=True)["G"] for n in ("full", "part"))
+    return tuple(torch.load(tmp_path / n / saved, weights_only=True)["G"] for n in ("full", "part"))
 
 
 @pytest.fixture(scope="session")

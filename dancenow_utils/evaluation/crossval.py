@@ -157,7 +157,9 @@ def gan_losses_on(model: Pix2PixHD, data: HeldOut, batch_size: int = 8) -> dict[
 
 
 def discriminator_model(gen: Generator, run: RunLayout, which_epoch: str | int) -> Pix2PixHD | None:
-    """G and D of the run's full ``latest`` checkpoint (numbered checkpoints keep only the generator)."""
+    """G and D of the run's full ``latest`` checkpoint (numbered checkpoints keep only the generator). G is the
+    generator inference uses: with ``ema_decay`` its moving average, which D was not trained against, so these GAN
+    losses can differ from the training log's."""
     if checkpoint_tag(which_epoch) != "latest" or not run.latest.exists():
         return None
     ckpt = load_checkpoint(run.latest)

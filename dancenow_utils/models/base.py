@@ -34,6 +34,13 @@ def frozen(net: nn.Module) -> Iterator[nn.Module]:
             p.requires_grad_(flag)
 
 
+def average_weight(decay: float, n: int) -> float:
+    """How far the ``n``-th update (1-based) moves a moving average of weights towards the new ones: ``1 - decay``,
+    with the decay ramped up as ``(1 + n) / (10 + n)`` over the first updates so that the average is not held back
+    by the random initial weights."""
+    return 1.0 - min(decay, (1 + n) / (10 + n))
+
+
 class BaseModel:
     """Networks (``nets``), their Adam optimisers (``optimizers``, same keys) and a gradient scaler."""
 
@@ -50,6 +57,10 @@ class BaseModel:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.fixed: dict[str, list[nn.Parameter]] = {}  # per optimiser: parameters held fixed (see set_epoch)
         self._ddp: dict[str, nn.Module] = {}
+        # with cfg.ema_decay: a moving average of the inference networks' weights (state dicts by key), made at the
+        # first update (after the first step), and how many updates it has had
+        self.averaged: dict[str, dict[str, torch.Tensor]] = {}
+        self.average_updates = 0
 
     # ------------------------------------------------------------------------------------------ subclass API
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -80,7 +91,30 @@ class BaseModel:
         self.update(sum(v for k, v in losses.items() if k.startswith("G_")), self.trained("G"))
         self.update(sum(v for k, v in losses.items() if k.startswith("D_")) * 0.5, self.trained("D"))
         self.scaler.update()
+        self.update_average()
         return {k: v.detach() for k, v in losses.items()}
+
+    @torch.no_grad()
+    def update_average(self) -> None:
+        """Move the averaged inference weights towards the trained ones (``cfg.ema_decay``; nothing when 0).
+
+        Parameters are averaged (:func:`average_weight`, one fused update per network); buffers, such as the
+        feature encoder's running class means and which classes it has seen, are copied as they are."""
+        decay = self.cfg.ema_decay
+        if not decay:
+            return
+        if not self.averaged:
+            self.averaged = {k: {n: t.detach().clone() for n, t in self.nets[k].state_dict().items()}
+                             for k in self.averaged_keys()}
+        self.average_updates += 1
+        weight = average_weight(decay, self.average_updates)
+        for key, avg in self.averaged.items():
+            net = self.nets[key]
+            names, live = zip(*((n, p.detach()) for n, p in net.named_parameters()))
+            torch._foreach_lerp_([avg[n] for n in names], list(live), weight)
+            for name, buffer in net.named_buffers():
+                if name in avg:  # persistent buffers only (the state dict's)
+                    avg[name].copy_(buffer)
 
     @torch.no_grad()
     def evaluation_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -105,6 +139,10 @@ class BaseModel:
     def inference_keys(self) -> tuple[str, ...]:
         """The networks inference needs (saved in the generator-only files)."""
         return (self.generator_key,)
+
+    def averaged_keys(self) -> tuple[str, ...]:
+        """The networks whose weights ``ema_decay`` averages: the trained ones inference needs."""
+        return tuple(k for k in self.inference_keys() if k in self.trained_keys())
 
     def autocast(self):
         return autocast(self.device, self.precision)
@@ -183,6 +221,9 @@ class BaseModel:
         state = {k: self.nets[k].state_dict() for k in self.trained_keys()}
         state.update({f"opt_{k}": o.state_dict() for k, o in self.optimizers.items()})
         state["scaler"] = self.scaler.state_dict()
+        if self.averaged:
+            state.update({f"avg_{k}": avg for k, avg in self.averaged.items()})
+            state["average_updates"] = self.average_updates
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -193,7 +234,16 @@ class BaseModel:
         # a scaler saved disabled (CPU, bf16, fp32) has an empty state: an enabled one starts fresh instead
         if self.scaler.is_enabled() and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        # the averaged weights, where the run kept them (a run saved without ema_decay starts averaging afresh)
+        keys = self.averaged_keys() if self.cfg.ema_decay else ()
+        if keys and all(f"avg_{k}" in state for k in keys):
+            self.averaged = {k: {n: t.to(self.device) for n, t in state[f"avg_{k}"].items()} for k in keys}
+            self.average_updates = int(state.get("average_updates", 0))
+        else:
+            self.averaged, self.average_updates = {}, 0
 
     def generator_state(self) -> dict[str, dict[str, torch.Tensor]]:
-        """What inference needs: the generator's weights under ``"G"`` (and the feature encoder's under ``"E"``)."""
-        return {"G" if k == self.generator_key else k: self.nets[k].state_dict() for k in self.inference_keys()}
+        """What inference needs: the generator's weights under ``"G"`` (and the feature encoder's under ``"E"``);
+        with ``ema_decay``, their moving average once training has begun."""
+        return {"G" if k == self.generator_key else k: self.averaged.get(k) or self.nets[k].state_dict()
+                for k in self.inference_keys()}

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dancenow_utils.checkpoint import load_checkpoint, load_generator_file
+from dancenow_utils.checkpoint import inference_weights, load_checkpoint, load_generator_file
 from dancenow_utils.config import TrainConfig
 from dancenow_utils.data.balance import describe, kind_weights, pose_kinds, sampled_shares
 from dancenow_utils.data.datasets import AlignedDataset
@@ -216,7 +216,7 @@ def build_model(kind: str, cfg: TrainConfig, process: Process, main_run: RunLayo
         raise ValueError(f"{main_run.dir} was trained with temporal={main_cfg.temporal}: train its face stage with "
                          f"the same setting (overrides={{'temporal': {main_cfg.temporal}}})")
     main_G = build_generator(main_cfg)
-    main_G.load_state_dict(main_ckpt["G"])
+    main_G.load_state_dict(inference_weights(main_ckpt))  # the main generator as inference runs it
     return FaceModel(model_cfg, process.device, main_G, main_cfg, main_ckpt.get("D"), precision)
 
 

@@ -5,7 +5,8 @@ runs one step's forward pass there at the run's size and batch, recording every 
 backward pass. What a step holds is then:
 
 - each trained parameter: its fp32 weight, its gradient and Adam's two moments (16 bytes);
-- each frozen network's weights (VGG19 for the perceptual loss, the face stage's main generator): 4 bytes each;
+- each frozen network's weights (VGG19 for the perceptual loss, the face stage's main generator, the moving
+  average of the generator with ema_decay): 4 bytes each;
 - the saved activations (halved under fp16/bf16 autocast, which saves most of them in 16 bits), plus the
   backward pass's gradient of the largest of them (twice its size);
 - a fixed allowance for the CUDA context, cuDNN's workspace and the allocator's rounding (:data:`OVERHEAD_BYTES`,
@@ -109,6 +110,8 @@ def estimate_training_memory(cfg: TrainConfig, precision: str, shapes: dict[str,
             model.vgg = VGGLoss(None, cfg.vgg_normalize_input)
             frozen += list(model.vgg.parameters())
     trained = [p for n in model.nets.values() for p in n.parameters()]
+    if cfg.ema_decay:  # the moving average of the inference networks' weights: one more copy, without gradients
+        frozen += [p for k in model.averaged_keys() for p in model.nets[k].parameters()]
     batch = meta_batch(shapes, cfg.batch_size, host or {})
     act, largest = saved_activation_bytes(lambda: model.losses(batch), trained + frozen)
     if precision in ("fp16", "bf16"):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from dancenow_utils.checkpoint import load_checkpoint, load_generator_file
+from dancenow_utils.checkpoint import inference_weights, load_checkpoint, load_generator_file
 from dancenow_utils.config import TrainConfig
 from dancenow_utils.layout import RunLayout, check_name
 from dancenow_utils.models.networks import count_parameters
@@ -92,9 +92,10 @@ def init_local_from_global(model: Pix2PixHD, global_run: RunLayout) -> int:
     full = global_run.latest.exists()
     path = global_run.latest if full else global_run.generator("latest")
     state = load_checkpoint(path) if full else load_generator_file(global_run)  # one read of the global stage
-    copied = _copy_matching(model.G.global_net, state["G"], path, "global branch")
+    # the global generator as inference runs it (its moving average, where the stage kept one), from either file
+    copied = _copy_matching(model.G.global_net, inference_weights(state), path, "global branch")
     if "E" in model.nets and "E" in state:
-        copied += _copy_matching(model.nets["E"], state["E"], path, "feature encoder")
+        copied += _copy_matching(model.nets["E"], inference_weights(state, "E"), path, "feature encoder")
     if not full:
         print(f"{global_run.latest} is missing: the local stage's discriminator starts from scratch")
         return copied

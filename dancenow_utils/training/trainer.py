@@ -364,7 +364,10 @@ class Trainer:
         are kept; with advice where the disk is too small (and for Drive on Colab)."""
         adam_to_come = sum(8 * p.numel() for opt in self.model.optimizers.values() for g in opt.param_groups
                            for p in g["params"] if p not in opt.state)  # Adam's moments appear at the first step
-        latest = payload_bytes(self.state()) + adam_to_come + payload_bytes(self.generator_payload())
+        # the moving average of the generator's weights (ema_decay) is made at the first step
+        average_to_come = (payload_bytes(self.model.generator_state())
+                           if self.cfg.ema_decay and not self.model.averaged else 0)
+        latest = payload_bytes(self.state()) + adam_to_come + average_to_come + payload_bytes(self.generator_payload())
         epoch = payload_bytes(self.generator_payload())
         written = self.cfg.total_epochs // self.cfg.save_epoch_freq
         kept = min(written, self.cfg.keep_epoch_checkpoints or written)
