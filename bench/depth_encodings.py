@@ -191,6 +191,9 @@ def main() -> None:
             raise SystemExit(f"unknown variant {variant!r}: use none, order, shade, order_demo, shade_demo, "
                              "none_truth, each optionally with @<pose_balance> and j<jitter>, e.g. none@0.5j0.5")
     seeds = [int(k) for k in a.seeds.split(",")] if a.seeds else list(range(a.runs))
+    # the generator weights the preset saves: runs from before it saved their moving average scored the trained
+    # weights (ema_decay 0) and are not mixed with today's
+    ema = make_config("demo").ema_decay
     for seed in seeds:  # every variant's first run, then every variant's second...
         for variant in variants:
             parts = VARIANT.match(variant)
@@ -201,27 +204,25 @@ def main() -> None:
             vtest = variant_data(drawn, test, data / drawn / "dataset_test", demo_paths.keypoints("target_heldout"))
             if results.exists():  # another process may have measured it meanwhile
                 done = [json.loads(line) for line in results.read_text().splitlines()]
-            cfg = make_config("demo", {**schedule, "seed": seed, "threads": a.threads, **training})
-            # runs before the preset saved the generator's moving average scored the trained weights (0)
             if any(r["variant"] == variant and r["seed"] == seed and r["schedule"] == schedule
-                   and r.get("ema_decay", 0.0) == cfg.ema_decay for r in done):
+                   and r.get("ema_decay", 0.0) == ema for r in done):
                 continue
             name = f"{variant}_s{seed}_{a.niter}_{a.niter_decay}"
             ck = data / "checkpoints"
             shutil.rmtree(ck / name, ignore_errors=True)
+            cfg = make_config("demo", {**schedule, "seed": seed, "threads": a.threads, **training})
             t0 = time.perf_counter()
             train_stage("global", cfg, vtrain, name, ck, resume=False, progress=False)
             seconds = time.perf_counter() - t0
             metrics = evaluate(name, vtest, checkpoints_dir=ck, train_dataroot=vtrain, progress=False)
             negative = measure(name, ck, vtest, vtrain, data / "figures" / f"negative_{name}.png")
-            row = {"variant": variant, "seed": seed, "schedule": schedule, "ema_decay": cfg.ema_decay,
+            row = {"variant": variant, "seed": seed, "schedule": schedule, "ema_decay": ema,
                    "train_s": round(seconds, 1),
                    "figures": figures_of(metrics, negative)}
             with results.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
             done.append(row)
             print(json.dumps(row), flush=True)
-    ema = make_config("demo").ema_decay
     rows = [r for r in done if r["schedule"] == schedule and r["variant"] in a.variants.split(",")
             and r.get("ema_decay", 0.0) == ema]
     agreement = {"train": depth_agreement(train, demo_paths.keypoints("target_train")),
