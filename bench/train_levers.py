@@ -8,7 +8,9 @@ one lever changed:
 - ``foreach_adam``: the multi-tensor Adam instead of the fused one;
 - ``compile``: ``torch.compile`` of the generator and discriminator (its up-front cost reported separately);
 - ``batch<k>``: batch size ``k`` (time per *sample* is what counts: an epoch has fewer steps);
-- ``blocks<k>``: a generator with ``k`` residual blocks (the demo's has 4).
+- ``blocks<k>``: a generator with ``k`` residual blocks (the demo's has 4);
+- ``three_d_passes``: pix2pixHD's own step, which runs the discriminator on the fake pair twice (detached for D's
+  loss, with D's weights frozen for G's) where the project's step shares one pass (the same values and gradients).
 
 Variants alternate round by round (drift and other processes' load hit all alike); per variant the bench
 reports the median time per step and per sample, the speed-up per sample against the baseline and its range
@@ -32,6 +34,8 @@ from common import ROOT, machine, report
 
 from dancenow_utils.config import TrainConfig, make_config
 from dancenow_utils.data.datasets import AlignedDataset
+from dancenow_utils.models.base import frozen
+from dancenow_utils.models.losses import feature_matching_loss, gan_loss
 from dancenow_utils.models.pix2pixhd import Pix2PixHD
 from dancenow_utils.runtime import precision
 from dancenow_utils.runtime.device import resolve_device
@@ -56,6 +60,27 @@ def batches(cfg: TrainConfig, dataroot: Path, n: int) -> list[Batch]:
     return out
 
 
+class ThreePasses(Pix2PixHD):
+    """pix2pixHD's step as NVIDIA wrote it: D on the real pair, on the detached fake pair, and on the fake pair
+    again with its weights frozen for G's losses; each backward runs through the whole graph."""
+
+    def adversarial_losses(self, real_pair, fake_pair, n_layers, lambda_feat, feat, key="D"):
+        D = self.net(key)
+        pred_real, pred_fake_d = D(real_pair), D(fake_pair.detach())
+        with frozen(self.nets[key]) as D_frozen:
+            pred_fake_g = D_frozen(fake_pair)
+        g_feat = feature_matching_loss(pred_fake_g, pred_real, n_layers, lambda_feat) if feat else 0.0
+        return {"G_GAN": gan_loss(pred_fake_g, True), "G_GAN_Feat": g_feat,
+                "D_real": gan_loss(pred_real, True), "D_fake": gan_loss(pred_fake_d, False)}
+
+    def update(self, loss, keys, keep_graph=False):
+        for key in keys:
+            self.optimizers[key].zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        for key in keys:
+            self.scaler.step(self.optimizers[key])
+
+
 class Variant:
     """One lever applied to a fresh model; ``step()`` runs one training step on the next batch."""
 
@@ -67,7 +92,7 @@ class Variant:
             cfg = cfg.with_overrides({"n_blocks_global": int(name.removeprefix("blocks"))})
         self.batch_size = batch
         torch.manual_seed(cfg.seed)
-        self.model = Pix2PixHD(cfg, device, vgg=False)
+        self.model = (ThreePasses if name == "three_d_passes" else Pix2PixHD)(cfg, device, vgg=False)
         self.batches = [{k: v.to(device) for k, v in b.items()} for b in batches(cfg, dataroot, n_batches)]
         if name == "channels_last":
             for net in self.model.nets.values():

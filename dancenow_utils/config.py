@@ -58,6 +58,9 @@ class TrainConfig:
     vgg_normalize_input: bool = False  # False: raw [-1, 1] images into VGG19 as pix2pixHD; True: ImageNet-normalised
     use_l1: bool = False  # EDN's --use_l1: an L1 term on the (last) generated frame, e.g. where VGG19 is unavailable
     lambda_l1: float = 10.0  # its weight (EDN's lambda_A)
+    # the hands and forearms (from the training keypoints) count 1 + hand_weight times in the L1 term: hands are a
+    # few percent of the pixels, and a frame-wide average hardly notices one left out; 0 = every pixel alike (EDN)
+    hand_weight: float = 0.0
     # optimisation
     lr: float = 2e-4
     beta1: float = 0.5
@@ -128,8 +131,8 @@ class TrainConfig:
         non_negative = ("n_downsample_global", "n_blocks_global", "n_local_enhancers", "n_blocks_local", "niter",
                         "niter_decay", "max_dataset_size", "threads", "face_n_downsample", "face_n_blocks",
                         "face_niter", "face_niter_decay", "save_latest_seconds", "lr", "face_lr", "lambda_feat",
-                        "niter_fix_global", "face_niter_fix_main", "lambda_l1", "label_nc", "n_downsample_E",
-                        "keep_epoch_checkpoints", "check_freq")
+                        "niter_fix_global", "face_niter_fix_main", "lambda_l1", "hand_weight", "label_nc",
+                        "n_downsample_E", "keep_epoch_checkpoints", "check_freq")
         for key in non_negative:
             if getattr(self, key) < 0:
                 raise ValueError(f"config key {key!r} must be 0 or more, got {getattr(self, key)!r}")
@@ -143,6 +146,9 @@ class TrainConfig:
             raise ValueError(f"config key 'ema_decay' must be 0 (no average) or more and below 1 (e.g. 0.999: a "
                              f"moving average of the weights over about the last 1000 steps of a long run), got "
                              f"{self.ema_decay!r}")
+        if self.hand_weight and not self.use_l1:
+            raise ValueError(f"config key 'hand_weight' ({self.hand_weight}) weighs the hands in the L1 term, which "
+                             "is off: set use_l1=True as well, or hand_weight=0")
         if self.num_workers < -1:
             raise ValueError(f"config key 'num_workers' must be -1 (auto) or 0 or more, got {self.num_workers}")
         validate_amp(self.amp)

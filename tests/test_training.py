@@ -17,9 +17,9 @@ import torch
 from dancenow_utils.config import make_config
 from dancenow_utils.data.datasets import AlignedDataset
 from dancenow_utils.io_utils import write_image
-from dancenow_utils.models.losses import VGGLoss, resolve_vgg_weights
+from dancenow_utils.models.losses import VGGLoss, feature_matching_loss, gan_loss, resolve_vgg_weights
 from dancenow_utils.models.networks import build_discriminator, build_generator, count_parameters
-from dancenow_utils.models.pix2pixhd import LOSS_NAMES
+from dancenow_utils.models.pix2pixhd import LOSS_NAMES, Pix2PixHD, l1_term
 from dancenow_utils.training.stages import build_trainer
 from dancenow_utils.training.trainer import learning_rate
 
@@ -43,6 +43,29 @@ def test_local_enhancer_and_shapes():
     d = build_discriminator(cfg)
     feats = d(torch.zeros(1, 6, 64, 64))
     assert len(feats) == cfg.num_D and len(feats[0]) == cfg.n_layers_D + 2
+
+
+@pytest.mark.parametrize("temporal", [False, True])
+def test_one_discriminator_pass_on_the_fake_gives_pix2pixhds_gradients(temporal):
+    """The step runs D once on the fake pair for G's losses and D's fake loss alike; the gradients are those of
+    pix2pixHD's step, which runs D on the detached fake pair for D and again on the fake pair for G."""
+    torch.manual_seed(0)
+    cfg = make_config("tiny", {"vgg_loss": "off", "amp": "fp32", "use_l1": True, "temporal": temporal})
+    model = Pix2PixHD(cfg, torch.device("cpu"), vgg=False)
+    g = torch.Generator().manual_seed(1)
+    keys = ("A", "B", "A_next", "B_next") if temporal else ("A", "B")
+    batch = {k: torch.rand(2, 3, 64, 64, generator=g) * 2 - 1 for k in keys}
+    G, D = model.G, model.D
+    fakes, reals, real_pair, fake_pair = model._frames(batch)
+    pred_real, pred_fake_d, pred_fake_g = D(real_pair), D(fake_pair.detach()), D(fake_pair)
+    g_loss = (gan_loss(pred_fake_g, True) + feature_matching_loss(pred_fake_g, pred_real, cfg.n_layers_D,
+                                                                   cfg.lambda_feat) + l1_term(fakes, reals, cfg))
+    want_g = torch.autograd.grad(g_loss, list(G.parameters()))
+    want_d = torch.autograd.grad(0.5 * (gan_loss(pred_real, True) + gan_loss(pred_fake_d, False)),
+                                 list(D.parameters()))
+    model.train_step(batch)  # G's gradients stay after the step (D's step zeroes only D's)
+    assert all(torch.allclose(p.grad, w, atol=1e-6, rtol=1e-5) for p, w in zip(G.parameters(), want_g))
+    assert all(torch.allclose(p.grad, w, atol=1e-6, rtol=1e-5) for p, w in zip(D.parameters(), want_d))
 
 
 def test_learning_rate_schedule_is_pix2pixhds():

@@ -163,6 +163,8 @@ class AlignedDataset(Dataset):
         self.width, self.height, self.temporal = width, height, temporal
         per_item = width * height * 3 * (2 if need_b else 1)
         self._cache: list[tuple[np.ndarray | LabelInput, np.ndarray | None]] | None = None
+        # per frame, where its hands and forearms are (data.hands; set for ``hand_weight``): items then hold ``H``
+        self.hand_maps: list[np.ndarray] | None = None
         if cache and per_item * len(self.pairs) <= CACHE_LIMIT_BYTES:
             self._cache = [self._load(i) for i in range(len(self.pairs))]
 
@@ -188,11 +190,14 @@ class AlignedDataset(Dataset):
         return self._cache[i] if self._cache is not None else self._load(i)
 
     def tensors(self, i: int, suffix: str = "") -> dict[str, torch.Tensor]:
-        """Frame ``i``'s input and frame tensors (keys ``A``, ``inst``, ``B``, each with ``suffix``)."""
+        """Frame ``i``'s input and frame tensors (keys ``A``, ``inst``, ``B``, and ``H`` with hand maps, each with
+        ``suffix``)."""
         a, b = self.images(i)
         out = input_tensors(a, suffix)
         if b is not None:
             out["B" + suffix] = to_tensor(b)
+        if self.hand_maps is not None:
+            out["H" + suffix] = torch.from_numpy(self.hand_maps[i])[None]
         return out
 
     def __getitem__(self, key: int | tuple) -> dict[str, torch.Tensor]:

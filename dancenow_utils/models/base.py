@@ -88,7 +88,7 @@ class BaseModel:
         self.note_finite(losses)
         if check_finite:
             self.raise_if_non_finite(losses)
-        self.update(sum(v for k, v in losses.items() if k.startswith("G_")), self.trained("G"))
+        self.update(sum(v for k, v in losses.items() if k.startswith("G_")), self.trained("G"), keep_graph=True)
         self.update(sum(v for k, v in losses.items() if k.startswith("D_")) * 0.5, self.trained("D"))
         self.scaler.update()
         self.update_average()
@@ -191,31 +191,35 @@ class BaseModel:
         self.note_finite(losses)
         self.raise_if_non_finite(losses)
 
-    def update(self, loss: torch.Tensor, keys: tuple[str, ...]) -> None:
-        """Backward ``loss`` and step the optimisers ``keys`` (through the gradient scaler for fp16); parameters
-        held fixed (``self.fixed``) get no gradient, so Adam leaves them and their state alone."""
+    def update(self, loss: torch.Tensor, keys: tuple[str, ...], keep_graph: bool = False) -> None:
+        """Backward ``loss`` into the parameters of the optimisers ``keys`` only, and step them (through the
+        gradient scaler for fp16). Parameters held fixed (``self.fixed``) get no gradient, so Adam leaves them and
+        their state alone; other networks the loss passes through get none either (the generator's loss through
+        the discriminator computes no discriminator weight gradients). ``keep_graph`` keeps the graph for a
+        second backward through the same forward pass (the discriminator's, after the generator's)."""
         for key in keys:
             self.optimizers[key].zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        held = {id(p) for key in keys for p in self.fixed.get(key, ())}
+        params = [p for key in keys for group in self.optimizers[key].param_groups for p in group["params"]
+                  if p.requires_grad and id(p) not in held]
+        if params and loss.requires_grad:
+            self.scaler.scale(loss).backward(inputs=params, retain_graph=keep_graph)
         for key in keys:
-            for p in self.fixed.get(key, ()):
-                p.grad = None
             self.scaler.step(self.optimizers[key])
 
     def adversarial_losses(self, real_pair: torch.Tensor, fake_pair: torch.Tensor, n_layers: int,
                            lambda_feat: float, feat: bool, key: str = "D") -> dict[str, torch.Tensor]:
-        """pix2pixHD's GAN losses with discriminator ``key`` from one pass: D sees the real pair once (its features
-        also serve feature matching), the detached fake pair once, and the fake pair once more for the generator
-        with D's weights frozen (no D weight gradients, nor their all-reduce, in G's step)."""
+        """pix2pixHD's GAN losses with discriminator ``key``: D sees the real pair once (its features also serve
+        feature matching) and the fake pair once; the generator's losses and D's fake loss share that pass
+        (pix2pixHD runs D on the fake pair twice, detached and not, for the same values). :meth:`update` keeps
+        them apart: G's backward computes no D weight gradients, D's none for G."""
         D = self.net(key)
         pred_real = D(real_pair)
-        pred_fake_d = D(fake_pair.detach())
-        with frozen(self.nets[key]) as D_frozen:
-            pred_fake_g = D_frozen(fake_pair)
-        g_feat = (feature_matching_loss(pred_fake_g, pred_real, n_layers, lambda_feat) if feat
+        pred_fake = D(fake_pair)
+        g_feat = (feature_matching_loss(pred_fake, pred_real, n_layers, lambda_feat) if feat
                   else torch.zeros((), device=real_pair.device))
-        return {"G_GAN": gan_loss(pred_fake_g, True), "G_GAN_Feat": g_feat,
-                "D_real": gan_loss(pred_real, True), "D_fake": gan_loss(pred_fake_d, False)}
+        return {"G_GAN": gan_loss(pred_fake, True), "G_GAN_Feat": g_feat,
+                "D_real": gan_loss(pred_real, True), "D_fake": gan_loss(pred_fake, False)}
 
     def state_dict(self) -> dict:
         state = {k: self.nets[k].state_dict() for k in self.trained_keys()}

@@ -1,8 +1,9 @@
 """The pix2pixHD model: generator, multiscale discriminator, losses, optimisers, and one obvious training step.
 
-One step follows pix2pixHD: a single forward pass computes every loss (the discriminator sees the real pair once,
-the detached fake pair once, and the fake pair once more for the generator with its weights frozen), the losses are
-checked to be finite, then the generator and the discriminator each take one Adam step.
+One step follows pix2pixHD: a single forward pass computes every loss (the discriminator sees the real pair once
+and the fake pair once; the generator's losses and the discriminator's fake loss share that pass), the losses are
+checked to be finite, then the generator and the discriminator each take one Adam step, each backward computing
+only its own network's gradients.
 
 Label-map runs are conditioned on pix2pixHD's encoding of the label map (one-hot classes, instance boundaries);
 with the feature encoder (``instance_feat`` / ``label_feat``) the generator also sees the real frame's features
@@ -33,10 +34,15 @@ def vgg_term(vgg: VGGLoss, fakes: list[torch.Tensor], reals: list[torch.Tensor],
     return total * 0.5 if len(fakes) == 2 and cfg.netG == "global" else total
 
 
-def l1_term(fakes: list[torch.Tensor], reals: list[torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
+def l1_term(fakes: list[torch.Tensor], reals: list[torch.Tensor], cfg: TrainConfig,
+            hands: torch.Tensor | None = None) -> torch.Tensor:
     """EDN's ``--use_l1``: L1 between the last generated frame (the second of a temporal pair) and its real frame,
-    times ``lambda_l1``."""
-    return (fakes[-1].float() - reals[-1].float()).abs().mean() * cfg.lambda_l1
+    times ``lambda_l1``; with ``hands`` (that frame's hand maps, :mod:`dancenow_utils.data.hands`) the pixels of
+    the hands and forearms count ``1 + hand_weight`` times."""
+    diff = (fakes[-1].float() - reals[-1].float()).abs()
+    if hands is not None and cfg.hand_weight:
+        diff = diff * (1 + cfg.hand_weight * hands.float())
+    return diff.mean() * cfg.lambda_l1
 
 
 class Pix2PixHD(BaseModel):
@@ -120,7 +126,7 @@ class Pix2PixHD(BaseModel):
         out = {"G_GAN": losses["G_GAN"], "G_GAN_Feat": losses["G_GAN_Feat"], "G_VGG": vgg,
                "D_real": losses["D_real"], "D_fake": losses["D_fake"]}
         if cfg.use_l1:
-            out["G_L1"] = l1_term(fakes, reals, cfg)
+            out["G_L1"] = l1_term(fakes, reals, cfg, batch.get("H_next" if cfg.temporal else "H"))
         return out
 
     @torch.no_grad()

@@ -21,6 +21,7 @@ from dancenow_utils.checkpoint import inference_weights, load_checkpoint, load_g
 from dancenow_utils.config import TrainConfig
 from dancenow_utils.data.balance import describe, kind_weights, pose_kinds, sampled_shares
 from dancenow_utils.data.datasets import AlignedDataset
+from dancenow_utils.data.hands import hand_maps, hand_share
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.models.base import BaseModel
 from dancenow_utils.models.face import FaceModel
@@ -146,6 +147,16 @@ class TrainingData:
                                 instance_maps=cfg.instance_maps)
         if cfg.flip and cfg.temporal:
             raise ValueError("flip=True is not supported with the temporal model; set flip=False")
+        if cfg.hand_weight:
+            if not layout.keypoints.is_dir():
+                raise ValueError(f"hand_weight={cfg.hand_weight} weighs the hands by their keypoints, but "
+                                 f"{layout.keypoints} does not exist: extract the poses with notebook 01 (which "
+                                 "writes it), or set hand_weight=0")
+            people = people_in_image(layout, frames.names(), frames.width, frames.height)
+            frames.hand_maps = hand_maps(people, frames.width, frames.height)
+            if process.is_main:
+                print(f"hand_weight={cfg.hand_weight}: hands and forearms cover "
+                      f"{100 * hand_share(frames.hand_maps):.1f}% of the training frames' pixels")
         return cls(layout, frames, frames, settings, workers)
 
     def sampling_weights(self, balance: float) -> tuple[list[float] | None, str]:

@@ -65,6 +65,9 @@ def train_stages_on(gpus: int, stage: str, cfg: TrainConfig, dataroot: str | Pat
                           rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{free_port()}", max_restarts=0,
                           monitor_interval=0.5, start_method="spawn")
     print(f"training in {gpus} processes ({'one GPU each' if device.type == 'cuda' else 'CPU, gloo'})")
+    if device.type != "cuda":  # measured: 0.79x per step on 2 cores (bench/train_processes.py)
+        print("note: on a CPU one process (gpus=1) trains faster; several CPU processes are for trying the "
+              "distributed code")
     out = elastic_launch(launch, _worker)(stage, cfg.to_dict(), str(dataroot), name, str(checkpoints_dir), resume,
                                           progress)
     return out[0]
