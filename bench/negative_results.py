@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 from common import ROOT, machine, report
 
+from dancenow_utils.data.hands import hand_centre
 from dancenow_utils.evaluation.crossval import load_held_out, predict, read_per_sample
 from dancenow_utils.evaluation.metrics import NearestNeighbour, by_pose_kind
 from dancenow_utils.io_utils import write_image
@@ -56,15 +57,14 @@ def chest_box(p: Person, w: int, h: int) -> tuple[int, int, int, int] | None:
 
 
 def hand_centres(p: Person) -> list[tuple[float, float, float]]:
-    """(x, y, radius) of each hand seen: the mean of its keypoints, radius from their spread (at least 3 px)."""
+    """(x, y, radius) of each hand seen: its centre (:func:`~dancenow_utils.data.hands.hand_centre`, as the
+    training's hand weight finds it), radius from its keypoints' spread (at least 3 px; 3 px at a bare wrist)."""
     out = []
-    for hand, wrist in ((p.right_hand, joint("RWrist")), (p.left_hand, joint("LWrist"))):
-        if hand is not None and (hand[:, 2] > 0.1).sum() >= 5:
-            pts = hand[hand[:, 2] > 0.1, :2]
-            c = pts.mean(axis=0)
-            out.append((float(c[0]), float(c[1]), max(3.0, float(np.linalg.norm(pts - c, axis=1).max()))))
-        elif p.body[wrist, 2] > 0.1:
-            out.append((float(p.body[wrist, 0]), float(p.body[wrist, 1]), 3.0))
+    for side in ("right", "left"):
+        found = hand_centre(p, side)
+        if found is not None:
+            (x, y), spread = found
+            out.append((float(x), float(y), 3.0 if spread is None else max(3.0, spread)))
     return out
 
 

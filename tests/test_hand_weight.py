@@ -80,6 +80,9 @@ def test_training_with_hand_weight_feeds_the_maps_and_names_missing_keypoints(ti
     assert "H" in trainer.fixed
     trainer.train()
     assert np.isfinite(trainer.last_losses["G_L1"])
+    face = build_trainer(cfg, tiny_dataset / "dataset", "hands/face", tmp_path, resume=False, progress=False,
+                         model="face", main_name="hands")
+    assert "H" not in face.dataset[0]  # the face stage's L1 term is unweighted: no maps made for it
     plain = build_trainer(cfg.with_overrides({"hand_weight": 0.0}), tiny_dataset / "dataset", "plain", tmp_path,
                           resume=False, progress=False)
     assert "H" not in plain.dataset[0]

@@ -17,7 +17,7 @@ from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
 
 SEEN = 0.1  # keypoint confidence above which a joint counts as found
-ARMS = (("RElbow", "RWrist", "right_hand"), ("LElbow", "LWrist", "left_hand"))
+SIDES = ("right", "left")
 
 
 def _size(p: Person) -> float:
@@ -30,6 +30,20 @@ def _size(p: Person) -> float:
     return 0.0
 
 
+def hand_centre(p: Person, side: str) -> tuple[np.ndarray, float | None] | None:
+    """Where one hand (``side`` ``"right"`` or ``"left"``) is: the centre of its seen keypoints and the distance to
+    the farthest one; the wrist and None where the hand was not detected (fewer than 5 keypoints); None without
+    either. The missing-hand measurement (bench/negative_results.py) looks for hands in the same places."""
+    hand, wrist = getattr(p, f"{side}_hand"), p.body[joint(f"{side[0].upper()}Wrist")]
+    if hand is not None and (hand[:, 2] > SEEN).sum() >= 5:
+        pts = hand[hand[:, 2] > SEEN, :2]
+        centre = pts.mean(axis=0)
+        return centre, float(np.linalg.norm(pts - centre, axis=1).max())
+    if wrist[2] > SEEN:
+        return wrist[:2], None
+    return None
+
+
 def hand_map(p: Person | None, width: int, height: int) -> np.ndarray:
     """A ``height x width`` float32 map, 1 on the hands and forearms of ``p`` and 0 elsewhere (all 0 without
     arm keypoints)."""
@@ -39,21 +53,16 @@ def hand_map(p: Person | None, width: int, height: int) -> np.ndarray:
     torso = _size(p) or 0.25 * height
     arm_px, margin = max(2, round(0.2 * torso)), max(2.0, 0.08 * torso)
     b = p.body
-    for elbow, wrist, hand_name in ARMS:
-        ie, iw = joint(elbow), joint(wrist)
+    for side in SIDES:
+        ie, iw = joint(f"{side[0].upper()}Elbow"), joint(f"{side[0].upper()}Wrist")
         if b[ie, 2] > SEEN and b[iw, 2] > SEEN:
             cv2.line(out, tuple(int(round(v)) for v in b[ie, :2]), tuple(int(round(v)) for v in b[iw, :2]), 1,
                      arm_px, cv2.LINE_8)
-        hand = getattr(p, hand_name)
-        if hand is not None and (hand[:, 2] > SEEN).sum() >= 5:
-            pts = hand[hand[:, 2] > SEEN, :2]
-            centre = pts.mean(axis=0)
-            radius = float(np.linalg.norm(pts - centre, axis=1).max()) + margin
-        elif b[iw, 2] > SEEN:
-            centre, radius = b[iw, :2], 2 * margin
-        else:
-            continue
-        cv2.circle(out, (int(round(centre[0])), int(round(centre[1]))), int(round(radius)), 1, -1)
+        found = hand_centre(p, side)
+        if found is not None:
+            centre, spread = found
+            radius = 2 * margin if spread is None else spread + margin
+            cv2.circle(out, (int(round(centre[0])), int(round(centre[1]))), int(round(radius)), 1, -1)
     return out.astype(np.float32)
 
 
@@ -67,4 +76,4 @@ def hand_share(maps: list[np.ndarray]) -> float:
     return float(np.mean([m.mean() for m in maps])) if maps else 0.0
 
 
-__all__ = ["hand_map", "hand_maps", "hand_share"]
+__all__ = ["hand_centre", "hand_map", "hand_maps", "hand_share"]

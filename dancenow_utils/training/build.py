@@ -128,8 +128,10 @@ class TrainingData:
     num_workers: int = 0
 
     @classmethod
-    def open(cls, cfg: TrainConfig, dataroot: str | Path, phase: str, process: Process) -> TrainingData:
-        """The pairs under ``dataroot``, checked against ``cfg`` first (aspect ratio, temporal needs a sequence)."""
+    def open(cls, cfg: TrainConfig, dataroot: str | Path, phase: str, process: Process,
+             hands: bool = True) -> TrainingData:
+        """The pairs under ``dataroot``, checked against ``cfg`` first (aspect ratio, temporal needs a sequence);
+        with ``cfg.hand_weight`` and ``hands`` (a model whose L1 term weighs them), each frame's hand map."""
         layout = DatasetLayout(dataroot, phase)
         settings = PoseSettings.load(layout.settings)
         if settings is not None and abs(settings.width / settings.height - cfg.width / cfg.height) > 0.01:
@@ -147,7 +149,7 @@ class TrainingData:
                                 instance_maps=cfg.instance_maps)
         if cfg.flip and cfg.temporal:
             raise ValueError("flip=True is not supported with the temporal model; set flip=False")
-        if cfg.hand_weight:
+        if cfg.hand_weight and hands:
             if not layout.keypoints.is_dir():
                 raise ValueError(f"hand_weight={cfg.hand_weight} weighs the hands by their keypoints, but "
                                  f"{layout.keypoints} does not exist: extract the poses with notebook 01 (which "
@@ -253,7 +255,7 @@ def stage_parts(cfg: TrainConfig, dataroot: str | Path = "dataset", name: str = 
     if model == "face":
         check_face_stage(cfg)  # before anything is built
     process = Process.start(cfg)
-    data = TrainingData.open(cfg, dataroot, phase, process)
+    data = TrainingData.open(cfg, dataroot, phase, process, hands=model != "face")  # the face stage's L1 is plain
     seed_everything(cfg.seed)
     main_run = RunLayout(checkpoints_dir, main_name or name.rsplit("/", 1)[0]) if model == "face" else None
     built = build_model(model, cfg, process, main_run, resuming=resume and run.latest.exists())
