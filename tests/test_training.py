@@ -20,6 +20,7 @@ from dancenow_utils.io_utils import write_image
 from dancenow_utils.models.losses import VGGLoss, feature_matching_loss, gan_loss, resolve_vgg_weights
 from dancenow_utils.models.networks import build_discriminator, build_generator, count_parameters
 from dancenow_utils.models.pix2pixhd import LOSS_NAMES, Pix2PixHD, l1_term
+from dancenow_utils.training.launch import free_port
 from dancenow_utils.training.stages import build_trainer
 from dancenow_utils.training.trainer import learning_rate
 
@@ -127,7 +128,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_dataset, tmp_path):
 
 def test_distributed_two_cpu_processes(tiny_dataset, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            "-m", "dancenow_utils.training", "--dataroot", str(tiny_dataset / "dataset"), "--name", "ddp", "--preset",
            "tiny", "--checkpoints_dir", str(tmp_path), "--no-resume", "--set", "max_dataset_size=9", "batch_size=2",
            "threads=1"]
