@@ -40,7 +40,7 @@ def run(batch: int, seed: int, train: Path, test: Path, ck: Path, overrides: dic
     steps = trainer.iteration
     trainer.close()
     m = evaluate(name, test, checkpoints_dir=ck, train_dataroot=train, progress=False)
-    row = {"batch": batch, "lr": round(lr, 6), "seed": seed, "overrides": overrides, "steps": steps,
+    row = {"batch": batch, "lr": round(cfg.lr, 6), "seed": seed, "overrides": overrides, "steps": steps,
            "train_s": round(seconds, 1),
            "body_ssim": m["body_ssim"], "ssim": m["ssim"], "pose_error_px": m["pose_error_px"],
            "by_pose_kind": {k: v["body_ssim"] for k, v in m.get("by_pose_kind", {}).items()}}

@@ -320,3 +320,39 @@ def test_gpu_speed_reports_out_of_memory_as_a_row(monkeypatch):
     rows = [gpu_speed.speed(p, "fp32", 1, torch.device("cpu"), warmup=0) for p in ("big", "tiny")]
     assert [r["status"] for r in rows] == ["out of memory", "ok"] and rows[0]["it_per_s"] is None
     assert rows[0]["estimate_gb"] > 0 and "out of memory" in gpu_speed.table(rows)
+
+
+@pytest.mark.parametrize("netG", ["global", "local"])
+def test_fp16s_gradient_scaler_takes_the_same_steps(monkeypatch, netG):
+    """A GPU without bf16 trains in fp16 through the gradient scaler (G's and D's backward kept apart, each into
+    its own parameters; a local enhancer's global branch held fixed). Here the scaler runs on the CPU in fp32:
+    scaling by a power of two and unscaling is exact, so its steps must equal the unscaled ones, and the fixed
+    branch must not move."""
+    from dancenow_utils.models import base
+    from dancenow_utils.models.pix2pixhd import Pix2PixHD
+
+    cfg = make_config("tiny", {"vgg_loss": "off", "amp": "fp32", "use_l1": True, "netG": netG,
+                               "niter_fix_global": 1, "n_blocks_local": 1, "ema_decay": 0.99})
+    g = torch.Generator().manual_seed(1)
+    batches = [{k: torch.rand(2, 3, 64, 64, generator=g) * 2 - 1 for k in ("A", "B")} for _ in range(3)]
+    models = []
+    for scaled in (False, True):
+        monkeypatch.setattr(base, "needs_grad_scaler", lambda device, precision, scaled=scaled: scaled)
+        torch.manual_seed(0)
+        model = Pix2PixHD(cfg, torch.device("cpu"), vgg=False)
+        assert model.scaler.is_enabled() is scaled
+        model.set_epoch(0)
+        start = {k: v.clone() for k, v in model.G.state_dict().items()}
+        for batch in batches:
+            model.train_step(batch)
+        models.append((model, start))
+    (plain, start), (scaled, _) = models
+    assert scaled.scaler.get_scale() == 2.0 ** 16  # no step overflowed, so the scale was never lowered
+    for key in ("G", "D"):
+        for (name, p), q in zip(plain.nets[key].named_parameters(), scaled.nets[key].parameters()):
+            assert torch.equal(p, q), f"{key}.{name}"
+    for name, p in plain.G.named_parameters():
+        moved = not torch.equal(p, start[name])
+        assert moved is not (netG == "local" and name.startswith("global_net")), name
+    for a, b in zip(plain.averaged["G"].values(), scaled.averaged["G"].values()):
+        assert torch.equal(a, b)

@@ -11,6 +11,7 @@ import torch
 from dancenow_utils.config import make_config
 from dancenow_utils.data.datasets import jittered
 from dancenow_utils.data.hands import hand_map
+from dancenow_utils.io_utils import read_image
 from dancenow_utils.models.pix2pixhd import l1_term
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
@@ -91,3 +92,17 @@ def test_training_with_hand_weight_feeds_the_maps_and_names_missing_keypoints(ti
     shutil.rmtree(copy / "train_keypoints")
     with pytest.raises(ValueError, match="train_keypoints does not exist"):
         build_trainer(cfg, copy, "hands2", tmp_path, resume=False, progress=False)
+
+
+def test_the_lesson_figure_tints_what_the_loss_weighs(tiny_dataset, tmp_path):
+    from dancenow_utils.notebook.lessons import hand_weight_image
+
+    img = hand_weight_image(tiny_dataset / "dataset", zoom=1)
+    h = read_image(next((tiny_dataset / "dataset" / "train_B").iterdir())).shape[0]
+    assert img.ndim == 3 and img.shape[0] == h and img.shape[1] >= h
+    tint = (img[..., 0] > 200) & (img[..., 1] < 150) & (img[..., 2] > 150)  # the magenta tint over the hands
+    assert tint.any()
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_dataset / "dataset", bare, ignore=shutil.ignore_patterns("train_keypoints"))
+    with pytest.raises(ValueError, match="train_keypoints"):
+        hand_weight_image(bare)

@@ -119,6 +119,30 @@ def test_jitter_is_drawn_per_epoch_reproducibly_and_resumes_exactly():
         make_config("tiny", {"jitter_kind": "warp"})
 
 
+def test_sharp_jitter_turns_as_affine_does_and_keeps_every_colour():
+    """``jitter_kind="sharp"``: affine's transforms, resampled by nearest neighbour, so a small hand or the shirt's
+    star keeps its colours instead of blending into the shirt."""
+    affine = [key[2] for batch in EpochBatchSampler(10, 2, 0, jitter=0.5) for key in batch]
+    sharp = [key[2] for batch in EpochBatchSampler(10, 2, 0, jitter=0.5, jitter_kind="sharp") for key in batch]
+    assert sharp == [(*t, "nearest") for t in affine]
+    g = torch.Generator().manual_seed(0)
+    frame = torch.rand(3, 32, 32, generator=g) * 2 - 1
+    pose = -torch.ones(3, 32, 32)
+    pose[:, 10:14, 15:17] = 1.0
+    hands = torch.zeros(1, 32, 32)
+    hands[:, 10:14, 15:17] = 1.0
+    item = {"A": pose, "B": frame, "H": hands}
+    transform = (0.05, -0.03, 1.05, 5.0)
+    blended, kept = jittered(item, transform), jittered(item, (*transform, "nearest"))
+    colours = set(frame.flatten().tolist())
+    assert all(v in colours for v in kept["B"].flatten().tolist())
+    assert not all(v in colours for v in blended["B"].flatten().tolist())  # bilinear mixes neighbours
+    assert set(kept["A"].unique().tolist()) <= {-1.0, 1.0} and set(kept["H"].unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(kept["A"][0] > 0, kept["H"][0] > 0)  # pose and hand map stay aligned
+    assert ((blended["A"][0] > 0) == (kept["A"][0] > 0)).float().mean() > 0.97  # the same move
+    make_config("tiny", {"jitter": 0.2, "jitter_kind": "sharp"})
+
+
 def test_training_with_jitter_resumes_exactly(tiny_dataset, tmp_path):
     cfg = make_config("tiny", {"max_dataset_size": 8, "niter": 1, "niter_decay": 1, "jitter": 1.0,
                                "save_latest_freq": 3})

@@ -258,10 +258,25 @@ print(json.dumps(cfg.to_dict(), indent=1))
         ("code", """show(pipeline.sample_pairs_figure(dataroot, "train", label_maps=bool(cfg.label_nc)),
      figsize=(14, 5))
 """),
+        ("md", """## What the reconstruction loss weighs
+
+Hands are a few percent of a frame's pixels, so a loss averaged over the frame hardly notices a hand left out,
+and the hands in front of the shirt are the ones a generator drops (the original project's "a hand went
+missing"). With `hand_weight` above 0 (the `demo` preset's is 30) the L1 term counts the hands and forearms
+`1 + hand_weight` times: below, one training frame per pose kind with those pixels tinted, mapped from the
+frame's keypoints (a thick line from elbow to wrist, a disc over the hand), and the share of the frame they
+cover.
+"""),
+        ("code", """hand_figure = pipeline.hand_weight_figure(cfg, dataroot)
+if hand_figure is not None:
+    show(hand_figure, f"what the L1 term counts {1 + cfg.hand_weight:g} times", figsize=(14, 4))
+"""),
         ("md", """## Train
 
 The learning rate is constant for `niter` epochs and then decays linearly to zero over `niter_decay` epochs.
-Each iteration does one generator step, then one discriminator step.
+Each iteration does one generator step, then one discriminator step. The `demo` preset trains at four times
+pix2pixHD's rate (`lr=8e-4`): its networks are small, and at the same steps the higher rate drew every pose kind
+better on the demo (`bench/RESULTS.md`).
 
 The full Everybody Dance Now method trains in **stages**; `stage="all"` runs every stage of the preset in order,
 or name one:
@@ -325,21 +340,21 @@ pose, generated, corrected and real face crops.
 - **One stage at a time**: `stage="global"`, then `"local"`, then `"face"`: each resumes on its own.
 - **The face stage on the demo**: `stage="face"`, then compare `face_ssim` in notebook 03 with this run's.
 - **Bigger models**: on a GPU, `preset="edn_global"` (Everybody Dance Now's 512x256 global stage) or `"seed"`.
-- **The learning rate**: `overrides={"lr": 2e-3}` or `{"lr": 2e-5}`: watch `D_real`/`D_fake` and the visuals.
+- **The learning rate**: `overrides={"lr": 2e-4}` (pix2pixHD's) or `{"lr": 2e-3}`: watch `D_real`/`D_fake`, the
+  visuals and notebook 03's scores.
 - **Without the average**: `overrides={"ema_decay": 0}` saves the last step's weights, as pix2pixHD does; compare
   notebook 03's scores with this run's.
 - **Rare poses more often**: `overrides={"pose_balance": 1.0}` draws each pose kind (crossed arms, overlapping
   hands, arms raised, others) equally often; the run prints each kind's share. Compare the crossed-arms row of
   notebook 03's table with this run's.
-- **Jitter**: `overrides={"jitter": 0.5}` moves, scales and turns each training pair a little (pose and frame
-  alike; `"jitter_kind": "shift"` only moves it, in whole pixels). Does the model draw poses in new places better,
-  and what does it lose at the same number of steps?
-- **Twice the steps, with jitter**: `overrides={"niter": 8, "niter_decay": 6, "jitter": 0.2}` takes about twice
-  this notebook's time. Measured on the demo: crossed arms 0.850 and overlapping hands 0.837 body SSIM (0.783 and
-  0.812 with the demo's schedule), but more hands left out; look at notebook 03's table and its hands.
-- **Hands weighed more**: `overrides={"hand_weight": 30}` counts the L1 loss of the hands and forearms (mapped
-  from the keypoints) 31 times. Measured on the demo: fewer hands left out in front of the body (15 % instead of
-  22 %) and a lower pose error, at the same steps; does the generated hand look like a hand?
+- **Jitter**: `overrides={"jitter": 0.2}` moves, scales and turns each training pair a little (pose and frame
+  alike). Measured on the demo at the same steps: crossed arms 0.848 and overlapping hands 0.837 body SSIM (0.820
+  and 0.847 without), but the star on the shirt is lost in most frames; `"jitter_kind": "sharp"` (nearest-neighbour
+  resampling: no blur) keeps more of it, `"shift"` only moves the pair, in whole pixels. Look at notebook 03's
+  table and at the star.
+- **Without the hand weight**: `overrides={"hand_weight": 0}` weighs every pixel alike, as Everybody Dance Now
+  does. Measured on the demo at its rate: more than twice as many hands left out (12.0 % instead of 4.9 %) and
+  a higher pose error; does the generated hand look like a hand either way?
 - **Label maps**: `input_kind="parts", name="parts"`, then notebooks 03 and 04 with `name="parts"`; add
   `overrides={"instance_feat": True}` for pix2pixHD's feature encoder (a style vector per instance).
 """),

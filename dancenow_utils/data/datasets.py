@@ -217,20 +217,22 @@ class AlignedDataset(Dataset):
 JITTER_SHIFT, JITTER_SCALE, JITTER_DEGREES = 0.1, 0.1, 10.0
 
 
-JITTER_KINDS = ("shift", "affine")
+JITTER_KINDS = ("shift", "affine", "sharp")
 
 
-def jitter_draws(n: int, strength: float, generator: torch.Generator,
-                 kind: str = "affine") -> list[tuple[float, float, float, float]]:
+def jitter_draws(n: int, strength: float, generator: torch.Generator, kind: str = "affine") -> list[tuple]:
     """``n`` random transforms ``(dx, dy, scale, degrees)`` of up to ``strength`` times the largest jitter (shifts
-    as fractions of the image): ``"affine"`` moves, scales and turns; ``"shift"`` only moves (scale 1, 0 degrees)."""
+    as fractions of the image): ``"affine"`` moves, scales and turns; ``"shift"`` only moves (scale 1, 0 degrees);
+    ``"sharp"`` is ``"affine"``'s transforms (the same draws) resampled by nearest neighbour, marked by a fifth
+    element ``"nearest"`` (:func:`jittered`)."""
     if kind not in JITTER_KINDS:
         raise ValueError(f"jitter_kind must be one of {JITTER_KINDS}, got {kind!r}")
     u = (torch.rand(n, 4, generator=generator, dtype=torch.float64) * 2 - 1) * strength
     if kind == "shift":
         u[:, 2:] = 0
-    return [(float(a) * JITTER_SHIFT, float(b) * JITTER_SHIFT, 1.0 + float(c) * JITTER_SCALE,
-             float(d) * JITTER_DEGREES) for a, b, c, d in u]
+    out = [(float(a) * JITTER_SHIFT, float(b) * JITTER_SHIFT, 1.0 + float(c) * JITTER_SCALE, float(d) * JITTER_DEGREES)
+           for a, b, c, d in u]
+    return [(*t, "nearest") for t in out] if kind == "sharp" else out
 
 
 def shifted(t: torch.Tensor, dx: int, dy: int, fill: float | None) -> torch.Tensor:
@@ -246,12 +248,15 @@ def shifted(t: torch.Tensor, dx: int, dy: int, fill: float | None) -> torch.Tens
     return padded[..., top:top + h, left:left + w]
 
 
-def jittered(item: dict[str, torch.Tensor], transform: tuple[float, float, float, float]) -> dict[str, torch.Tensor]:
+def jittered(item: dict[str, torch.Tensor], transform: tuple) -> dict[str, torch.Tensor]:
     """An item moved, scaled and turned by one transform ``(dx, dy, scale, degrees)``, the pose and the frame (and
     a temporal pair's next ones) alike, so they stay aligned. Poses are padded with their black background, frames
     with their edge pixels, label and instance maps with class 0. A pure move is done in whole pixels, so the frame
-    keeps every detail; a scale or turn resamples (bilinear; nearest neighbour for label and instance maps)."""
-    dx, dy, scale, degrees = transform
+    keeps every detail; a scale or turn resamples: bilinear (which blurs small details such as the hands a
+    little), or with a fifth element ``"nearest"`` by nearest neighbour (every pixel keeps a colour of the frame);
+    label and instance maps always by nearest neighbour."""
+    dx, dy, scale, degrees = transform[:4]
+    mode = "nearest" if transform[4:] == ("nearest",) else "bilinear"
     if scale == 1 and degrees == 0:
         out = {}
         for key, t in item.items():
@@ -274,11 +279,11 @@ def jittered(item: dict[str, torch.Tensor], transform: tuple[float, float, float
                                               align_corners=False)
             out[key] = moved[0].round().to(t.dtype)
         elif key.startswith("A"):  # a stick figure on black (-1)
-            moved = nn.functional.grid_sample(t[None] + 1, grid, mode="bilinear", padding_mode="zeros",
+            moved = nn.functional.grid_sample(t[None] + 1, grid, mode=mode, padding_mode="zeros",
                                               align_corners=False)
             out[key] = moved[0] - 1
         else:
-            out[key] = nn.functional.grid_sample(t[None], grid, mode="bilinear", padding_mode="border",
+            out[key] = nn.functional.grid_sample(t[None], grid, mode=mode, padding_mode="border",
                                                  align_corners=False)[0]
     return out
 
@@ -347,7 +352,7 @@ class EpochBatchSampler:
         values = iter(draw(sum(len(b) for b in batches), g))
         return [[next(values) for _ in b] for b in batches]
 
-    def jitters(self, batches: list[list[int]]) -> list[list[tuple[float, float, float, float]]] | None:
+    def jitters(self, batches: list[list[int]]) -> list[list[tuple]] | None:
         """One random transform per drawn item of the epoch (``jitter > 0``)."""
         if not self.jitter:
             return None

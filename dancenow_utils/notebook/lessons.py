@@ -5,7 +5,8 @@ extraction saved) and smoothing and one of them through the crop and the drawing
 joint's track before and after smoothing, the crop box, the stick figure. :class:`NormalizationLesson` (notebook 04)
 fits global pose normalisation exactly as pose transfer does and draws the source skeleton over the target's crop
 before and after it, with the ankle lines and the scale the method derives. :func:`depth_lesson_image` (notebook 01)
-draws one crossed-arms frame without and with depth. Only figures are made here: every stage
+draws one crossed-arms frame without and with depth; :func:`hand_weight_image` (notebook 02) shows what
+``hand_weight`` weighs. Only figures are made here: every stage
 is the package's own code (:mod:`~dancenow_utils.pose.extract`'s stages, :mod:`~dancenow_utils.pose.smoothing`,
 :mod:`~dancenow_utils.pose.crop`, :mod:`~dancenow_utils.pose.render`, :mod:`~dancenow_utils.pose.normalize`).
 """
@@ -21,7 +22,7 @@ import numpy as np
 from dancenow_utils.io_utils import read_image
 from dancenow_utils.layout import DatasetLayout
 from dancenow_utils.params import check_int
-from dancenow_utils.pose.crop import Crop, Crops, keypoint_files, read_single_person
+from dancenow_utils.pose.crop import Crop, Crops, keypoint_files, people_in_image, read_single_person
 from dancenow_utils.pose.detect import detect
 from dancenow_utils.pose.extract import Detections, detect_frames
 from dancenow_utils.pose.formats import BODY_25_NAMES, N_FACE, joint
@@ -271,6 +272,39 @@ def depth_lesson_image(dataroot: str | Path, phase: str = "train", frame_id: str
     width = max(top.shape[1], bottom.shape[1])
     pad = [np.pad(x, ((0, 2), (0, width - x.shape[1]), (0, 0)), constant_values=255) for x in (top, bottom)]
     return np.concatenate(pad, axis=0)[:-2]
+
+
+def hand_weight_image(dataroot: str | Path, phase: str = "train", zoom: int = 2) -> np.ndarray:
+    """What ``hand_weight`` weighs (notebook 02): one training frame per pose kind (crossed arms, hands
+    overlapping, arms raised, others; the first of each), with the hands and forearms that the L1 term counts
+    ``1 + hand_weight`` times tinted, as :func:`~dancenow_utils.data.hands.hand_map` maps them from the frame's
+    keypoints; ``zoom`` times larger. A ValueError names the folder when the dataset has no keypoints."""
+    from dancenow_utils.data.datasets import pair_files
+    from dancenow_utils.data.hands import hand_map
+    from dancenow_utils.pose.kinds import POSE_KINDS, pose_kind
+
+    layout = DatasetLayout(dataroot, phase)
+    if not layout.keypoints.is_dir():
+        raise ValueError(f"{layout.keypoints} does not exist: extract the poses with notebook 01, which writes it")
+    pairs = pair_files(dataroot, phase, need_b=True)
+    first = read_image(pairs[0][1])
+    h, w = first.shape[:2]
+    people = people_in_image(layout, [a.stem for a, _ in pairs], w, h)
+    chosen: dict[str, int] = {}
+    for i, p in enumerate(people):
+        chosen.setdefault(pose_kind(p), i)
+        if len(chosen) == len(POSE_KINDS):
+            break
+    tiles = []
+    for kind in (k for k in POSE_KINDS if k in chosen):
+        i = chosen[kind]
+        frame = read_image(pairs[i][1])
+        weighed = hand_map(people[i], w, h) > 0
+        tinted = frame.copy()
+        tinted[weighed] = (0.45 * frame[weighed] + 0.55 * np.array([255, 40, 200])).astype(np.uint8)
+        big = cv2.resize(tinted, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+        tiles.append(label(big, f"{kind} ({100 * weighed.mean():.1f} %)"))
+    return hstack(tiles)
 
 
 # ------------------------------------------------------------------------------------------------ notebook 04

@@ -15,7 +15,7 @@ from dancenow_utils.evaluation.per_sample import read_per_sample
 from dancenow_utils.io_utils import list_images, read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.notebook.colab import keep_on_drive  # noqa: F401  (re-exported: pipeline.keep_on_drive)
-from dancenow_utils.notebook.lessons import ExtractionLesson, depth_lesson_image
+from dancenow_utils.notebook.lessons import ExtractionLesson, depth_lesson_image, hand_weight_image
 from dancenow_utils.pose.extract import ExtractionSummary, extract
 from dancenow_utils.synthetic.demo import DEMO_VERSION, DemoPaths, make_demo
 from dancenow_utils.synthetic.parts import PARTS_CONFIG, PARTS_DATASET, PARTS_DATASET_TEST, make_parts_datasets
@@ -83,6 +83,20 @@ def depth_figure(dataroot: str | Path = "dataset", phase: str = "train") -> np.n
         return depth_lesson_image(dataroot, phase)
     except ValueError as exc:
         print(f"no depth figure: {exc}")
+        return None
+
+
+def hand_weight_figure(cfg: TrainConfig, dataroot: str | Path = "dataset", phase: str = "train") -> np.ndarray | None:
+    """Notebook 02: what the L1 term weighs ``1 + cfg.hand_weight`` times, one training frame per pose kind
+    (:func:`~dancenow_utils.notebook.lessons.hand_weight_image`); None, saying why, when the config weighs every
+    pixel alike or the dataset has no keypoints."""
+    if not cfg.hand_weight:
+        print("hand_weight=0: the L1 term weighs every pixel alike")
+        return None
+    try:
+        return hand_weight_image(dataroot, phase)
+    except ValueError as exc:
+        print(f"no hand-weight figure: {exc}")
         return None
 
 
