@@ -16,6 +16,9 @@ from typing import Any
 from dancenow_utils.io_utils import atomic_write_text
 from dancenow_utils.runtime.precision import validate_amp
 
+# how a training pair can be jittered (TrainConfig.jitter_kind; data.datasets.jitter_draws draws them)
+JITTER_KINDS = ("affine", "sharp", "shift")
+
 
 @dataclass
 class TrainConfig:
@@ -154,8 +157,7 @@ class TrainConfig:
         if self.num_workers < -1:
             raise ValueError(f"config key 'num_workers' must be -1 (auto) or 0 or more, got {self.num_workers}")
         validate_amp(self.amp)
-        choices = {"netG": ("global", "local"), "vgg_loss": ("auto", "on", "off"),
-                   "jitter_kind": ("affine", "sharp", "shift")}
+        choices = {"netG": ("global", "local"), "vgg_loss": ("auto", "on", "off"), "jitter_kind": JITTER_KINDS}
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
                 raise ValueError(f"config key {key!r} must be one of {valid}, got {getattr(self, key)!r}")

@@ -24,6 +24,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
+from dancenow_utils.config import JITTER_KINDS
 from dancenow_utils.data.labels import LabelInput, load_instance_map, load_label_map
 from dancenow_utils.io_utils import list_images, read_image
 from dancenow_utils.layout import DatasetLayout
@@ -215,9 +216,6 @@ class AlignedDataset(Dataset):
 
 # the largest geometric jitter, at ``jitter=1``: shift (fraction of the image), scale (fraction) and rotation (deg)
 JITTER_SHIFT, JITTER_SCALE, JITTER_DEGREES = 0.1, 0.1, 10.0
-
-
-JITTER_KINDS = ("shift", "affine", "sharp")
 
 
 def jitter_draws(n: int, strength: float, generator: torch.Generator, kind: str = "affine") -> list[tuple]:
