@@ -139,8 +139,9 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def figures_of(metrics: dict, negative: dict) -> dict:
-    """The figures compared: overall, per pose kind, the negative results."""
-    f = {"ssim": metrics["ssim"], "body_ssim": metrics["body_ssim"], "pose_error_px": metrics["pose_error_px"]}
+    """The figures compared: overall (flicker too), per pose kind, the negative results."""
+    f = {"ssim": metrics["ssim"], "body_ssim": metrics["body_ssim"], "pose_error_px": metrics["pose_error_px"],
+         "flicker": metrics["flicker"]}
     for kind in POSE_KINDS:
         s = metrics["by_pose_kind"][kind]
         key = kind.replace(" ", "_")

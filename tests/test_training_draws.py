@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 
@@ -119,6 +120,23 @@ def test_jitter_is_drawn_per_epoch_reproducibly_and_resumes_exactly():
         make_config("tiny", {"jitter_kind": "warp"})
 
 
+def test_the_last_epochs_train_without_jitter():
+    """``jitter_off_epochs``: the first epochs jitter (the same draws as without it), the last ones see the frames as
+    filmed, so the generator settles the background that jitter moved."""
+    limited, always = EpochBatchSampler(10, 2, 0, jitter=0.5, jitter_epochs=2), EpochBatchSampler(10, 2, 0, jitter=0.5)
+    for epoch in range(4):
+        limited.set_epoch(epoch)
+        always.set_epoch(epoch)
+        if epoch < 2:
+            assert list(limited) == list(always)
+        else:
+            assert all(len(key) == 2 for batch in limited for key in batch)
+            assert [[key[:2] for key in batch] for batch in always] == list(limited)  # the same order and flips
+    assert make_config("demo").jitter_off_epochs == 2
+    with pytest.raises(ValueError, match="jitter_off_epochs"):
+        make_config("tiny", {"jitter_off_epochs": -1})
+
+
 def test_sharp_jitter_turns_as_affine_does_and_keeps_every_colour():
     """``jitter_kind="sharp"``: affine's transforms, resampled by nearest neighbour, so a small hand or the shirt's
     star keeps its colours instead of blending into the shirt."""
@@ -144,10 +162,16 @@ def test_sharp_jitter_turns_as_affine_does_and_keeps_every_colour():
 
 
 def test_training_with_jitter_resumes_exactly(tiny_dataset, tmp_path):
-    cfg = make_config("tiny", {"max_dataset_size": 8, "niter": 1, "niter_decay": 1, "jitter": 1.0,
-                               "save_latest_freq": 3})
-    a, b = full_and_resumed(cfg, tiny_dataset / "dataset", tmp_path)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    """Through the epochs that jitter and, with ``jitter_off_epochs=1``, across into the last epoch, which does not
+    (and so trains on other inputs than the run that jitters throughout)."""
+    trained = []
+    for off in (0, 1):
+        cfg = make_config("tiny", {"max_dataset_size": 8, "niter": 1, "niter_decay": 1, "jitter": 1.0,
+                                   "jitter_off_epochs": off, "save_latest_freq": 3})
+        a, b = full_and_resumed(cfg, tiny_dataset / "dataset", tmp_path / str(off))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        trained.append(a)
+    assert not all(torch.equal(trained[0][k], trained[1][k]) for k in trained[0])
 
 
 def test_a_turn_of_a_wide_image_is_a_turn_in_pixels():
@@ -175,3 +199,19 @@ def test_balanced_epochs_flip_each_draw_and_one_kind_is_a_plain_shuffle():
     sampler.set_epoch(1, start=4)
     assert [key for batch in sampler for key in batch] == drawn[16:]
     assert kind_weights(["others"] * 10, 1.0) is None
+
+
+def test_the_lesson_figure_shows_a_pair_as_filmed_and_jittered(tiny_dataset, capsys):
+    """Notebook 02's jitter figure: the first pair as filmed, then moved by the config's draws (each tile differs
+    from the one as filmed); none without jitter."""
+    from dancenow_utils.notebook.lessons import jitter_image
+    from dancenow_utils.notebook.pipeline import jitter_figure
+
+    img = jitter_image(tiny_dataset / "dataset", (32, 32), 1.0, "sharp", n=3, zoom=1)
+    assert img.shape == (32, 3 * 32 + 2 * 2, 3)  # three tiles, two gaps
+    below_label = [img[16:, k * 34:k * 34 + 32].astype(int) for k in range(3)]
+    assert all(np.abs(t - below_label[0]).mean() > 1 for t in below_label[1:])
+    cfg = make_config("tiny", {"jitter": 0.1, "jitter_kind": "sharp", "width": 32, "height": 32})
+    assert jitter_figure(cfg, tiny_dataset / "dataset").shape[2] == 3
+    assert jitter_figure(make_config("tiny"), tiny_dataset / "dataset") is None
+    assert "jitter=0" in capsys.readouterr().out

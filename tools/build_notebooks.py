@@ -271,6 +271,22 @@ cover.
 if hand_figure is not None:
     show(hand_figure, f"what the L1 term counts {1 + cfg.hand_weight:g} times", figsize=(14, 4))
 """),
+        ("md", """## What jitter does
+
+A camera films a dance from one place, so the training clip shows every pose at one size and in a few places
+only; the generator learns those and falters on a pose it saw rarely (crossed arms, hands in front of each
+other). Jitter moves, scales and turns each training pair by a small random amount, the stick figure and the
+frame alike, so they stay aligned and the generator sees each pose in more places. With `jitter_kind="sharp"`
+the frame is resampled by nearest neighbour, so the hands and the shirt's star keep their colours. Jitter also
+moves the background, which a fixed camera never does; kept to the end it makes the generated video flicker, so
+the `demo` preset trains its last `jitter_off_epochs` epochs without it. Below: the first training pair as filmed
+and as three draws move it (the stick figure drawn over its frame).
+"""),
+        ("code", """jitter_figure = pipeline.jitter_figure(cfg, dataroot)
+if jitter_figure is not None:
+    show(jitter_figure, f"jitter {cfg.jitter:g} ({cfg.jitter_kind}), off in the last {cfg.jitter_off_epochs} "
+         f"of {cfg.total_epochs} epochs", figsize=(14, 4))
+"""),
         ("md", """## Train
 
 The learning rate is constant for `niter` epochs and then decays linearly to zero over `niter_decay` epochs.
@@ -347,11 +363,10 @@ pose, generated, corrected and real face crops.
 - **Rare poses more often**: `overrides={"pose_balance": 1.0}` draws each pose kind (crossed arms, overlapping
   hands, arms raised, others) equally often; the run prints each kind's share. Compare the crossed-arms row of
   notebook 03's table with this run's.
-- **Jitter**: `overrides={"jitter": 0.2}` moves, scales and turns each training pair a little (pose and frame
-  alike). Measured on the demo at the same steps: crossed arms 0.848 and overlapping hands 0.837 body SSIM (0.820
-  and 0.847 without), but the star on the shirt is lost in most frames; `"jitter_kind": "sharp"` (nearest-neighbour
-  resampling: no blur) keeps more of it, `"shift"` only moves the pair, in whole pixels. Look at notebook 03's
-  table and at the star.
+- **Without jitter**: `overrides={"jitter": 0}`, or jittered to the end: `{"jitter_off_epochs": 0}`. Measured
+  on the demo at the same steps: without jitter crossed arms 0.820 and overlapping hands 0.847 body SSIM (0.835
+  and 0.844 with the preset's); jittered to the end the video flickers (1.45 instead of 0.99, 1 = as steady as the
+  real one) and the star on the shirt is lost more often. Look at notebook 03's table, its flicker and the star.
 - **Without the hand weight**: `overrides={"hand_weight": 0}` weighs every pixel alike, as Everybody Dance Now
   does. Measured on the demo at its rate: more than twice as many hands left out (12.0 % instead of 4.9 %) and
   a higher pose error; does the generated hand look like a hand either way?

@@ -324,9 +324,9 @@ class EpochBatchSampler:
 
     def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1,
                  flip: bool = False, weights: list[float] | None = None, jitter: float = 0.0,
-                 jitter_kind: str = "affine") -> None:
+                 jitter_kind: str = "affine", jitter_epochs: int | None = None) -> None:
         self.n, self.batch_size, self.seed, self.rank, self.world, self.flip = n, batch_size, seed, rank, world, flip
-        self.weights, self.jitter, self.jitter_kind = weights, jitter, jitter_kind
+        self.weights, self.jitter, self.jitter_kind, self.jitter_epochs = weights, jitter, jitter_kind, jitter_epochs
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
@@ -351,8 +351,9 @@ class EpochBatchSampler:
         return [[next(values) for _ in b] for b in batches]
 
     def jitters(self, batches: list[list[int]]) -> list[list[tuple]] | None:
-        """One random transform per drawn item of the epoch (``jitter > 0``)."""
-        if not self.jitter:
+        """One random transform per drawn item of the epoch (``jitter > 0``, and the epoch one of the first
+        ``jitter_epochs`` where that is not None)."""
+        if not self.jitter or (self.jitter_epochs is not None and self.epoch >= self.jitter_epochs):
             return None
         return self._per_draw(batches, lambda n, g: jitter_draws(n, self.jitter, g, self.jitter_kind), 2)
 

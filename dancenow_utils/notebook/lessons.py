@@ -6,9 +6,10 @@ joint's track before and after smoothing, the crop box, the stick figure. :class
 fits global pose normalisation exactly as pose transfer does and draws the source skeleton over the target's crop
 before and after it, with the ankle lines and the scale the method derives. :func:`depth_lesson_image` (notebook 01)
 draws one crossed-arms frame without and with depth; :func:`hand_weight_image` (notebook 02) shows what
-``hand_weight`` weighs. Only figures are made here: every stage
-is the package's own code (:mod:`~dancenow_utils.pose.extract`'s stages, :mod:`~dancenow_utils.pose.smoothing`,
-:mod:`~dancenow_utils.pose.crop`, :mod:`~dancenow_utils.pose.render`, :mod:`~dancenow_utils.pose.normalize`).
+``hand_weight`` weighs and :func:`jitter_image` what ``jitter`` does to a training pair. Only figures are made
+here: every stage is the package's own code (:mod:`~dancenow_utils.pose.extract`'s stages,
+:mod:`~dancenow_utils.pose.smoothing`, :mod:`~dancenow_utils.pose.crop`, :mod:`~dancenow_utils.pose.render`,
+:mod:`~dancenow_utils.pose.normalize`).
 """
 
 from __future__ import annotations
@@ -304,6 +305,40 @@ def hand_weight_image(dataroot: str | Path, phase: str = "train", zoom: int = 2)
         tinted[weighed] = (0.45 * frame[weighed] + 0.55 * np.array([255, 40, 200])).astype(np.uint8)
         big = cv2.resize(tinted, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
         tiles.append(label(big, f"{kind} ({100 * weighed.mean():.1f} %)"))
+    return hstack(tiles)
+
+
+def jitter_image(dataroot: str | Path, size: tuple[int, int], strength: float, kind: str = "affine",
+                 n: int = 4, phase: str = "train", zoom: int = 2, seed: int = 0) -> np.ndarray:
+    """What ``jitter`` does (notebook 02): the first training pair at the training ``size`` (width, height), as
+    filmed and moved by ``n - 1`` draws of ``strength`` and ``kind`` (:func:`~dancenow_utils.data.datasets.
+    jitter_draws`, :func:`~dancenow_utils.data.datasets.jittered`, as training does), the stick figure drawn over
+    its frame so that one sees them move together, background and all; ``zoom`` times larger."""
+    import torch
+
+    from dancenow_utils.data.datasets import jitter_draws, jittered, pair_files
+
+    a_path, b_path = pair_files(dataroot, phase, need_b=True)[0]
+
+    def tensor(path: Path) -> torch.Tensor:
+        img = cv2.resize(read_image(path), size, interpolation=cv2.INTER_AREA)
+        return torch.from_numpy(img).permute(2, 0, 1).float() / 127.5 - 1
+
+    item = {"A": tensor(a_path), "B": tensor(b_path)}
+    draws = jitter_draws(n - 1, strength, torch.Generator().manual_seed(seed), kind)
+    tiles = []
+    for transform in [None, *draws]:
+        moved = item if transform is None else jittered(item, transform)
+        pose, frame = ((moved[k].permute(1, 2, 0).numpy() + 1) * 127.5 for k in ("A", "B"))
+        drawn = pose.max(axis=2) > 60  # the stick figure's pixels (its background is black)
+        frame[drawn] = 0.3 * frame[drawn] + 0.7 * pose[drawn]
+        big = cv2.resize(np.clip(frame, 0, 255).astype(np.uint8), None, fx=zoom, fy=zoom,
+                         interpolation=cv2.INTER_NEAREST)
+        text = "as filmed"
+        if transform is not None:
+            dx, dy, scale, degrees = transform[:4]
+            text = f"{dx * size[0]:+.1f}, {dy * size[1]:+.1f} px, x{scale:.3f}, {degrees:+.1f} deg"
+        tiles.append(label(big, text))
     return hstack(tiles)
 
 

@@ -15,7 +15,7 @@ from dancenow_utils.evaluation.per_sample import read_per_sample
 from dancenow_utils.io_utils import list_images, read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.notebook.colab import keep_on_drive  # noqa: F401  (re-exported: pipeline.keep_on_drive)
-from dancenow_utils.notebook.lessons import ExtractionLesson, depth_lesson_image, hand_weight_image
+from dancenow_utils.notebook.lessons import ExtractionLesson, depth_lesson_image, hand_weight_image, jitter_image
 from dancenow_utils.pose.extract import ExtractionSummary, extract
 from dancenow_utils.synthetic.demo import DEMO_VERSION, DemoPaths, make_demo
 from dancenow_utils.synthetic.parts import PARTS_CONFIG, PARTS_DATASET, PARTS_DATASET_TEST, make_parts_datasets
@@ -98,6 +98,18 @@ def hand_weight_figure(cfg: TrainConfig, dataroot: str | Path = "dataset", phase
     except ValueError as exc:
         print(f"no hand-weight figure: {exc}")
         return None
+
+
+def jitter_figure(cfg: TrainConfig, dataroot: str | Path = "dataset", phase: str = "train") -> np.ndarray | None:
+    """Notebook 02: one training pair as filmed and as three of ``cfg``'s jitter draws move it
+    (:func:`~dancenow_utils.notebook.lessons.jitter_image`); None, saying why, without jitter or for label maps."""
+    if not cfg.jitter:
+        print("jitter=0: every training pair is used as filmed")
+        return None
+    if cfg.label_nc:
+        print("no jitter figure for label maps (they are jittered too, by nearest neighbour)")
+        return None
+    return jitter_image(dataroot, (cfg.width, cfg.height), cfg.jitter, cfg.jitter_kind, phase=phase, seed=cfg.seed)
 
 
 INPUT_KINDS = ("pose", "parts")

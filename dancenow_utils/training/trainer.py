@@ -133,7 +133,8 @@ class Trainer:
             print(drawn)
         self.sampler = EpochBatchSampler(len(self.dataset), cfg.batch_size, cfg.seed, self.rank, self.world,
                                          cfg.flip and self.kind != "face", weights,
-                                         cfg.jitter if self.kind != "face" else 0.0, cfg.jitter_kind)
+                                         cfg.jitter if self.kind != "face" else 0.0, cfg.jitter_kind,
+                                         cfg.total_epochs - cfg.jitter_off_epochs if cfg.jitter_off_epochs else None)
         self.loader = self._loader()
         self.fixed = self._fixed_batch()
         self._last_save = time.monotonic()
