@@ -1,7 +1,8 @@
 """The moving average of the generator's weights (``ema_decay``) against the trained weights, from the same runs.
 
 Each run trains the demo preset once (``--overrides`` for other settings, e.g. ``'{"jitter": 0.2}'``) on the
-demo's training pairs as ``bench/depth_encodings.py`` detects them (today's drawing, ``none``), and tracks, beside
+demo's training pairs as ``bench/depth_encodings.py`` detects them (today's drawing, ``none``, or another with
+``--drawing``, e.g. ``order``: limbs far to near by MediaPipe's depth), and tracks, beside
 training, one moving average of the generator's weights per ``--decays`` value with the trainer's own update
 (:func:`dancenow_utils.models.base.average_weight`). Averaging does not change training, so the trained weights
 and every average come from one trajectory: the comparison is paired, free of the seeds' spread. Each is scored on
@@ -9,7 +10,7 @@ the demo's held-out clip with notebook 03's metrics (body SSIM per pose kind, po
 project's negative results (``bench/negative_results.py``).
 
     .venv/bin/python bench/weight_average.py [--seeds 0] [--decays 0.99,0.995,0.999] [--niter 4 --niter-decay 3]
-        [--overrides '{"jitter": 0.2}'] [--threads 1] [--steps N]
+        [--overrides '{"jitter": 0.2}'] [--drawing none] [--threads 1] [--steps N]
 
 One JSON line per scored generator is appended to ``bench/.data/weight_average/results.jsonl``; two processes with
 different ``--seeds`` share two cores.
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import ROOT, machine, report
+from common import ROOT, demo, machine, report
 from depth_encodings import DATA as DEPTH_DATA
 from depth_encodings import base_data, figures_of, variant_data
 from negative_results import measure
@@ -77,15 +78,20 @@ def main() -> None:
     ap.add_argument("--overrides", default="", help='other config keys, e.g. \'{"jitter": 0.2}\'')
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run (1: steady on shared cores)")
     ap.add_argument("--steps", type=int, default=0, help="stop after this many steps (0: the whole schedule)")
+    ap.add_argument("--drawing", default="none",
+                    help="the poses' drawing, as bench/depth_encodings.py names it: none, order, shade, order_demo")
     a = ap.parse_args()
     decays = [float(d) for d in a.decays.split(",")]
     extra = parse_overrides(a.overrides)
     base_train, base_test = base_data(DEPTH_DATA)
-    demo_kp = DEPTH_DATA / "none"
-    train = variant_data("none", base_train, demo_kp / "dataset", Path())
-    test = variant_data("none", base_test, demo_kp / "dataset_test", Path())
+    drawn, train_depth, test_depth = DEPTH_DATA / a.drawing, Path(), Path()
+    if "_" in a.drawing:  # order_demo, none_truth...: depth or keypoints from the demo character itself
+        paths = demo()
+        train_depth, test_depth = paths.keypoints("target_train"), paths.keypoints("target_heldout")
+    train = variant_data(a.drawing, base_train, drawn / "dataset", train_depth)
+    test = variant_data(a.drawing, base_test, drawn / "dataset_test", test_depth)
     ck, results = OUT / "checkpoints", OUT / "results.jsonl"
-    tag = "".join(f"_{k}{v}" for k, v in sorted(extra.items()))
+    tag = "".join(f"_{k}{v}" for k, v in sorted(extra.items())) + ("" if a.drawing == "none" else f"_{a.drawing}")
     rows = []
     for seed in (int(s) for s in a.seeds.split(",")):
         schedule = {"niter": a.niter, "niter_decay": a.niter_decay}
@@ -101,7 +107,8 @@ def main() -> None:
         for run, weights in scored:
             metrics = evaluate(run, test, checkpoints_dir=ck, train_dataroot=train, progress=False)
             negative = measure(run, ck, test, train, OUT / "figures" / f"negative_{run}.png")
-            row = {"weights": weights, "seed": seed, "schedule": schedule, "overrides": extra, "steps": a.steps or None,
+            row = {"weights": weights, "seed": seed, "schedule": schedule, "overrides": extra, "drawing": a.drawing,
+                   "steps": a.steps or None,
                    "train_s": round(seconds, 1), "figures": figures_of(metrics, negative)}
             rows.append(row)
             with results.open("a") as fh:
