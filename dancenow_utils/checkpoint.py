@@ -117,6 +117,28 @@ def check_architecture(saved: dict[str, Any], cfg: TrainConfig, path: str | Path
                          f"preset {cfg.preset!r}): {listing}. Use the same preset, a new name, or resume=False.")
 
 
+# keys that change how a run is executed or saved, not what it learns (niter/niter_decay: raising them is how a
+# finished run trains longer)
+RUN_KEYS = ("device", "threads", "num_workers", "cache_images", "save_latest_freq", "save_latest_seconds",
+            "save_epoch_freq", "keep_epoch_checkpoints", "check_freq", "memory_check", "display_freq", "log_freq",
+            "niter", "niter_decay")
+
+
+def training_changes(saved: dict[str, Any], cfg: TrainConfig, keys: tuple[str, ...] = ARCH_KEYS) -> dict[str, tuple]:
+    """What a resumed run's ``cfg`` trains differently from the checkpoint's config ``saved``: ``{key: (saved,
+    now)}`` for every key but the architecture's (``keys``, which :func:`check_architecture` refuses to change) and
+    :data:`RUN_KEYS`; keys an older checkpoint does not record are left out."""
+    skip = set(keys) | set(RUN_KEYS)
+    return {k: (saved[k], v) for k, v in cfg.to_dict().items() if k not in skip and k in saved and saved[k] != v}
+
+
+def describe_changes(changes: dict[str, tuple], path: str | Path) -> str:
+    """One line telling that a resumed run trains on with other settings than ``path`` was trained with."""
+    listing = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items())
+    return (f"resuming {path}, trained so far with other settings: {listing}. The rest of the run uses the new "
+            "ones; resume=False (or a new name) trains from the start with them.")
+
+
 def inference_weights(ckpt: dict, key: str = "G") -> dict:
     """The weights of network ``key`` that inference uses, from a full checkpoint or a generator file: the moving
     average (``avg_<key>``, kept with ``ema_decay``) where there is one, else the trained weights."""

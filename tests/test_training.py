@@ -99,6 +99,24 @@ def _weights(path: Path) -> dict:
     return torch.load(path, weights_only=True)["G"]
 
 
+def test_resuming_with_other_training_settings_says_which(tiny_dataset, tmp_path, capsys):
+    """A run resumed (or found finished, as `make demo` after an update of the preset) under settings that train
+    differently names each one; settings that only run it differently (saving, logging, a longer schedule) and the
+    same config say nothing."""
+    data = tiny_dataset / "dataset"
+    build_trainer(tiny(niter=1, niter_decay=0), data, "r", tmp_path, resume=False, progress=False).train(
+        max_iterations=2)
+    capsys.readouterr()
+    build_trainer(tiny(niter=2, niter_decay=1, save_latest_freq=7, log_freq=3), data, "r", tmp_path, resume=True,
+                  progress=False).close()  # (not `threads`: it would set torch's threads for the tests after)
+    assert "other settings" not in capsys.readouterr().out
+    build_trainer(tiny(niter=1, niter_decay=0, jitter=0.1, lr=1e-3), data, "r", tmp_path, resume=True,
+                  progress=False).close()
+    out = capsys.readouterr().out
+    assert "trained so far with other settings: lr 0.0002 -> 0.001, jitter 0.0 -> 0.1" in out
+    assert "resume=False" in out and "save_latest_freq" not in out
+
+
 def test_resume_after_sigkill_matches_uninterrupted_run(tiny_dataset, tmp_path):
     sets = ["max_dataset_size=12", "save_latest_freq=2", "niter=2", "niter_decay=1", "log_freq=1"]
     cfg = tiny(save_latest_freq=2, niter=2, niter_decay=1, log_freq=1)

@@ -33,11 +33,13 @@ from tqdm.auto import tqdm
 
 from dancenow_utils.checkpoint import (
     check_architecture,
+    describe_changes,
     load_checkpoint,
     payload_bytes,
     rng_state,
     save_checkpoint,
     set_rng_state,
+    training_changes,
 )
 from dancenow_utils.config import ARCH_KEYS, FACE_ARCH_KEYS, TrainConfig
 from dancenow_utils.data.datasets import AlignedDataset, EpochBatchSampler, to_image
@@ -247,7 +249,11 @@ class Trainer:
 
     def _resume(self, path: Path) -> None:
         ckpt = load_checkpoint(path)  # on the CPU: RNG states must stay CPU tensors
-        check_architecture(ckpt["config"], self.cfg, path, FACE_ARCH_KEYS if self.kind == "face" else ARCH_KEYS)
+        arch = FACE_ARCH_KEYS if self.kind == "face" else ARCH_KEYS
+        check_architecture(ckpt["config"], self.cfg, path, arch)
+        changes = training_changes(ckpt["config"], self.cfg, arch)
+        if changes and self.is_main:
+            print(describe_changes(changes, path))
         self.model.load_state_dict(ckpt)
         self.epoch, self.epoch_iter, self.iteration = ckpt["epoch"], ckpt["epoch_iter"], ckpt["iteration"]
         self.saved_iteration = self.iteration
