@@ -316,24 +316,18 @@ def jitter_image(dataroot: str | Path, size: tuple[int, int], strength: float, k
     its frame so that one sees them move together, background and all; ``zoom`` times larger."""
     import torch
 
-    from dancenow_utils.data.datasets import jitter_draws, jittered, pair_files
+    from dancenow_utils.data.datasets import jitter_draws, jittered, load_resized, pair_files, to_image, to_tensor
 
-    a_path, b_path = pair_files(dataroot, phase, need_b=True)[0]
-
-    def tensor(path: Path) -> torch.Tensor:
-        img = cv2.resize(read_image(path), size, interpolation=cv2.INTER_AREA)
-        return torch.from_numpy(img).permute(2, 0, 1).float() / 127.5 - 1
-
-    item = {"A": tensor(a_path), "B": tensor(b_path)}
+    pair = pair_files(dataroot, phase, need_b=True)[0]
+    item = {k: to_tensor(load_resized(path, *size)) for k, path in zip(("A", "B"), pair)}
     draws = jitter_draws(n - 1, strength, torch.Generator().manual_seed(seed), kind)
     tiles = []
     for transform in [None, *draws]:
         moved = item if transform is None else jittered(item, transform)
-        pose, frame = ((moved[k].permute(1, 2, 0).numpy() + 1) * 127.5 for k in ("A", "B"))
+        pose, frame = (to_image(moved[k]).astype(np.float32) for k in ("A", "B"))
         drawn = pose.max(axis=2) > 60  # the stick figure's pixels (its background is black)
         frame[drawn] = 0.3 * frame[drawn] + 0.7 * pose[drawn]
-        big = cv2.resize(np.clip(frame, 0, 255).astype(np.uint8), None, fx=zoom, fy=zoom,
-                         interpolation=cv2.INTER_NEAREST)
+        big = cv2.resize(frame.astype(np.uint8), None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
         text = "as filmed"
         if transform is not None:
             dx, dy, scale, degrees = transform[:4]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,15 +76,21 @@ def extraction_lesson(source: str = "", dataroot: str | Path = "dataset", phase:
                                 keypoints_dir, truth)
 
 
+def _figure_or_reason(what: str, make: Callable[[], np.ndarray]) -> np.ndarray | None:
+    """``make()``'s figure, or None after printing why not (the ValueError a lesson raises on data it cannot
+    draw), so a notebook goes on without the figure."""
+    try:
+        return make()
+    except ValueError as exc:
+        print(f"no {what} figure: {exc}")
+        return None
+
+
 def depth_figure(dataroot: str | Path = "dataset", phase: str = "train") -> np.ndarray | None:
     """Notebook 01: one crossed-arms frame of the extracted data drawn without and with depth
     (:func:`~dancenow_utils.notebook.lessons.depth_lesson_image`); None, saying why, when no stored pose crosses
     its arms with a depth."""
-    try:
-        return depth_lesson_image(dataroot, phase)
-    except ValueError as exc:
-        print(f"no depth figure: {exc}")
-        return None
+    return _figure_or_reason("depth", lambda: depth_lesson_image(dataroot, phase))
 
 
 def hand_weight_figure(cfg: TrainConfig, dataroot: str | Path = "dataset", phase: str = "train") -> np.ndarray | None:
@@ -93,11 +100,7 @@ def hand_weight_figure(cfg: TrainConfig, dataroot: str | Path = "dataset", phase
     if not cfg.hand_weight:
         print("hand_weight=0: the L1 term weighs every pixel alike")
         return None
-    try:
-        return hand_weight_image(dataroot, phase)
-    except ValueError as exc:
-        print(f"no hand-weight figure: {exc}")
-        return None
+    return _figure_or_reason("hand-weight", lambda: hand_weight_image(dataroot, phase))
 
 
 def jitter_figure(cfg: TrainConfig, dataroot: str | Path = "dataset", phase: str = "train") -> np.ndarray | None:
