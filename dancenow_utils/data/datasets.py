@@ -14,7 +14,7 @@ drawn by weight (rare pose kinds more often) and jittered (one random move, scal
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -166,8 +166,16 @@ class AlignedDataset(Dataset):
         self._cache: list[tuple[np.ndarray | LabelInput, np.ndarray | None]] | None = None
         # per frame, where its hands and forearms are (data.hands; set for ``hand_weight``): items then hold ``H``
         self.hand_maps: list[np.ndarray] | None = None
+        # per frame, its stick figure drawn from the mirrored keypoints (data.mirror.MirroredPoses; set for
+        # ``mirror``): a flipped item then takes its pose from here instead of flipping the drawn one
+        self.mirrored: Sequence[np.ndarray] | None = None
         if cache and per_item * len(self.pairs) <= CACHE_LIMIT_BYTES:
             self._cache = [self._load(i) for i in range(len(self.pairs))]
+
+    @property
+    def keeps_images(self) -> bool:
+        """Whether decoded images stay in memory (``cache``, and they fit)."""
+        return self._cache is not None
 
     def __len__(self) -> int:
         """Training items: frames, or consecutive pairs (frame t, frame t+1) for the temporal model."""
@@ -208,6 +216,10 @@ class AlignedDataset(Dataset):
             item.update(self.tensors(i + 1, "_next"))
         if flip:
             item = {k: v.flip(-1) for k, v in item.items()}
+            if self.mirrored is not None:
+                item["A"] = to_tensor(self.mirrored[i])
+                if self.temporal:
+                    item["A_next"] = to_tensor(self.mirrored[i + 1])
         if jitter is not None:
             item = jittered(item, jitter)
         item["index"] = torch.tensor(i)
@@ -323,9 +335,16 @@ class EpochBatchSampler:
     """
 
     def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1,
-                 flip: bool = False, weights: list[float] | None = None, jitter: float = 0.0,
+                 flip: bool | list[float] = False, weights: list[float] | None = None, jitter: float = 0.0,
                  jitter_kind: str = "affine", jitter_epochs: int | None = None) -> None:
-        self.n, self.batch_size, self.seed, self.rank, self.world, self.flip = n, batch_size, seed, rank, world, flip
+        """``flip``: True flips each item with chance 0.5 (pix2pixHD), or one chance per item (``mirror``)."""
+        self.n, self.batch_size, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
+        if isinstance(flip, bool):
+            self.flip_chances = [0.5] * n if flip else None
+        else:
+            if len(flip) != n:
+                raise ValueError(f"one flip chance per item: got {len(flip)} for {n} items")
+            self.flip_chances = [float(c) for c in flip] if any(flip) else None
         self.weights, self.jitter, self.jitter_kind, self.jitter_epochs = weights, jitter, jitter_kind, jitter_epochs
         self.epoch, self.start = 0, 0
 
@@ -335,11 +354,16 @@ class EpochBatchSampler:
     def batches(self) -> list[list[int]]:
         return epoch_batches(self.n, self.batch_size, self.seed, self.epoch, self.rank, self.world, self.weights)
 
+    @property
+    def flip(self) -> bool:
+        """Whether any item may be flipped."""
+        return self.flip_chances is not None
+
     def flips(self) -> list[bool]:
-        if not self.flip:
+        if self.flip_chances is None:
             return [False] * self.n
         g = torch.Generator().manual_seed(self.seed * 7_919 + self.epoch * 100_003 + 1)
-        return (torch.rand(self.n, generator=g) < 0.5).tolist()
+        return [u < c for u, c in zip(torch.rand(self.n, generator=g).tolist(), self.flip_chances)]
 
     def _per_draw(self, batches: list[list[int]], draw: Callable[[int, torch.Generator], list],
                   salt: int) -> list[list]:
@@ -360,10 +384,11 @@ class EpochBatchSampler:
     def drawn_flips(self, batches: list[list[int]]) -> list[list[bool]]:
         """Whether each drawn item of the epoch is flipped: per item (:meth:`flips`), or with ``weights``, where an
         item may be drawn several times, per draw."""
-        if self.weights is None or not self.flip:
+        if self.weights is None or self.flip_chances is None:
             flips = self.flips()
             return [[flips[i] for i in b] for b in batches]
-        return self._per_draw(batches, lambda n, g: (torch.rand(n, generator=g) < 0.5).tolist(), 3)
+        draws = self._per_draw(batches, lambda n, g: torch.rand(n, generator=g).tolist(), 3)
+        return [[u < self.flip_chances[i] for u, i in zip(us, b)] for us, b in zip(draws, batches)]
 
     def __iter__(self):
         batches = self.batches()

@@ -6,8 +6,9 @@ joint's track before and after smoothing, the crop box, the stick figure. :class
 fits global pose normalisation exactly as pose transfer does and draws the source skeleton over the target's crop
 before and after it, with the ankle lines and the scale the method derives. :func:`depth_lesson_image` (notebook 01)
 draws one crossed-arms frame without and with depth; :func:`hand_weight_image` (notebook 02) shows what
-``hand_weight`` weighs and :func:`jitter_image` what ``jitter`` does to a training pair. Only figures are made
-here: every stage is the package's own code (:mod:`~dancenow_utils.pose.extract`'s stages,
+``hand_weight`` weighs, :func:`jitter_image` what ``jitter`` does to a training pair and :func:`mirror_image` what
+``mirror`` does. Only figures are made here: every stage is the package's own code
+(:mod:`~dancenow_utils.pose.extract`'s stages,
 :mod:`~dancenow_utils.pose.smoothing`, :mod:`~dancenow_utils.pose.crop`, :mod:`~dancenow_utils.pose.render`,
 :mod:`~dancenow_utils.pose.normalize`).
 """
@@ -324,16 +325,44 @@ def jitter_image(dataroot: str | Path, size: tuple[int, int], strength: float, k
     tiles = []
     for transform in [None, *draws]:
         moved = item if transform is None else jittered(item, transform)
-        pose, frame = (to_image(moved[k]).astype(np.float32) for k in ("A", "B"))
-        drawn = pose.max(axis=2) > 60  # the stick figure's pixels (its background is black)
-        frame[drawn] = 0.3 * frame[drawn] + 0.7 * pose[drawn]
-        big = cv2.resize(frame.astype(np.uint8), None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
         text = "as filmed"
         if transform is not None:
             dx, dy, scale, degrees = transform[:4]
             text = f"{dx * size[0]:+.1f}, {dy * size[1]:+.1f} px, x{scale:.3f}, {degrees:+.1f} deg"
-        tiles.append(label(big, text))
+        tiles.append(label(_pose_over_frame(to_image(moved["A"]), to_image(moved["B"]), zoom), text))
     return hstack(tiles)
+
+
+def _pose_over_frame(pose: np.ndarray, frame: np.ndarray, zoom: int) -> np.ndarray:
+    """A training pair as one picture: the stick figure's pixels (its background is black) drawn over the frame,
+    ``zoom`` times larger."""
+    out = frame.astype(np.float32)
+    drawn = pose.max(axis=2) > 60
+    out[drawn] = 0.3 * out[drawn] + 0.7 * pose[drawn]
+    return cv2.resize(out.astype(np.uint8), None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+
+
+def mirror_image(dataroot: str | Path, size: tuple[int, int], phase: str = "train", zoom: int = 2) -> np.ndarray:
+    """What ``mirror`` does (notebook 02): the first crossed-arms training pair (the first pair where none crosses
+    them) at the training ``size`` (width, height), as filmed, flipped as pix2pixHD flips it (the right arm's
+    colours move to the left side) and mirrored as ``mirror`` trains on it (the pose drawn again from the mirrored
+    keypoints, :class:`~dancenow_utils.data.mirror.MirroredPoses`), each stick figure over its frame; ``zoom``
+    times larger. A ValueError names the folder when the dataset has no keypoints."""
+    from dancenow_utils.data.datasets import load_resized, pair_files
+    from dancenow_utils.data.mirror import MirroredPoses
+    from dancenow_utils.pose.kinds import pose_kind
+
+    layout = DatasetLayout(dataroot, phase)
+    if not layout.keypoints.is_dir():
+        raise ValueError(f"{layout.keypoints} does not exist: extract the poses with notebook 01, which writes it")
+    pairs = pair_files(dataroot, phase, need_b=True)
+    people = people_in_image(layout, [a.stem for a, _ in pairs], *size)
+    i = next((k for k, p in enumerate(people) if pose_kind(p) == "crossed arms"), 0)
+    pose, frame = (load_resized(path, *size) for path in pairs[i])
+    mirrored = MirroredPoses(layout, [pairs[i][0].stem], *size)[0]
+    tiles = [("as filmed", pose, frame), ("flipped: colours swap sides", pose[:, ::-1], frame[:, ::-1]),
+             ("mirrored: pose drawn again", mirrored, frame[:, ::-1])]
+    return hstack([label(_pose_over_frame(a, b, zoom), text) for text, a, b in tiles])
 
 
 # ------------------------------------------------------------------------------------------------ notebook 04

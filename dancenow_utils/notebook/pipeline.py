@@ -16,7 +16,13 @@ from dancenow_utils.evaluation.per_sample import read_per_sample
 from dancenow_utils.io_utils import list_images, read_image
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.notebook.colab import keep_on_drive  # noqa: F401  (re-exported: pipeline.keep_on_drive)
-from dancenow_utils.notebook.lessons import ExtractionLesson, depth_lesson_image, hand_weight_image, jitter_image
+from dancenow_utils.notebook.lessons import (
+    ExtractionLesson,
+    depth_lesson_image,
+    hand_weight_image,
+    jitter_image,
+    mirror_image,
+)
 from dancenow_utils.pose.extract import ExtractionSummary, extract
 from dancenow_utils.synthetic.demo import DEMO_VERSION, DemoPaths, make_demo
 from dancenow_utils.synthetic.parts import PARTS_CONFIG, PARTS_DATASET, PARTS_DATASET_TEST, make_parts_datasets
@@ -113,6 +119,19 @@ def jitter_figure(cfg: TrainConfig, dataroot: str | Path = "dataset", phase: str
         print("no jitter figure for label maps (they are jittered too, by nearest neighbour)")
         return None
     return jitter_image(dataroot, (cfg.width, cfg.height), cfg.jitter, cfg.jitter_kind, phase=phase, seed=cfg.seed)
+
+
+def mirror_figure(cfg: TrainConfig, dataroot: str | Path = "dataset", phase: str = "train") -> np.ndarray | None:
+    """Notebook 02: one crossed-arms training pair as filmed, flipped and mirrored
+    (:func:`~dancenow_utils.notebook.lessons.mirror_image`); None, saying why, without ``mirror``, for label maps
+    or without keypoints."""
+    if not cfg.mirror:
+        print("mirror=0: every pose is trained the way round it was filmed")
+        return None
+    if cfg.label_nc:
+        print("no mirror figure for label maps (they are trained as filmed)")
+        return None
+    return _figure_or_reason("mirror", lambda: mirror_image(dataroot, (cfg.width, cfg.height), phase))
 
 
 INPUT_KINDS = ("pose", "parts")

@@ -53,6 +53,28 @@ HAND_COLORS = (
     (100, 0, 100), (150, 0, 150), (200, 0, 200), (255, 0, 255),
 )
 
+
+
+def _mirror_name(name: str) -> str:
+    """The joint's name on the other side (``RShoulder`` -> ``LShoulder``); centre joints keep theirs."""
+    return {"R": "L", "L": "R"}[name[0]] + name[1:] if name[0] in "RL" and name[1].isupper() else name
+
+
+# index permutations that turn a mirrored person's keypoints back into their layout: the mirror image of a right
+# shoulder is a left one. BODY_25 swaps each R/L joint; the face's 68 iBUG points swap left and right along the jaw,
+# brows, nose base, eyes and lips (the nose bridge and the lips' middle keep their place), then the two pupils; a
+# hand's 21 points keep theirs (the two hands swap as a whole)
+BODY_25_MIRROR = tuple(BODY_25_NAMES.index(_mirror_name(n)) for n in BODY_25_NAMES)
+FACE_70_MIRROR = (
+    *range(16, -1, -1),  # jaw
+    *range(26, 16, -1),  # brows
+    27, 28, 29, 30, *range(35, 30, -1),  # nose bridge, nose base
+    45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,  # eyes: corners and lids
+    *range(54, 47, -1), *range(59, 54, -1),  # outer lips
+    *range(64, 59, -1), 67, 66, 65,  # inner lips
+    69, 68,  # pupils
+)
+
 N_BODY = 25
 N_COCO = 18
 N_FACE = 70

@@ -21,7 +21,16 @@ from pathlib import Path
 import numpy as np
 
 from dancenow_utils.io_utils import atomic_write_text
-from dancenow_utils.pose.formats import COCO_18_TO_BODY_25, N_BODY, N_COCO, N_FACE, N_HAND, joint
+from dancenow_utils.pose.formats import (
+    BODY_25_MIRROR,
+    COCO_18_TO_BODY_25,
+    FACE_70_MIRROR,
+    N_BODY,
+    N_COCO,
+    N_FACE,
+    N_HAND,
+    joint,
+)
 
 PARTS = ("body", "face", "left_hand", "right_hand")  # a Person's arrays, in order
 # the sidecar's key for each part's depth (the OpenPose JSON keys with _depth for _keypoints_2d)
@@ -97,6 +106,25 @@ class Person:
         for z in out.depth.values():
             z *= z_scale
         return out
+
+    def mirrored(self, width: int) -> Person:
+        """The person as seen in the image flipped left to right (``width`` pixels wide): each x becomes
+        ``width - 1 - x`` and the sides swap names, so the right arm of the mirror image is stored (and drawn in the
+        colours of) a right arm: the original's left. Depth is kept, so the arm in front stays in front."""
+        order = {"body": BODY_25_MIRROR, "face": FACE_70_MIRROR}
+
+        def flipped(a: np.ndarray | None, part: str) -> np.ndarray | None:
+            if a is None:
+                return None
+            out = a[list(order[part])].copy() if part in order else a.copy()
+            present = out[:, 2] > 0
+            out[present, 0] = np.float32(width - 1) - out[present, 0]
+            return out
+
+        swap = {"body": "body", "face": "face", "left_hand": "right_hand", "right_hand": "left_hand"}
+        depth = {swap[part]: (z[list(order[part])] if part in order else z).copy() for part, z in self.depth.items()}
+        return Person(flipped(self.body, "body"), flipped(self.face, "face"), flipped(self.right_hand, "right_hand"),
+                      flipped(self.left_hand, "left_hand"), depth=depth)
 
     def ankle_y(self, min_conf: float = MIN_CONF) -> float | None:
         """Mean y of the confident ankles (the floor contact used by pose normalisation)."""

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from dancenow_utils.config import POSE_KINDS  # the kinds' names live with the config keys that name them
 from dancenow_utils.pose.formats import joint
 from dancenow_utils.pose.keypoints import Person
 
-POSE_KINDS = ("crossed arms", "hands overlapping", "arms raised", "others")
 HANDS_CLOSE = 0.4  # wrist distance, in torso lengths, under which the hands count as overlapping
 
 _J = {n: joint(n) for n in ("Neck", "MidHip", "RShoulder", "LShoulder", "RElbow", "LElbow", "RWrist", "LWrist")}

@@ -18,10 +18,11 @@ import torch
 from torch.utils.data import Dataset
 
 from dancenow_utils.checkpoint import inference_weights, load_checkpoint, load_generator_file
-from dancenow_utils.config import TrainConfig
+from dancenow_utils.config import TrainConfig, mirror_kinds
 from dancenow_utils.data.balance import describe, kind_weights, pose_kinds, sampled_shares
 from dancenow_utils.data.datasets import AlignedDataset
 from dancenow_utils.data.hands import hand_maps, hand_share
+from dancenow_utils.data.mirror import MirroredPoses
 from dancenow_utils.layout import DatasetLayout, RunLayout
 from dancenow_utils.models.base import BaseModel
 from dancenow_utils.models.face import FaceModel
@@ -31,6 +32,7 @@ from dancenow_utils.models.pix2pixhd import Pix2PixHD
 from dancenow_utils.params import check_bool
 from dancenow_utils.pose.crop import people_in_image
 from dancenow_utils.pose.face_box import face_box
+from dancenow_utils.pose.kinds import POSE_KINDS
 from dancenow_utils.pose.settings import PoseSettings
 from dancenow_utils.runtime.device import local_cuda_index, prepare_device, resolve_device
 from dancenow_utils.runtime.precision import resolve_precision
@@ -149,6 +151,13 @@ class TrainingData:
                                 instance_maps=cfg.instance_maps)
         if cfg.flip and cfg.temporal:
             raise ValueError("flip=True is not supported with the temporal model; set flip=False")
+        if cfg.mirror and cfg.label_nc:
+            if process.is_main:
+                print(f"mirror={cfg.mirror:g} draws stick figures again from mirrored keypoints; label maps are "
+                      "trained as filmed")
+        elif cfg.mirror:
+            frames.mirrored = MirroredPoses(layout, frames.names(), frames.width, frames.height,
+                                            keep=frames.keeps_images)
         if cfg.hand_weight and hands:
             if not layout.keypoints.is_dir():
                 raise ValueError(f"hand_weight={cfg.hand_weight} weighs the hands by their keypoints, but "
@@ -170,6 +179,19 @@ class TrainingData:
         kinds = self.pose_kinds()[:len(self.items)]  # a temporal pair has the kind of its first frame
         weights = kind_weights(kinds, balance)
         return weights, describe(sampled_shares(kinds, weights))
+
+    def flip_chances(self, cfg: TrainConfig) -> bool | list[float]:
+        """How the sampler flips the items: pix2pixHD's ``flip`` (True: each with chance 0.5), or ``mirror``'s chance
+        for the items of ``mirror_kinds`` (a temporal pair has the kind of its first frame); False for neither, for
+        face crops and for label maps."""
+        if self.items is not self.frames:
+            return False
+        if self.frames.mirrored is None:  # no mirror, or label maps
+            return cfg.flip
+        kinds = mirror_kinds(cfg.mirror_kinds)
+        if set(kinds) == set(POSE_KINDS):
+            return [cfg.mirror] * len(self.items)
+        return [cfg.mirror if k in kinds else 0.0 for k in self.pose_kinds()[:len(self.items)]]
 
     def pose_kinds(self) -> list[str]:
         """Each frame's pose kind, from its keypoints (``others`` for a frame without them)."""

@@ -133,8 +133,12 @@ class Trainer:
         weights, drawn = self.data.sampling_weights(cfg.pose_balance)
         if drawn and self.is_main:
             print(drawn)
+        flips = self.data.flip_chances(cfg)
+        if cfg.mirror and isinstance(flips, list) and self.is_main:
+            print(f"mirror={cfg.mirror:g}: {sum(c > 0 for c in flips)} of {len(flips)} training pairs "
+                  f"({cfg.mirror_kinds}) may be drawn mirrored")
         self.sampler = EpochBatchSampler(len(self.dataset), cfg.batch_size, cfg.seed, self.rank, self.world,
-                                         cfg.flip and self.kind != "face", weights,
+                                         flips, weights,
                                          cfg.jitter if self.kind != "face" else 0.0, cfg.jitter_kind,
                                          cfg.total_epochs - cfg.jitter_off_epochs if cfg.jitter_off_epochs else None)
         self.loader = self._loader()
