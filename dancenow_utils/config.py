@@ -325,6 +325,8 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
                 raise ValueError(value)
             return int(value)
         if kind == "float":
+            if isinstance(value, bool):  # a switch where a number is meant (mirror=True is not a chance of 1)
+                raise ValueError(value)
             return float(value)
         if kind == "str":
             return str(value)

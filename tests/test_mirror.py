@@ -172,7 +172,7 @@ def test_the_lesson_figure_shows_a_pair_as_filmed_flipped_and_mirrored(tiny_data
 
 def test_mirror_says_what_it_cannot_go_with_and_what_it_needs(small_dataset, tmp_path):
     for overrides, words in (({"flip": True}, "flip=False, or mirror=0"), ({"mirror": 1.5}, "between 0"),
-                             ({"mirror_kinds": "legs"}, "mirror_kinds")):
+                             ({"mirror_kinds": "legs"}, "mirror_kinds"), ({"mirror": True}, "expects float")):
         with pytest.raises(ValueError, match=words):
             make_config("tiny", {"mirror": 0.5, **overrides})
     names = sorted(p.name.removesuffix("_keypoints.json")
