@@ -8,9 +8,8 @@ before and after it, with the ankle lines and the scale the method derives. :fun
 draws one crossed-arms frame without and with depth; :func:`hand_weight_image` (notebook 02) shows what
 ``hand_weight`` weighs, :func:`jitter_image` what ``jitter`` does to a training pair and :func:`mirror_image` what
 ``mirror`` does. Only figures are made here: every stage is the package's own code
-(:mod:`~dancenow_utils.pose.extract`'s stages,
-:mod:`~dancenow_utils.pose.smoothing`, :mod:`~dancenow_utils.pose.crop`, :mod:`~dancenow_utils.pose.render`,
-:mod:`~dancenow_utils.pose.normalize`).
+(:mod:`~dancenow_utils.pose.extract`'s stages, :mod:`~dancenow_utils.pose.smoothing`,
+:mod:`~dancenow_utils.pose.crop`, :mod:`~dancenow_utils.pose.render`, :mod:`~dancenow_utils.pose.normalize`).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from dancenow_utils.models.pix2pixhd import Pix2PixHD
 from dancenow_utils.params import check_bool
 from dancenow_utils.pose.crop import people_in_image
 from dancenow_utils.pose.face_box import face_box
+from dancenow_utils.pose.keypoints import Person
 from dancenow_utils.pose.kinds import POSE_KINDS
 from dancenow_utils.pose.settings import PoseSettings
 from dancenow_utils.runtime.device import local_cuda_index, prepare_device, resolve_device
@@ -100,8 +101,8 @@ class FaceCrops(Dataset):
     """Training items of the face stage: the frames (pairs for a temporal main generator) that have a face box,
     with the box of the (first) frame (``A``, ``B``, ``box``), which EDN also uses for both frames of a pair."""
 
-    def __init__(self, base: AlignedDataset, side: int) -> None:
-        people = people_in_image(base.layout, base.names(), base.width, base.height)
+    def __init__(self, base: AlignedDataset, side: int, people: list[Person]) -> None:
+        """``people``: each frame's person in ``base``'s image pixels (:meth:`TrainingData.people`)."""
         boxes = [face_box(p, base.width, base.height, side) for p in people[:len(base)]]
         self.base = base
         self.items = [(i, b) for i, b in enumerate(boxes) if b is not None]
@@ -128,6 +129,7 @@ class TrainingData:
     items: Dataset
     pose_settings: PoseSettings | None
     num_workers: int = 0
+    _people: list[Person] | None = field(default=None, init=False, repr=False, compare=False)  # see people()
 
     @classmethod
     def open(cls, cfg: TrainConfig, dataroot: str | Path, phase: str, process: Process,
@@ -158,17 +160,24 @@ class TrainingData:
         elif cfg.mirror:
             frames.mirrored = MirroredPoses(layout, frames.names(), frames.width, frames.height,
                                             keep=frames.keeps_images)
+        data = cls(layout, frames, frames, settings, workers)
         if cfg.hand_weight and hands:
             if not layout.keypoints.is_dir():
                 raise ValueError(f"hand_weight={cfg.hand_weight} weighs the hands by their keypoints, but "
                                  f"{layout.keypoints} does not exist: extract the poses with notebook 01 (which "
                                  "writes it), or set hand_weight=0")
-            people = people_in_image(layout, frames.names(), frames.width, frames.height)
-            frames.hand_maps = hand_maps(people, frames.width, frames.height)
+            frames.hand_maps = hand_maps(data.people(), frames.width, frames.height)
             if process.is_main:
                 print(f"hand_weight={cfg.hand_weight}: hands and forearms cover "
                       f"{100 * hand_share(frames.hand_maps):.1f}% of the training frames' pixels")
-        return cls(layout, frames, frames, settings, workers)
+        return data
+
+    def people(self) -> list[Person]:
+        """Each frame's person in the training images' pixels, read from the keypoints once (the hand maps, the
+        pose kinds and the face boxes all start from them)."""
+        if self._people is None:
+            self._people = people_in_image(self.layout, self.frames.names(), self.frames.width, self.frames.height)
+        return self._people
 
     def sampling_weights(self, balance: float) -> tuple[list[float] | None, str]:
         """Per training item, how often an epoch draws it (:mod:`dancenow_utils.data.balance`), and a line saying
@@ -197,12 +206,11 @@ class TrainingData:
         """Each frame's pose kind, from its keypoints (``others`` for a frame without them)."""
         if not self.layout.keypoints.is_dir():
             return ["others"] * self.frames.n_frames
-        people = people_in_image(self.layout, self.frames.names(), self.frames.width, self.frames.height)
-        return pose_kinds(people)
+        return pose_kinds(self.people())
 
     def face_crops(self, side: int) -> TrainingData:
         """The same data with the face stage's items: frames that have a face box of ``side`` pixels."""
-        return replace(self, items=FaceCrops(self.frames, side))
+        return replace(self, items=FaceCrops(self.frames, side, self.people()))
 
     def record(self) -> dict:
         """What ``dataset.json`` records: where the data is, how many frames, their fingerprint, the drawing."""
