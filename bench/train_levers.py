@@ -9,6 +9,14 @@ one lever changed:
 - ``compile``: ``torch.compile`` of the generator and discriminator (its up-front cost reported separately);
 - ``batch<k>``: batch size ``k`` (time per *sample* is what counts: an epoch has fewer steps);
 - ``blocks<k>``: a generator with ``k`` residual blocks (the demo's has 4);
+- ``size<k>``: the same networks and step on ``k`` x ``k`` batches: at a quarter of the demo's side the step has a
+  sixteenth of its FLOPs, so what is left is the step's fixed cost (operator calls, autograd, optimiser, weight
+  reorders), which no faster kernel removes;
+- ``thread_replicas``: two replicas of the networks, each stepping on half the batch in its own Python thread with
+  one operator thread (data parallelism inside one process, instead of ``gpus=2``'s two processes over gloo); the
+  gradients are not exchanged, so this is an upper bound on what such a layout could gain;
+- ``no_inplace``: ReLU and LeakyReLU not in place (pix2pixHD applies them in place to the instance norm's output,
+  a view, which autograd answers with a copy of the whole gradient in the backward pass); the same values;
 - ``three_d_passes``: pix2pixHD's own step, which runs the discriminator on the fake pair twice (detached for D's
   loss, with D's weights frozen for G's) where the project's step shares one pass (the same values and gradients).
 
@@ -25,6 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -90,15 +99,28 @@ class Variant:
         cfg = cfg.with_overrides({"batch_size": batch})
         if name.startswith("blocks"):  # a generator with fewer (or more) residual blocks: fewer FLOPs per step
             cfg = cfg.with_overrides({"n_blocks_global": int(name.removeprefix("blocks"))})
+        if name.startswith("size"):
+            side = int(name.removeprefix("size"))
+            cfg = cfg.with_overrides({"width": side, "height": side})
         self.batch_size = batch
         torch.manual_seed(cfg.seed)
         self.model = (ThreePasses if name == "three_d_passes" else Pix2PixHD)(cfg, device, vgg=False)
         self.batches = [{k: v.to(device) for k, v in b.items()} for b in batches(cfg, dataroot, n_batches)]
+        self.replicas: list[Pix2PixHD] = []
+        if name == "thread_replicas":
+            if batch < 2:
+                raise SystemExit("thread_replicas splits the batch in two: it needs a preset with batch_size >= 2")
+            self.replicas = [self.model, Pix2PixHD(cfg, device, vgg=False)]
         if name == "channels_last":
             for net in self.model.nets.values():
                 net.to(memory_format=torch.channels_last)
             self.batches = [{k: v.contiguous(memory_format=torch.channels_last) for k, v in b.items()}
                             for b in self.batches]
+        if name == "no_inplace":
+            for net in self.model.nets.values():
+                for m in net.modules():
+                    if isinstance(m, (torch.nn.ReLU, torch.nn.LeakyReLU)):
+                        m.inplace = False
         if name == "foreach_adam":
             for key, opt in self.model.optimizers.items():
                 params = [p for g in opt.param_groups for p in g["params"]]
@@ -113,8 +135,24 @@ class Variant:
             self.setup_s = time.perf_counter() - t
 
     def step(self) -> None:
-        self.model.train_step(self.batches[self.i % len(self.batches)], check_finite=False)
+        batch = self.batches[self.i % len(self.batches)]
         self.i += 1
+        if not self.replicas:
+            self.model.train_step(batch, check_finite=False)
+            return
+        half = self.batch_size // 2
+        parts = [{k: v[:half] for k, v in batch.items()}, {k: v[half:] for k, v in batch.items()}]
+        threads_before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            workers = [threading.Thread(target=m.train_step, args=(p,), kwargs={"check_finite": False})
+                       for m, p in zip(self.replicas, parts)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+        finally:
+            torch.set_num_threads(threads_before)
 
 
 def timed(fn: Callable[[], None], steps: int) -> float:

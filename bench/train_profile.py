@@ -1,6 +1,6 @@
 """Where a training step's time goes, and how far it is from the machine's limit (issue 28).
 
-Two parts, one run:
+Two parts, one run (three with ``--layers``):
 
 1. **Profile** of real training (``Trainer.train`` on the demo's 1000 pairs, the loop exactly as notebook 02 runs
    it: data loading, the step, logging, checkpoints) under ``torch.profiler``: self time per operator group
@@ -8,8 +8,12 @@ Two parts, one run:
    losses) and the host time outside any operator (Python, autograd bookkeeping).
 2. **Peak**: FLOPs of one step (``FlopCounterMode``) against the machine's measured convolution and matrix
    multiply throughput in the step's precision, so the share of peak each step reaches is visible.
+3. With ``--layers``: every convolution of the generator and discriminator alone, forward and backward (input,
+   weight and bias gradients) at the preset's batch and size: milliseconds and GFLOP/s in NCHW and in
+   channels_last (the input converted and the output converted back, as a per-layer choice would), so the layers
+   far from the peak are named.
 
-    .venv/bin/python bench/train_profile.py [--preset demo] [--steps 60] [--warmup 10] [--dataroot DIR]
+    .venv/bin/python bench/train_profile.py [--preset demo] [--steps 60] [--warmup 10] [--dataroot DIR] [--layers]
 
 Run it through ``make bench``'s environment (``GLIBC_TUNABLES`` as in dancenow_utils/runtime/env.py). It trains on
 ``dataset/`` as ``make demo`` leaves it (the pairs notebook 02 trains on).
@@ -31,6 +35,7 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from dancenow_utils.config import make_config
+from dancenow_utils.models.networks import build_discriminator, build_generator, condition_nc, generator_input_nc
 from dancenow_utils.runtime import precision
 from dancenow_utils.training.stages import build_trainer
 
@@ -109,6 +114,46 @@ def peak_gflops(prec: str, repeat: int = 5) -> dict[str, float]:
     return out
 
 
+def layer_times(preset: str, repeat: int = 25) -> list[dict]:
+    """Forward + backward of each convolution of the preset's G and D alone, NCHW against channels_last."""
+    cfg = make_config(preset)
+    G, D = build_generator(cfg), build_discriminator(cfg)
+    convs: list[tuple[str, torch.nn.Module, tuple[int, ...]]] = []
+
+    def hook(name: str):
+        return lambda module, inputs, output: convs.append((name, module, tuple(inputs[0].shape)))
+
+    handles = [m.register_forward_hook(hook(f"{net_name}.{n}")) for net_name, net in (("G", G), ("D", D))
+               for n, m in net.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    with torch.no_grad():
+        pose = torch.zeros(cfg.batch_size, generator_input_nc(cfg), cfg.height, cfg.width)
+        D(torch.cat([pose[:, :condition_nc(cfg)], G(pose)], 1))
+    for h in handles:
+        h.remove()
+    rows = []
+    for i, (name, module, shape) in enumerate(convs):
+        x = torch.randn(shape, requires_grad=i > 0)  # G's first convolution needs no input gradient
+        times = {}
+        for layout in ("nchw", "channels_last"):
+            last = layout == "channels_last"
+            module.to(memory_format=torch.channels_last if last else torch.contiguous_format)
+
+            def run(module: torch.nn.Module = module, x: torch.Tensor = x, last: bool = last) -> None:
+                y = module(x.contiguous(memory_format=torch.channels_last) if last else x)
+                y.contiguous().backward(torch.ones_like(y))
+
+            times[layout] = min(call_times(run, repeat, warmup=3))
+        module.to(memory_format=torch.contiguous_format)
+        with FlopCounterMode(display=False) as counter:
+            y = module(x)
+            y.backward(torch.ones_like(y))
+        rows.append({"layer": name, "conv": f"{module.in_channels}->{module.out_channels} k{module.kernel_size[0]} "
+                                           f"s{module.stride[0]}", "input": list(shape),
+                     "ms": round(times["nchw"] * 1e3, 2), "ms_channels_last": round(times["channels_last"] * 1e3, 2),
+                     "gflops": round(counter.get_total_flops() / times["nchw"] / 1e9, 1)})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="demo")
@@ -116,6 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--warmup", type=int, default=10, help="iterations before profiling (default: 10)")
     ap.add_argument("--dataroot", default=str(ROOT / "dataset"),
                     help="a dataset root with train_A/train_B (default: dataset/, as `make demo` leaves it)")
+    ap.add_argument("--layers", action="store_true", help="also time each convolution alone (NCHW, channels_last)")
     a = ap.parse_args(argv)
     dataroot = Path(a.dataroot)
     if not (dataroot / "train_A").is_dir():
@@ -130,6 +176,8 @@ def main(argv: list[str] | None = None) -> dict:
            "gflop_per_step": round(gflop, 2), "achieved_gflops": round(achieved, 1), "peak_gflops": peaks,
            "share_of_peak": round(achieved / best_peak, 3),
            "load_average": os.getloadavg()[0]}
+    if a.layers:
+        out["layers"] = layer_times(a.preset)
     report("train_profile", out)
     return out
 
