@@ -54,7 +54,6 @@ HAND_COLORS = (
 )
 
 
-
 def _mirror_name(name: str) -> str:
     """The joint's name on the other side (``RShoulder`` -> ``LShoulder``); centre joints keep theirs."""
     return {"R": "L", "L": "R"}[name[0]] + name[1:] if name[0] in "RL" and name[1].isupper() else name
